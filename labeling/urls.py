@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from labeling.annotations.api import ProjectStatsView
+from labeling.core.api import TokenView
+from labeling.images.api import ImageDetailView, ImageFileView, ProjectImagesView
+from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
+
+api = [
+    path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("projects/", ProjectListView.as_view(), name="project-list"),
+    path("projects/<int:project_id>/", ProjectDetailView.as_view(), name="project-detail"),
+    path("projects/<int:project_id>/members/", MembersView.as_view(), name="project-members"),
+    path("projects/<int:project_id>/images/", ProjectImagesView.as_view(), name="project-images"),
+    path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
+    path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
+    path("images/<int:image_id>/file/", ImageFileView.as_view(), name="image-file"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include(api)),
+    # The web UI arrives with the frontend; until then the front door is the API's docs.
+    path("", RedirectView.as_view(url="/api/docs/", permanent=False), name="home"),
+]
+
+handler404 = "labeling.core.api_errors.json_404"
+handler500 = "labeling.core.api_errors.json_500"

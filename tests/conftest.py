@@ -1,0 +1,76 @@
+"""Shared fixtures: real PostgreSQL (embedded unless DATABASE_URL), a temporary image store,
+and the standing cast — alice (project admin), bob (annotator), victor (viewer),
+mallory (outsider), and staff."""
+
+from __future__ import annotations
+
+import pytest
+from rest_framework.test import APIClient
+
+from labeling.projects.models import Membership, Role
+from tests.factories import ProjectFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _image_store(settings, tmp_path):
+    """Each test gets its own empty filesystem image store."""
+    settings.MEDIA_ROOT = tmp_path / "media"
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(tmp_path / "media")},
+        },
+    }
+    return tmp_path / "media"
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def bob(db):
+    return UserFactory(username="bob")
+
+
+@pytest.fixture
+def victor(db):
+    return UserFactory(username="victor")
+
+
+@pytest.fixture
+def mallory(db):
+    return UserFactory(username="mallory")
+
+
+@pytest.fixture
+def staff(db):
+    return UserFactory(username="sam", is_staff=True)
+
+
+@pytest.fixture
+def project(alice, bob, victor):
+    project = ProjectFactory(name="Digits", slug="digits")
+    Membership.objects.create(project=project, user=alice, role=Role.ADMIN)
+    Membership.objects.create(project=project, user=bob, role=Role.ANNOTATOR)
+    Membership.objects.create(project=project, user=victor, role=Role.VIEWER)
+    return project
+
+
+@pytest.fixture
+def api():
+    return APIClient()
+
+
+def client_for(user) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        client.force_authenticate(user=user)
+    return client
+
+
+@pytest.fixture
+def as_user():
+    return client_for

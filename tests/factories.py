@@ -1,0 +1,80 @@
+"""factory_boy factories for the standing cast and their projects."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import random
+
+import factory
+from django.contrib.auth import get_user_model
+from PIL import Image as PILImage
+
+from labeling.images.models import Image
+from labeling.projects.models import Membership, Project, Role
+
+DIGITS = [str(i) for i in range(10)]
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda u: f"{u.username}@example.com")
+    password = factory.django.Password("correct horse battery")
+
+
+class ProjectFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Project
+
+    name = factory.Sequence(lambda n: f"Project {n}")
+    slug = factory.Sequence(lambda n: f"project-{n}")
+    labels = factory.LazyFunction(lambda: list(DIGITS))
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    project = factory.SubFactory(ProjectFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.ANNOTATOR
+
+
+def png_bytes(seed: int, size: int = 28, mode: str = "L") -> bytes:
+    """A small real PNG whose pixels (and so whose SHA-256) depend on ``seed``."""
+    channels = 3 if mode == "RGB" else 1
+    noise = random.Random(seed).randbytes(size * size * channels)
+    image = PILImage.frombytes(mode, (size, size), noise)
+    out = io.BytesIO()
+    image.save(out, format="PNG")
+    return out.getvalue()
+
+
+class ImageFactory(factory.django.DjangoModelFactory):
+    """An image row whose bytes are in the image store (tests use a temporary store)."""
+
+    class Meta:
+        model = Image
+
+    project = factory.SubFactory(ProjectFactory)
+    original_name = factory.Sequence(lambda n: f"img{n}.png")
+    width = 28
+    height = 28
+    mode = "L"
+    format = "PNG"
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from labeling.images.storage import storage_key, storage_put
+
+        seed = kwargs.pop("seed", None)
+        data = png_bytes(seed if seed is not None else factory.random.randgen.randint(0, 10**9))
+        sha = hashlib.sha256(data).hexdigest()
+        key = storage_key(sha256=sha, image_format="PNG")
+        storage_put(key=key, data=data)
+        kwargs.update(sha256=sha, storage_key=key, size_bytes=len(data))
+        return super()._create(model_class, *args, **kwargs)

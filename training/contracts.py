@@ -1,0 +1,114 @@
+"""Plain data that crosses the boundary between the Django worker and `training/`.
+
+Everything here is a frozen dataclass of builtins and numpy arrays, so the worker can build a
+spec without importing torch or ray, and a result can be pickled across Ray processes.
+
+    .venv/bin/python -c "from training.contracts import TrainConfig; print(TrainConfig())"
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Strategy used when a project does not choose one. "diverse" is typicality-weighted margin
+# with k-center batch diversity: on dirty pools (blank frames, noise, junk) plain top-k
+# uncertainty spends the budget on junk, and this one does not (tests/training/test_simulation.py).
+DEFAULT_STRATEGY = "diverse"
+STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "diverse")
+
+
+@dataclass(frozen=True)
+class ImageRef:
+    """One image: `key` is the caller's id, `sha256` addresses the array cache, `path` the bytes."""
+
+    key: str
+    sha256: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train. Defaults are the recipe that beats the bare MNIST network (docs/benchmarks.md)."""
+
+    optimizer: str = "adamw"  # "adamw" or "sgd"; AdamW needs no lr search on small label sets
+    lr: float = 3e-3  # peak learning rate of the one-cycle schedule (warm-up 10%, cosine down)
+    momentum: float = 0.9  # SGD only
+    weight_decay: float = 5e-4  # decoupled L2; small because the nets are small
+    epochs: int = 30  # upper bound on passes over the training split
+    max_steps: int = 0  # if > 0, train for exactly this many optimizer steps instead of epochs
+    #                     (a 20-label round is one batch per epoch; steps keep rounds comparable)
+    batch_size: int = 64  # images per optimizer step (per worker under Ray Train)
+    val_fraction: float = 0.1  # held out from train when the spec brings no validation set
+    patience: int = 8  # epochs without a better validation loss before early stopping
+    dropout: float = 0.5  # before the head; also what MC dropout (BALD) samples
+    augment_shift: int = 2  # px; random translations up to this many pixels, 0 disables
+    balance_ratio: float = 2.0  # class-balanced sampling when max/min class count exceeds this
+    label_smoothing: float = 0.0  # cross-entropy smoothing; off so probabilities stay calibrated
+    num_threads: int = 0  # torch CPU threads; 0 = the CPUs Ray gave the actor (or all cores)
+    amp: bool = True  # bf16/fp16 autocast on CUDA; ignored on CPU (no speed-up there)
+    num_workers: int = 1  # Ray Train workers; > 1 (or distributed=True) uses TorchTrainer
+    distributed: bool = False  # force the Ray Train TorchTrainer path even with one worker
+    max_failures: int = 2  # Ray Train restarts of a failed worker group before giving up
+    use_gpu: bool | None = None  # None: use GPUs exactly when the cluster has them
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    classes: tuple[str, ...]
+    input_size: int  # square side in pixels the model sees
+    input_channels: int  # 1 (L) or 3 (RGB)
+    items: tuple[ImageRef, ...]
+    labels: tuple[int, ...]  # index into `classes`, one per item
+    cache_dir: str
+    checkpoint_path: str  # where the checkpoint is written (atomically)
+    val_items: tuple[ImageRef, ...] = ()  # held-out set; empty -> split `val_fraction` off train
+    val_labels: tuple[int, ...] = ()
+    arch: str = "seed_cnn"
+    config: TrainConfig = field(default_factory=TrainConfig)
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    checkpoint_path: str
+    # JSON-serialisable: accuracy, per_class, confusion, ece, n_train, n_val, epochs_run,
+    # seconds, plus loss curves and the device it ran on.
+    metrics: dict
+    failed_items: tuple[str, ...] = ()  # keys of missing or undecodable images (skipped)
+
+
+@dataclass(frozen=True)
+class ScoreSpec:
+    checkpoint_path: str
+    items: tuple[ImageRef, ...]
+    cache_dir: str
+    strategy: str = DEFAULT_STRATEGY
+    batch_size: int = 256  # images per inference call
+    mc_samples: int = 20  # dropout samples for "bald"
+    sample_fraction: float | None = None  # score a random subset of a very large pool
+    select_size: int = 0  # > 0: order the first `select_size` as one diverse acquisition batch
+    exploration_fraction: float = 0.0  # share of that batch drawn uniformly at random
+    seed: int = 0
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreResult:
+    """Per scored item, aligned by row. Items skipped by sampling are absent, failures listed."""
+
+    keys: tuple[str, ...]
+    predicted: np.ndarray  # (N,) int64 class index
+    confidence: np.ndarray  # (N,) float32 max probability
+    probabilities: np.ndarray  # (N, C) float32
+    scores: np.ndarray  # (N,) float32 acquisition score, higher = more informative
+    embeddings: np.ndarray  # (N, D) float32 penultimate-layer features
+    priority: np.ndarray  # (N,) int64 position in the labeling queue, 0 = label first
+    failed_items: tuple[str, ...] = ()
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ColdStartOrder:
+    keys: tuple[str, ...]  # every decodable item, most useful first
+    failed_items: tuple[str, ...] = ()

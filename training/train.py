@@ -1,0 +1,547 @@
+"""Train a classifier on labeled images: `fit()` on arrays, `run_training()` on a Ray cluster.
+
+    .venv/bin/python -m pytest tests/training/test_train.py -p no:django -q
+
+`run_training(spec)` fills the array cache, then trains in one Ray actor (num_gpus=1 when the
+cluster has GPUs, CPU otherwise: the same code) or, when `config.num_workers > 1` or
+`config.distributed`, with Ray Train's TorchTrainer (DDP over `num_workers`, restarts on
+failure). Both call `train_from_arrays()`, which calls `fit()`, which is what the
+active-learning simulations call directly on in-memory arrays.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+import ray
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
+from training.contracts import TrainConfig, TrainResult, TrainSpec
+from training.data import ArrayCache
+from training.models import Classifier, build_model, save_checkpoint
+
+Progress = Callable[[str, float], None]
+ECE_BINS = 15  # equal-width confidence bins, the usual choice (Guo et al. 2017)
+
+
+def pick_device(use_gpu: bool | None = None) -> torch.device:
+    if use_gpu is False or not torch.cuda.is_available():
+        return torch.device("cpu")
+    return torch.device("cuda")
+
+
+def seed_everything(seed: int) -> None:
+    """Same seed, same CPU, same thread count -> bit-identical weights."""
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def channel_stats(x: np.ndarray, max_images: int = 10_000) -> tuple[list[float], list[float]]:
+    """Per-channel mean and std in 0..255 units, from (at most) the first `max_images`."""
+    sample = x[:max_images].astype(np.float64)
+    mean = sample.mean(axis=(0, 2, 3))
+    std = np.maximum(sample.std(axis=(0, 2, 3)), 1.0)  # a blank training set must not divide by 0
+    return mean.tolist(), std.tolist()
+
+
+def shift_augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
+    """Translate each image by up to `max_shift` px, filling with its edge pixels."""
+    if max_shift <= 0:
+        return x
+    n, c, h, w = x.shape
+    padded = F.pad(x.float(), (max_shift,) * 4, mode="replicate")
+    oy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).to(x.device)
+    ox = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).to(x.device)
+    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
+    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
+    out = padded.gather(2, rows.expand(n, c, h, w + 2 * max_shift))
+    return out.gather(3, cols.expand(n, c, h, w))
+
+
+def epoch_order(
+    y: torch.Tensor, config: TrainConfig, gen: torch.Generator, rank: int, world_size: int
+) -> torch.Tensor:
+    """This rank's sample order for one epoch; class-balanced when labels are imbalanced."""
+    n = len(y)
+    counts = torch.bincount(y)
+    present = counts[counts > 0]
+    if present.max() > config.balance_ratio * present.min():
+        weights = 1.0 / counts[y].double()
+        order = torch.multinomial(weights, n, replacement=True, generator=gen)
+    else:
+        order = torch.randperm(n, generator=gen)
+    per_rank = max(1, n // world_size)  # equal shards keep DDP ranks in lock-step
+    return order[rank::world_size][:per_rank]
+
+
+def train_one_epoch(
+    net: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+    scaler: torch.amp.GradScaler,
+    config: TrainConfig,
+    gen: torch.Generator,
+    max_steps: int,
+    rank: int = 0,
+    world_size: int = 1,
+) -> tuple[float, int]:
+    """One pass (or `max_steps` steps) over this rank's shard; returns (mean loss, steps)."""
+    net.train()
+    device = x.device
+    amp_dtype = torch.bfloat16 if _bf16_ok(device) else torch.float16
+    use_amp = config.amp and device.type == "cuda"
+    order = epoch_order(y, config, gen, rank, world_size).to(device)
+    total, steps = 0.0, 0
+    for start in range(0, len(order), config.batch_size):
+        if steps >= max_steps:
+            break
+        idx = order[start : start + config.batch_size]
+        xb = shift_augment(x[idx], config.augment_shift, gen)
+        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
+            loss = F.cross_entropy(net(xb), y[idx], label_smoothing=config.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        scheduler.step()
+        total += loss.item()
+        steps += 1
+    return total / max(steps, 1), steps
+
+
+def _bf16_ok(device: torch.device) -> bool:
+    return device.type == "cuda" and torch.cuda.is_bf16_supported()
+
+
+@torch.inference_mode()
+def predict_probabilities(
+    model: Classifier, x: np.ndarray | torch.Tensor, *, batch_size: int = 512
+) -> np.ndarray:
+    """Softmax outputs (N, C) float32 in eval mode."""
+    model.eval()
+    device = next(model.parameters()).device
+    use_amp = device.type == "cuda"
+    dtype = torch.bfloat16 if _bf16_ok(device) else torch.float16
+    out = []
+    for start in range(0, len(x), batch_size):
+        xb = torch.as_tensor(x[start : start + batch_size]).to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
+            logits = model(xb)
+        out.append(F.softmax(logits.float(), dim=1).cpu())
+    if not out:
+        return np.zeros((0, model.num_classes), dtype=np.float32)
+    return torch.cat(out).numpy()
+
+
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Sum over confidence bins of |accuracy - confidence|, weighted by the bin's share."""
+    if len(y) == 0:
+        return 0.0
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    which = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """accuracy, per-class precision/recall/F1/support, confusion (rows = true), ece, loss."""
+    k = len(classes)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    per_class = {}
+    for c, name in enumerate(classes):
+        tp = confusion[c, c]
+        precision = tp / confusion[:, c].sum() if confusion[:, c].sum() else 0.0
+        recall = tp / confusion[c].sum() if confusion[c].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[c].sum()),
+        }
+    eps = 1e-12  # log(0) guard for a confidently wrong prediction
+    loss = float(-np.log(probs[np.arange(len(y)), y] + eps).mean()) if len(y) else 0.0
+    return {
+        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "ece": expected_calibration_error(y, probs),
+        "loss": loss,
+    }
+
+
+def evaluate(
+    model: Classifier, x: np.ndarray | torch.Tensor, y: np.ndarray, classes: tuple[str, ...]
+) -> dict:
+    return classification_metrics(np.asarray(y), predict_probabilities(model, x), classes)
+
+
+def fit(
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    *,
+    classes: tuple[str, ...],
+    arch: str = "seed_cnn",
+    config: TrainConfig = TrainConfig(),
+    seed: int = 0,
+    x_val: np.ndarray | None = None,
+    y_val: np.ndarray | None = None,
+    device: torch.device | None = None,
+    progress: Progress | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+) -> tuple[Classifier, dict]:
+    """Train on uint8 arrays (N, C, H, W); returns (best model on val, metrics).
+
+    Early stopping watches validation loss when a validation set is given; without one the
+    model trains for the full budget and the metrics are computed on the training set.
+    `wrap` is Ray Train's `prepare_model` under TorchTrainer (DDP); identity otherwise.
+    """
+    started = time.perf_counter()
+    seed_everything(seed)
+    device = device or pick_device(config.use_gpu)
+    _, channels, size, _ = x_train.shape
+    mean, std = channel_stats(x_train)
+    model = build_model(
+        arch,
+        num_classes=len(classes),
+        input_size=size,
+        input_channels=channels,
+        dropout=config.dropout,
+        mean=mean,
+        std=std,
+    ).to(device)
+    net = wrap(model) if wrap else model
+    xt = torch.as_tensor(x_train).to(device)
+    yt = torch.as_tensor(np.asarray(y_train), dtype=torch.long).to(device)
+    has_val = x_val is not None and y_val is not None and len(y_val) > 0
+
+    per_rank = max(1, len(yt) // world_size)
+    steps_per_epoch = math.ceil(per_rank / config.batch_size)
+    if config.max_steps > 0:
+        total_steps = config.max_steps
+        epochs = math.ceil(total_steps / steps_per_epoch)
+    else:
+        epochs = config.epochs
+        total_steps = epochs * steps_per_epoch
+    if config.optimizer == "adamw":
+        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
+            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
+        )
+    elif config.optimizer == "sgd":
+        optimizer = torch.optim.SGD(
+            net.parameters(),
+            lr=config.lr,
+            momentum=config.momentum,
+            weight_decay=config.weight_decay,
+            nesterov=True,
+        )
+    else:
+        raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'sgd'")
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        optimizer, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=0.1
+    )
+    use_scaler = config.amp and device.type == "cuda" and not _bf16_ok(device)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    gen = torch.Generator().manual_seed(seed)
+
+    history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
+    best_loss, best_state, stale, steps_done, epochs_run = math.inf, None, 0, 0, 0
+    for epoch in range(epochs):
+        loss, steps = train_one_epoch(
+            net,
+            xt,
+            yt,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            scaler=scaler,
+            config=config,
+            gen=gen,
+            max_steps=total_steps - steps_done,
+            rank=rank,
+            world_size=world_size,
+        )
+        steps_done += steps
+        epochs_run = epoch + 1
+        history["train_loss"].append(loss)
+        if has_val:
+            val = evaluate(model, x_val, y_val, classes)
+            history["val_loss"].append(val["loss"])
+            history["val_accuracy"].append(val["accuracy"])
+            if val["loss"] < best_loss:
+                best_loss, stale = val["loss"], 0
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                stale += 1
+        if progress:
+            progress("train", epochs_run / epochs)
+        if (has_val and stale >= config.patience) or steps_done >= total_steps:
+            break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    if has_val:
+        metrics = evaluate(model, x_val, y_val, classes) | {"evaluated_on": "val"}
+    else:
+        metrics = evaluate(model, xt, y_train, classes) | {"evaluated_on": "train"}
+    metrics |= {
+        "n_train": int(len(y_train)),
+        "n_val": int(len(y_val)) if has_val else 0,
+        "epochs_run": epochs_run,
+        "steps": steps_done,
+        "seconds": round(time.perf_counter() - started, 3),
+        "device": str(device),
+        "world_size": world_size,
+        "history": history,
+    }
+    return model, metrics
+
+
+def stratified_split(
+    y: np.ndarray, fraction: float, seed: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(train positions, val positions): `fraction` of each class, never a class's last item."""
+    rng = np.random.default_rng(seed)
+    train, val = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_val = min(int(round(len(idx) * fraction)), len(idx) - 1)
+        val.extend(idx[:n_val])
+        train.extend(idx[n_val:])
+    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
+
+
+def train_from_arrays(
+    spec: TrainSpec,
+    failed: list[str],
+    *,
+    device: torch.device,
+    progress: Progress | None = None,
+    rank: int = 0,
+    world_size: int = 1,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
+) -> TrainResult:
+    """Read the cached arrays for `spec`, fit, and (on rank 0) write the checkpoint."""
+    if progress:
+        progress("load", 0.0)
+    cache = ArrayCache(spec.cache_dir, size=spec.input_size, channels=spec.input_channels)
+    bad = set(failed)
+    train_pos = [i for i, it in enumerate(spec.items) if it.key not in bad]
+    val_pos = [i for i, it in enumerate(spec.val_items) if it.key not in bad]
+    x = cache.get([spec.items[i].sha256 for i in train_pos])
+    y = np.array(spec.labels, dtype=np.int64)[train_pos]
+    if spec.val_items:
+        x_val = cache.get([spec.val_items[i].sha256 for i in val_pos])
+        y_val = np.array(spec.val_labels, dtype=np.int64)[val_pos]
+    else:
+        tr, va = stratified_split(y, spec.config.val_fraction, spec.seed)
+        x, x_val, y, y_val = x[tr], x[va], y[tr], y[va]
+    model, metrics = fit(
+        x,
+        y,
+        classes=spec.classes,
+        arch=spec.arch,
+        config=spec.config,
+        seed=spec.seed,
+        x_val=x_val,
+        y_val=y_val,
+        device=device,
+        progress=progress,
+        rank=rank,
+        world_size=world_size,
+        wrap=wrap,
+    )
+    metrics["failed"] = len(failed)
+    if rank == 0:
+        if progress:
+            progress("checkpoint", 1.0)
+        meta = {
+            "arch": spec.arch,
+            "classes": list(spec.classes),
+            "input_size": spec.input_size,
+            "input_channels": spec.input_channels,
+            "dropout": spec.config.dropout,
+            "mean": model.normalize.mean.flatten().tolist(),
+            "std": model.normalize.std.flatten().tolist(),
+            "metrics": metrics,
+            "config": asdict(spec.config),
+            "seed": spec.seed,
+        }
+        save_checkpoint(spec.checkpoint_path, model, meta)
+    return TrainResult(spec.checkpoint_path, metrics, tuple(failed))
+
+
+@ray.remote(num_cpus=0)
+class ProgressBoard:
+    """Where training processes post (stage, fraction) and the driver reads it."""
+
+    def __init__(self) -> None:
+        self.state: tuple[str, float] = ("queued", 0.0)
+
+    def post(self, stage: str, fraction: float) -> None:
+        self.state = (stage, fraction)
+
+    def read(self) -> tuple[str, float]:
+        return self.state
+
+
+@ray.remote
+class TrainActor:
+    """One training run in one process; Ray gives it a GPU when the cluster has one."""
+
+    def __init__(self, threads: int) -> None:
+        torch.set_num_threads(threads)
+
+    def train(self, spec: TrainSpec, failed: list[str], board: ray.actor.ActorHandle) -> TrainResult:
+        def post(stage: str, fraction: float) -> None:
+            board.post.remote(stage, fraction)
+
+        return train_from_arrays(
+            spec, failed, device=pick_device(spec.config.use_gpu), progress=post
+        )
+
+
+def train_loop_per_worker(config: dict) -> None:
+    """Ray Train entry: DDP over the worker group; rank 0 writes the checkpoint."""
+    import ray.train
+    import ray.train.torch
+
+    ctx = ray.train.get_context()
+    rank, world_size = ctx.get_world_rank(), ctx.get_world_size()
+    board = config["board"]
+
+    def post(stage: str, fraction: float) -> None:
+        if rank == 0:
+            board.post.remote(stage, fraction)
+
+    result = train_from_arrays(
+        config["spec"],
+        config["failed"],
+        device=ray.train.torch.get_device(),
+        progress=post,
+        rank=rank,
+        world_size=world_size,
+        wrap=ray.train.torch.prepare_model,
+    )
+    ray.train.report(result.metrics)
+
+
+def _check(spec: TrainSpec) -> None:
+    if len(spec.items) != len(spec.labels):
+        raise ValueError(f"{len(spec.items)} items but {len(spec.labels)} labels")
+    if len(spec.val_items) != len(spec.val_labels):
+        raise ValueError(f"{len(spec.val_items)} val items but {len(spec.val_labels)} labels")
+    k = len(spec.classes)
+    if any(not 0 <= label < k for label in (*spec.labels, *spec.val_labels)):
+        raise ValueError(f"labels must index the {k} classes")
+
+
+def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainResult:
+    """Train on Ray and write `spec.checkpoint_path`; `progress` is called here, in the driver."""
+    _check(spec)
+    ensure_ray()
+    if progress:
+        progress("cache", 0.0)
+    _, failed = fill_cache(
+        (*spec.items, *spec.val_items),
+        cache_dir=spec.cache_dir,
+        size=spec.input_size,
+        channels=spec.input_channels,
+    )
+    if len(failed) == len(spec.items) + len(spec.val_items):
+        raise ValueError("no image in the training set could be read")
+    config = spec.config
+    gpus = cluster_gpus() if config.use_gpu is not False else 0
+    threads = config.num_threads or largest_node_cpus()
+    board = ProgressBoard.remote()
+    if config.num_workers > 1 or config.distributed:
+        result = _run_ray_train(spec, failed, board, gpus, threads, progress)
+    else:
+        actor = TrainActor.options(num_cpus=threads, num_gpus=1 if gpus else 0).remote(threads)
+        ref = actor.train.remote(spec, failed, board)
+        _follow(ref, board, progress)
+        result = ray.get(ref)
+        ray.kill(actor)
+    ray.kill(board)
+    if progress:
+        progress("done", 1.0)
+    return result
+
+
+def _follow(ref: ray.ObjectRef, board: ray.actor.ActorHandle, progress: Progress | None) -> None:
+    """Relay the board to `progress` every half second until `ref` is ready."""
+    last = None
+    while True:
+        ready, _ = ray.wait([ref], timeout=0.5)
+        state = ray.get(board.read.remote())
+        if progress and state != last:
+            progress(*state)
+            last = state
+        if ready:
+            return
+
+
+def _run_ray_train(
+    spec: TrainSpec,
+    failed: list[str],
+    board: ray.actor.ActorHandle,
+    gpus: int,
+    threads: int,
+    progress: Progress | None,
+) -> TrainResult:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ray.train import FailureConfig, RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    config = spec.config
+    use_gpu = gpus > 0
+    per_worker_cpus = max(1, threads // config.num_workers) if not use_gpu else 1
+    trainer = TorchTrainer(
+        train_loop_per_worker,
+        train_loop_config={"spec": spec, "failed": failed, "board": board},
+        scaling_config=ScalingConfig(
+            num_workers=config.num_workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": per_worker_cpus},
+        ),
+        run_config=RunConfig(
+            name=f"train-{Path(spec.checkpoint_path).stem}",
+            storage_path=str(Path(spec.checkpoint_path).resolve().parent / "ray_train"),
+            failure_config=FailureConfig(max_failures=config.max_failures),
+        ),
+    )
+    # fit() blocks; run it beside the progress relay so the worker keeps heartbeating.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        future = pool.submit(trainer.fit)
+        last = None
+        while not future.done():
+            state = ray.get(board.read.remote())
+            if progress and state != last:
+                progress(*state)
+                last = state
+            time.sleep(0.5)
+        result = future.result()
+    if result.error:
+        raise result.error
+    return TrainResult(spec.checkpoint_path, dict(result.metrics), tuple(failed))
