@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
 
 from labeling.annotations.api import ProjectStatsView
 from labeling.core.api import TokenView
@@ -19,8 +20,13 @@ api = [
     path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
     path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
     path("images/<int:image_id>/file/", ImageFileView.as_view(), name="image-file"),
-    path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
+    # The API's description is public; everything it describes needs authentication.
+    path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(url_name="schema", permission_classes=[AllowAny]),
+        name="api-docs",
+    ),
 ]
 
 urlpatterns = [

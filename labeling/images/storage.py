@@ -11,7 +11,14 @@ from __future__ import annotations
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 
-EXTENSIONS = {"PNG": "png", "JPEG": "jpg", "WEBP": "webp", "BMP": "bmp", "GIF": "gif", "TIFF": "tif"}
+EXTENSIONS = {
+    "PNG": "png",
+    "JPEG": "jpg",
+    "WEBP": "webp",
+    "BMP": "bmp",
+    "GIF": "gif",
+    "TIFF": "tif",
+}
 
 
 def storage_key(*, sha256: str, image_format: str) -> str:

@@ -80,9 +80,7 @@ class ProjectListView(APIView):
     @extend_schema(responses=ProjectSerializer(many=True), summary="List my projects")
     def get(self, request: Request) -> Response:
         projects = list(
-            selectors.project_list_for_user(user=request.user).annotate(
-                image_count=Count("images")
-            )
+            selectors.project_list_for_user(user=request.user).annotate(image_count=Count("images"))
         )
         context = {"roles": _roles_for(request, projects)}
         return Response(ProjectSerializer(projects, many=True, context=context).data)

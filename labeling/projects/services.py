@@ -42,7 +42,9 @@ def _check_labels(labels: list[str], *, project: Project | None = None) -> list[
 
             used = sorted(
                 set(
-                    Annotation.objects.filter(image__project=project, label__in=removed).values_list("label", flat=True)
+                    Annotation.objects.filter(
+                        image__project=project, label__in=removed
+                    ).values_list("label", flat=True)
                 )
             )
             if used:
@@ -53,7 +55,9 @@ def _check_labels(labels: list[str], *, project: Project | None = None) -> list[
     return cleaned
 
 
-def project_create(*, creator: AbstractBaseUser, name: str, labels: list[str], **fields: Any) -> Project:
+def project_create(
+    *, creator: AbstractBaseUser, name: str, labels: list[str], **fields: Any
+) -> Project:
     unknown = set(fields) - set(EDITABLE) - {"slug"}
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")

@@ -5,42 +5,87 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('projects', '0001_initial'),
+        ("projects", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Image',
+            name="Image",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('sha256', models.CharField(max_length=64)),
-                ('storage_key', models.CharField(max_length=300)),
-                ('width', models.PositiveIntegerField()),
-                ('height', models.PositiveIntegerField()),
-                ('mode', models.CharField(max_length=16)),
-                ('format', models.CharField(max_length=8)),
-                ('original_name', models.CharField(max_length=500)),
-                ('size_bytes', models.PositiveBigIntegerField()),
-                ('status', models.CharField(choices=[('unlabeled', 'Unlabeled'), ('partial', 'Partially annotated'), ('disputed', 'Disputed'), ('labeled', 'Labeled')], default='unlabeled', max_length=16)),
-                ('priority', models.FloatField(default=0.0)),
-                ('annotation_count', models.PositiveSmallIntegerField(default=0)),
-                ('consensus_label', models.CharField(blank=True, max_length=100, null=True)),
-                ('agreement', models.FloatField(blank=True, null=True)),
-                ('predicted_label', models.CharField(blank=True, max_length=100, null=True)),
-                ('confidence', models.FloatField(blank=True, null=True)),
-                ('uncertainty', models.FloatField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='images', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("sha256", models.CharField(max_length=64)),
+                ("storage_key", models.CharField(max_length=300)),
+                ("width", models.PositiveIntegerField()),
+                ("height", models.PositiveIntegerField()),
+                ("mode", models.CharField(max_length=16)),
+                ("format", models.CharField(max_length=8)),
+                ("original_name", models.CharField(max_length=500)),
+                ("size_bytes", models.PositiveBigIntegerField()),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("unlabeled", "Unlabeled"),
+                            ("partial", "Partially annotated"),
+                            ("disputed", "Disputed"),
+                            ("labeled", "Labeled"),
+                        ],
+                        default="unlabeled",
+                        max_length=16,
+                    ),
+                ),
+                ("priority", models.FloatField(default=0.0)),
+                ("annotation_count", models.PositiveSmallIntegerField(default=0)),
+                ("consensus_label", models.CharField(blank=True, max_length=100, null=True)),
+                ("agreement", models.FloatField(blank=True, null=True)),
+                ("predicted_label", models.CharField(blank=True, max_length=100, null=True)),
+                ("confidence", models.FloatField(blank=True, null=True)),
+                ("uncertainty", models.FloatField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="images",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['project', 'status'], name='image_project_status'), models.Index(fields=['project', '-created_at', '-id'], name='image_project_created')],
-                'constraints': [models.UniqueConstraint(fields=('project', 'sha256'), name='image_unique_per_project'), models.CheckConstraint(condition=models.Q(('sha256__regex', '^[0-9a-f]{64}$')), name='image_sha256_hex'), models.CheckConstraint(condition=models.Q(('status__in', ['unlabeled', 'partial', 'disputed', 'labeled'])), name='image_status'), models.CheckConstraint(condition=models.Q(('width__gt', 0), ('height__gt', 0)), name='image_dims')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(fields=["project", "status"], name="image_project_status"),
+                    models.Index(
+                        fields=["project", "-created_at", "-id"], name="image_project_created"
+                    ),
+                ],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("project", "sha256"), name="image_unique_per_project"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("sha256__regex", "^[0-9a-f]{64}$")),
+                        name="image_sha256_hex",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("status__in", ["unlabeled", "partial", "disputed", "labeled"])
+                        ),
+                        name="image_status",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("width__gt", 0), ("height__gt", 0)), name="image_dims"
+                    ),
+                ],
             },
         ),
     ]

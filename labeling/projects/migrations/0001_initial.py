@@ -7,7 +7,6 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
@@ -16,40 +15,129 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.CreateModel(
-            name='Project',
+            name="Project",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('slug', models.SlugField(max_length=100, unique=True)),
-                ('description', models.TextField(blank=True, default='')),
-                ('labels', django.contrib.postgres.fields.ArrayField(base_field=models.CharField(max_length=100), size=None)),
-                ('input_size', models.PositiveIntegerField(default=28)),
-                ('input_channels', models.PositiveSmallIntegerField(default=1)),
-                ('annotations_per_image', models.PositiveSmallIntegerField(default=1)),
-                ('strategy', models.CharField(choices=[('random', 'Random order'), ('least_confidence', 'Least confidence'), ('margin', 'Smallest margin'), ('entropy', 'Entropy'), ('bald', 'BALD (MC dropout)'), ('diverse', 'Uncertainty + diversity (robust default)')], default='diverse', max_length=32)),
-                ('retrain_every', models.PositiveIntegerField(default=50)),
-                ('exploration_fraction', models.FloatField(default=0.1)),
-                ('lease_seconds', models.PositiveIntegerField(default=600)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("slug", models.SlugField(max_length=100, unique=True)),
+                ("description", models.TextField(blank=True, default="")),
+                (
+                    "labels",
+                    django.contrib.postgres.fields.ArrayField(
+                        base_field=models.CharField(max_length=100), size=None
+                    ),
+                ),
+                ("input_size", models.PositiveIntegerField(default=28)),
+                ("input_channels", models.PositiveSmallIntegerField(default=1)),
+                ("annotations_per_image", models.PositiveSmallIntegerField(default=1)),
+                (
+                    "strategy",
+                    models.CharField(
+                        choices=[
+                            ("random", "Random order"),
+                            ("least_confidence", "Least confidence"),
+                            ("margin", "Smallest margin"),
+                            ("entropy", "Entropy"),
+                            ("bald", "BALD (MC dropout)"),
+                            ("diverse", "Uncertainty + diversity (robust default)"),
+                        ],
+                        default="diverse",
+                        max_length=32,
+                    ),
+                ),
+                ("retrain_every", models.PositiveIntegerField(default=50)),
+                ("exploration_fraction", models.FloatField(default=0.1)),
+                ("lease_seconds", models.PositiveIntegerField(default=600)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['name', 'id'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('input_size__gte', 8), ('input_size__lte', 1024)), name='project_input_size'), models.CheckConstraint(condition=models.Q(('input_channels__in', [1, 3])), name='project_channels'), models.CheckConstraint(condition=models.Q(('annotations_per_image__gte', 1), ('annotations_per_image__lte', 15)), name='project_annotations_per_image'), models.CheckConstraint(condition=models.Q(('exploration_fraction__gte', 0), ('exploration_fraction__lte', 1)), name='project_exploration_fraction'), models.CheckConstraint(condition=models.Q(('lease_seconds__gte', 10), ('lease_seconds__lte', 86400)), name='project_lease_seconds'), models.CheckConstraint(condition=models.Q(('labels__len__gte', 2), ('labels__len__lte', 1000)), name='project_labels')],
+                "ordering": ["name", "id"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("input_size__gte", 8), ("input_size__lte", 1024)),
+                        name="project_input_size",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("input_channels__in", [1, 3])), name="project_channels"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("annotations_per_image__gte", 1), ("annotations_per_image__lte", 15)
+                        ),
+                        name="project_annotations_per_image",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("exploration_fraction__gte", 0), ("exploration_fraction__lte", 1)
+                        ),
+                        name="project_exploration_fraction",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("lease_seconds__gte", 10), ("lease_seconds__lte", 86400)
+                        ),
+                        name="project_lease_seconds",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(("labels__len__gte", 2), ("labels__len__lte", 1000)),
+                        name="project_labels",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Membership',
+            name="Membership",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('role', models.CharField(choices=[('viewer', 'Viewer'), ('annotator', 'Annotator'), ('admin', 'Project admin')], max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to=settings.AUTH_USER_MODEL)),
-                ('project', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='memberships', to='projects.project')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "role",
+                    models.CharField(
+                        choices=[
+                            ("viewer", "Viewer"),
+                            ("annotator", "Annotator"),
+                            ("admin", "Project admin"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "project",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="memberships",
+                        to="projects.project",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['project_id', 'user_id'],
-                'constraints': [models.UniqueConstraint(fields=('project', 'user'), name='membership_unique'), models.CheckConstraint(condition=models.Q(('role__in', ['viewer', 'annotator', 'admin'])), name='membership_role')],
+                "ordering": ["project_id", "user_id"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("project", "user"), name="membership_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("role__in", ["viewer", "annotator", "admin"])),
+                        name="membership_role",
+                    ),
+                ],
             },
         ),
     ]

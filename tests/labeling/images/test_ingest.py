@@ -157,9 +157,7 @@ def test_a_high_ratio_member_is_flagged_as_a_zip_bomb():
     assert "zip bomb" in entry.reason
 
 
-def test_a_corrupt_zip_is_rejected_and_the_rest_of_the_request_is_stored(
-    as_user, alice, project
-):
+def test_a_corrupt_zip_is_rejected_and_the_rest_of_the_request_is_stored(as_user, alice, project):
     response = post(
         as_user(alice),
         project,
@@ -196,9 +194,7 @@ def test_duplicates_within_one_request_are_stored_once(as_user, alice, project):
     assert results["copy.png"]["image"] == results["a.png"]["image"]
 
 
-def test_the_same_file_in_two_projects_is_one_stored_object(
-    as_user, alice, project, _image_store
-):
+def test_the_same_file_in_two_projects_is_one_stored_object(as_user, alice, project, _image_store):
     from tests.factories import ProjectFactory
 
     other = ProjectFactory()
@@ -289,7 +285,11 @@ def test_a_malformed_manifest_is_a_400_and_stores_nothing(
 
 def test_an_imagefolder_zip_labels_images_by_their_folder(as_user, alice, project):
     archive = make_zip(
-        {"train/3/a.png": png_bytes(1), "train/7/b.png": png_bytes(2), "train/dog/c.png": png_bytes(3)}
+        {
+            "train/3/a.png": png_bytes(1),
+            "train/7/b.png": png_bytes(2),
+            "train/dog/c.png": png_bytes(3),
+        }
     )
     response = post(as_user(alice), project, upload("f.zip", archive), layout="imagefolder")
     results = by_name(response)
@@ -371,3 +371,23 @@ def test_a_large_import_uses_batched_queries(alice, project, django_assert_max_n
     with django_assert_max_num_queries(20):
         report = images_ingest(project=project, user=alice, sources=sources)
     assert report.summary["created"] == 600
+
+
+def test_an_unwritable_image_store_rejects_the_files_and_stores_no_rows(
+    as_user, alice, project, settings, tmp_path
+):
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the store's folder should be")
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "default": {
+            "BACKEND": "django.core.files.storage.FileSystemStorage",
+            "OPTIONS": {"location": str(blocked)},
+        },
+    }
+    response = post(as_user(alice), project, upload("a.png", png_bytes(1)))
+    assert response.status_code == 200
+    row = by_name(response)["a.png"]
+    assert row["status"] == "rejected"
+    assert "could not write to the image store" in row["reason"]
+    assert Image.objects.count() == 0

@@ -1,0 +1,41 @@
+# LabelLoop: `make demo` runs the product, `make test` runs every check. Both set up .venv.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The CPU build of PyTorch. A looser spec makes pip fetch a multi-GB CUDA build; on a GPU
+# machine, set TORCH_SPEC to the build that matches its CUDA.
+TORCH_SPEC ?= torch==2.13.0
+STAMP := $(VENV)/.installed
+
+.PHONY: install demo test lint format bench clean
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet "$(TORCH_SPEC)"
+	$(PY) -m pip install --quiet -e ".[dev]"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+demo: install
+	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+test: lint
+	$(PY) manage.py makemigrations --check --dry-run --settings=labeling.settings >/dev/null \
+		|| (echo "models changed without a migration: run manage.py makemigrations" && exit 1)
+	$(PY) -m pytest
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench: install
+	$(PY) bench/ingest.py
+
+clean:
+	rm -rf $(VENV) var

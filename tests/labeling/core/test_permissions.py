@@ -1,0 +1,138 @@
+"""Every endpoint so far x {anonymous, outsider, viewer, annotator, project admin, staff}.
+
+Non-members get 404 for a project's resources; members lacking the role get 403;
+anonymous callers get 401.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from tests.factories import ImageFactory, png_bytes
+from tests.labeling.images.helpers import upload
+
+pytestmark = pytest.mark.django_db
+
+ROLES = ["anonymous", "outsider", "viewer", "annotator", "admin", "staff"]
+RANK = {"viewer": 0, "annotator": 1, "admin": 2, "staff": 2}
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: Callable[[dict], str]
+    needs: str  # viewer | annotator | admin | staff | any
+    ok: int
+    body: Callable[[dict], dict] | None = None
+    multipart: bool = False
+
+
+ENDPOINTS = {
+    "list projects": Endpoint("get", lambda c: "/api/projects/", "any", 200),
+    "create project": Endpoint(
+        "post",
+        lambda c: "/api/projects/",
+        "staff",
+        201,
+        lambda c: {"name": "New", "labels": ["a", "b"]},
+    ),
+    "read project": Endpoint("get", lambda c: f"/api/projects/{c['project'].id}/", "viewer", 200),
+    "change project": Endpoint(
+        "patch",
+        lambda c: f"/api/projects/{c['project'].id}/",
+        "admin",
+        200,
+        lambda c: {"description": "x"},
+    ),
+    "delete project": Endpoint(
+        "delete", lambda c: f"/api/projects/{c['project'].id}/", "admin", 204
+    ),
+    "list members": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/members/", "admin", 200
+    ),
+    "add member": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/members/",
+        "admin",
+        201,
+        lambda c: {"username": "newcomer", "role": "annotator"},
+    ),
+    "remove member": Endpoint(
+        "delete",
+        lambda c: f"/api/projects/{c['project'].id}/members/?username=victor",
+        "admin",
+        204,
+    ),
+    "upload images": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/images/",
+        "admin",
+        201,
+        lambda c: {"files": [upload("x.png", png_bytes(99))]},
+        multipart=True,
+    ),
+    "list images": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/images/", "viewer", 200
+    ),
+    "read image": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/", "viewer", 200),
+    "image bytes": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/file/", "viewer", 200),
+    "stats": Endpoint("get", lambda c: f"/api/projects/{c['project'].id}/stats/", "viewer", 200),
+}
+
+
+def expected(endpoint: Endpoint, role: str) -> int:
+    if role == "anonymous":
+        return 401
+    if endpoint.needs == "any":
+        return endpoint.ok
+    if endpoint.needs == "staff":
+        return endpoint.ok if role == "staff" else 403
+    if role == "outsider":
+        return 404
+    return endpoint.ok if RANK[role] >= RANK[endpoint.needs] else 403
+
+
+@pytest.mark.parametrize("role", ROLES)
+@pytest.mark.parametrize("name", sorted(ENDPOINTS))
+def test_permission_matrix(name, role, project, alice, bob, victor, mallory, staff, as_user):
+    from tests.factories import UserFactory
+
+    UserFactory(username="newcomer")
+    users = {
+        "anonymous": None,
+        "outsider": mallory,
+        "viewer": victor,
+        "annotator": bob,
+        "admin": alice,
+        "staff": staff,
+    }
+    context = {"project": project, "image": ImageFactory(project=project)}
+    endpoint = ENDPOINTS[name]
+    client = as_user(users[role])
+    kwargs = {}
+    if endpoint.body is not None:
+        kwargs = {
+            "data": endpoint.body(context),
+            "format": "multipart" if endpoint.multipart else "json",
+        }
+    response = getattr(client, endpoint.method)(endpoint.path(context), **kwargs)
+    assert response.status_code == expected(endpoint, role), response.content[:300]
+    if response.status_code >= 400:
+        body = response.json()
+        assert set(body["error"]) == {"code", "message", "details"}
+
+
+def test_an_outsider_cannot_tell_a_missing_project_from_a_hidden_one(project, mallory, as_user):
+    hidden = as_user(mallory).get(f"/api/projects/{project.id}/")
+    missing = as_user(mallory).get("/api/projects/999999/")
+    assert hidden.status_code == missing.status_code == 404
+    assert hidden.json() == missing.json()
+
+
+def test_the_project_list_shows_only_my_projects(project, mallory, bob, as_user):
+    assert as_user(mallory).get("/api/projects/").json() == []
+    (row,) = as_user(bob).get("/api/projects/").json()
+    assert (row["slug"], row["role"]) == ("digits", "annotator")

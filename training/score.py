@@ -1,0 +1,195 @@
+"""Score an unlabeled pool: predictions, probabilities, acquisition scores, embeddings.
+
+    .venv/bin/python -m pytest tests/training/test_score.py -p no:django -q
+
+`run_scoring(spec)` is Ray's batch-inference pattern: the pool becomes a Ray Dataset of
+(key, sha256) rows, `map_batches` runs `BatchScorer` (a callable class: the checkpoint is
+loaded once per actor) over an actor pool sized to the cluster, one GPU per actor when the
+cluster has GPUs. Each actor reads model-ready arrays from the shared cache, so a round after
+the first never touches a JPEG. `score_arrays()` is the same computation on arrays in memory,
+used by the simulations and by each actor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import pandas as pd
+import ray
+import ray.data
+import torch
+import torch.nn.functional as F
+
+from training import acquisition
+from training.cluster import cluster_cpus, cluster_gpus, ensure_ray, fill_cache
+from training.contracts import STRATEGIES, ScoreResult, ScoreSpec
+from training.data import ArrayCache
+from training.models import Classifier, load_checkpoint
+from training.train import pick_device
+
+Progress = Callable[[str, float], None]
+
+
+@torch.inference_mode()
+def score_arrays(
+    model: Classifier,
+    x: np.ndarray,
+    *,
+    strategy: str,
+    keys: Sequence[str] | None = None,
+    masks: torch.Tensor | None = None,
+    seed: int = 0,
+    batch_size: int = 256,
+) -> dict[str, np.ndarray]:
+    """One deterministic pass (+ head-only dropout samples for BALD) over uint8 arrays."""
+    if strategy == "bald" and masks is None:
+        masks = model.dropout_masks(20, seed)
+    model.eval()
+    device = next(model.parameters()).device
+    use_amp = device.type == "cuda"
+    probs, embs, bald_scores = [], [], []
+    for start in range(0, len(x), batch_size):
+        xb = torch.as_tensor(x[start : start + batch_size]).to(device, non_blocking=True)
+        with torch.autocast(device.type, enabled=use_amp):
+            emb = model.embed(xb).float()
+        probs.append(F.softmax(model.fc(emb), dim=1).cpu().numpy())
+        embs.append(emb.cpu().numpy())
+        if strategy == "bald":
+            bald_scores.append(acquisition.bald(model.mc_probabilities(emb, masks).cpu().numpy()))
+    c, d = model.num_classes, model.embed_dim
+    p = np.concatenate(probs) if probs else np.zeros((0, c), np.float32)
+    e = np.concatenate(embs) if embs else np.zeros((0, d), np.float32)
+    if strategy == "bald":
+        scores = np.concatenate(bald_scores).astype(np.float32) if bald_scores else np.zeros(0)
+    else:
+        scores = acquisition.uncertainty(strategy, p, keys=keys, seed=seed)
+    return {
+        "predicted": p.argmax(axis=1).astype(np.int64),
+        "confidence": p.max(axis=1, initial=0.0).astype(np.float32),
+        "probabilities": p.astype(np.float32),
+        "scores": np.asarray(scores, dtype=np.float32),
+        "embeddings": e.astype(np.float32),
+    }
+
+
+class BatchScorer:
+    """`map_batches` callable: loads the checkpoint once, then scores batch after batch."""
+
+    def __init__(
+        self, checkpoint_path: str, cache_dir: str, strategy: str, mc_samples: int, seed: int
+    ) -> None:
+        # One torch thread per reserved CPU: several actors per node beat one actor with many
+        # threads for a small model, and they do not fight over cores.
+        cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
+        torch.set_num_threads(max(1, int(cpus)))
+        self.model, meta = load_checkpoint(checkpoint_path, pick_device())
+        self.cache = ArrayCache(
+            cache_dir, size=meta["input_size"], channels=meta["input_channels"]
+        )
+        self.strategy = strategy
+        self.seed = seed
+        self.masks = self.model.dropout_masks(mc_samples, seed) if strategy == "bald" else None
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        keys = [str(k) for k in batch["key"]]
+        x = self.cache.get([str(s) for s in batch["sha256"]])
+        out = score_arrays(
+            self.model, x, strategy=self.strategy, keys=keys, masks=self.masks, seed=self.seed
+        )
+        return {"key": np.asarray(keys, dtype=object), **out}
+
+
+def _pool_size(gpus: int) -> tuple[int, float, float]:
+    """(actors, CPUs per actor, GPUs per actor) for the cluster as it is now."""
+    if gpus:
+        return gpus, 1.0, 1.0
+    return max(1, cluster_cpus()), 1.0, 0.0
+
+
+def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreResult:
+    """Score `spec.items` with the checkpoint; rows come back in the order of `spec.items`."""
+    if spec.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {spec.strategy!r}; known: {STRATEGIES}")
+    started = time.perf_counter()
+    ensure_ray()
+    meta = load_checkpoint(spec.checkpoint_path)[1]
+    items = list(spec.items)
+    if spec.sample_fraction is not None and spec.sample_fraction < 1.0:
+        rng = np.random.default_rng(spec.seed)
+        size = int(round(len(items) * spec.sample_fraction))
+        items = [items[i] for i in np.sort(rng.choice(len(items), size=size, replace=False))]
+    if progress:
+        progress("cache", 0.0)
+    _, failed = fill_cache(
+        items, cache_dir=spec.cache_dir, size=meta["input_size"], channels=meta["input_channels"]
+    )
+    bad = set(failed)
+    items = [it for it in items if it.key not in bad]
+    n = len(items)
+    by_key: dict[str, np.ndarray] = {}
+    if n:
+        frame = pd.DataFrame({"key": [it.key for it in items], "sha256": [it.sha256 for it in items]})
+        blocks = [frame.iloc[i : i + spec.batch_size] for i in range(0, n, spec.batch_size)]
+        actors, cpus, gpus = _pool_size(cluster_gpus())
+        ds = ray.data.from_pandas(blocks).map_batches(
+            BatchScorer,
+            fn_constructor_kwargs={
+                "checkpoint_path": spec.checkpoint_path,
+                "cache_dir": spec.cache_dir,
+                "strategy": spec.strategy,
+                "mc_samples": spec.mc_samples,
+                "seed": spec.seed,
+            },
+            batch_size=spec.batch_size,
+            batch_format="numpy",
+            concurrency=min(actors, len(blocks)),
+            num_cpus=cpus,
+            num_gpus=gpus,
+        )
+        parts: list[dict[str, np.ndarray]] = []
+        done = 0
+        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+            parts.append(batch)
+            done += len(batch["key"])
+            if progress:
+                progress("score", done / n)
+        by_key = _merge(parts, [it.key for it in items])
+    keys = tuple(it.key for it in items)
+    k = len(meta["classes"])
+    d = by_key["embeddings"].shape[1] if n else 0
+    scores = by_key["scores"] if n else np.zeros(0, np.float32)
+    embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float32)
+    order = acquisition.rank(
+        scores,
+        strategy=spec.strategy,
+        embeddings=embeddings,
+        batch_size=spec.select_size,
+        exploration_fraction=spec.exploration_fraction,
+        seed=spec.seed,
+    )
+    if progress:
+        progress("done", 1.0)
+    return ScoreResult(
+        keys=keys,
+        predicted=by_key["predicted"] if n else np.zeros(0, np.int64),
+        confidence=by_key["confidence"] if n else np.zeros(0, np.float32),
+        probabilities=by_key["probabilities"] if n else np.zeros((0, k), np.float32),
+        scores=scores,
+        embeddings=embeddings,
+        priority=acquisition.priorities(order),
+        failed_items=tuple(failed),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _merge(parts: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:
+    """Concatenate result batches into the order of `keys`; each key must appear exactly once."""
+    got = np.concatenate([p["key"] for p in parts]).astype(str)
+    if len(got) != len(keys) or len(set(got.tolist())) != len(keys):
+        raise RuntimeError(f"scoring returned {len(got)} rows for {len(keys)} distinct items")
+    position = {key: i for i, key in enumerate(got.tolist())}
+    order = np.array([position[key] for key in keys], dtype=np.int64)
+    fields = ("predicted", "confidence", "probabilities", "scores", "embeddings")
+    return {f: np.concatenate([np.asarray(p[f]) for p in parts])[order] for f in fields}

@@ -1,0 +1,100 @@
+"""Active-learning simulation on arrays in memory: an oracle answers from known labels.
+
+    .venv/bin/python -m pytest tests/training/test_simulation.py -p no:django -q -s
+
+Each round trains from scratch on the labels so far (`train.fit`), measures accuracy on a
+clean test set, scores the unlabeled pool in-process (`score.score_arrays`, no Ray: at this
+size the actor start-up would cost more than the inference) and acquires the next batch with
+`acquisition.select` - the same functions the Ray entry points run.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from training.acquisition import select
+from training.contracts import TrainConfig
+from training.score import score_arrays
+from training.train import evaluate, fit
+
+# Short fixed-step training per round: a 20-label round is one batch, so epochs are meaningless
+# there, and a fixed budget keeps the strategies' rounds equally trained.
+SIM_CONFIG = TrainConfig(max_steps=150, batch_size=32, val_fraction=0.0, num_threads=1)
+
+
+@dataclass
+class Curve:
+    strategy: str
+    seed: int
+    labels: list[int] = field(default_factory=list)  # labeled-set size at each round
+    accuracy: list[float] = field(default_factory=list)  # clean test accuracy at that size
+
+    def labels_to_reach(self, target: float) -> int | None:
+        """Labels at the first round whose accuracy is >= target; None if never reached."""
+        for n, acc in zip(self.labels, self.accuracy, strict=True):
+            if acc >= target:
+                return n
+        return None
+
+
+def initial_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
+    """`per_class` random pool positions of each class: the labels a project starts with."""
+    rng = np.random.default_rng(seed)
+    picks = [rng.choice(np.flatnonzero(y == c), per_class, replace=False) for c in np.unique(y)]
+    return np.sort(np.concatenate(picks))
+
+
+def simulate(
+    pool_x: np.ndarray,
+    pool_y: np.ndarray,
+    test_x: np.ndarray,
+    test_y: np.ndarray,
+    *,
+    classes: tuple[str, ...],
+    strategy: str,
+    seed: int,
+    initial_per_class: int = 2,
+    acquire: int = 25,
+    max_labels: int = 500,
+    target: float | None = 0.9,
+    exploration_fraction: float = 0.0,
+    config: TrainConfig = SIM_CONFIG,
+    arch: str = "seed_cnn",
+) -> Curve:
+    """Run rounds until `target` accuracy (if given) or `max_labels`; returns the curve.
+
+    `pool_y` is what the oracle answers, junk included; `initial_labels` picks the start.
+    """
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    labeled = np.zeros(len(pool_y), dtype=bool)
+    labeled[initial_labels(pool_y, initial_per_class, seed)] = True
+    keys = [str(i) for i in range(len(pool_y))]
+    curve = Curve(strategy, seed)
+    for round_ in range(10_000):
+        idx = np.flatnonzero(labeled)
+        model, _ = fit(
+            pool_x[idx], pool_y[idx], classes=classes, arch=arch, config=config, seed=seed
+        )
+        acc = evaluate(model, test_x, test_y, classes)["accuracy"]
+        curve.labels.append(len(idx))
+        curve.accuracy.append(acc)
+        if (target is not None and acc >= target) or len(idx) >= max_labels:
+            return curve
+        rest = np.flatnonzero(~labeled)
+        out = score_arrays(
+            model, pool_x[rest], strategy=strategy, keys=[keys[i] for i in rest], seed=seed
+        )
+        pick = select(
+            out["scores"],
+            min(acquire, max_labels - len(idx)),
+            strategy=strategy,
+            embeddings=out["embeddings"],
+            exploration_fraction=exploration_fraction,
+            seed=seed * 100_003 + round_,
+        )
+        labeled[rest[pick]] = True
+    return curve
