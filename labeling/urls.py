@@ -6,7 +6,16 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
-from labeling.annotations.api import ProjectStatsView
+from labeling.annotations.api import (
+    AnnotationCreateView,
+    DisagreementsView,
+    ProjectAnnotationsView,
+    ProjectStatsView,
+    ResolveView,
+    TaskNextView,
+    TaskReleaseView,
+    TaskRenewView,
+)
 from labeling.core.api import TokenView
 from labeling.images.api import ImageDetailView, ImageFileView, ProjectImagesView
 from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
@@ -18,6 +27,21 @@ api = [
     path("projects/<int:project_id>/members/", MembersView.as_view(), name="project-members"),
     path("projects/<int:project_id>/images/", ProjectImagesView.as_view(), name="project-images"),
     path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
+    path("projects/<int:project_id>/tasks/next/", TaskNextView.as_view(), name="task-next"),
+    path(
+        "projects/<int:project_id>/annotations/",
+        ProjectAnnotationsView.as_view(),
+        name="project-annotations",
+    ),
+    path(
+        "projects/<int:project_id>/disagreements/",
+        DisagreementsView.as_view(),
+        name="project-disagreements",
+    ),
+    path("tasks/<int:image_id>/renew/", TaskRenewView.as_view(), name="task-renew"),
+    path("tasks/<int:image_id>/release/", TaskReleaseView.as_view(), name="task-release"),
+    path("annotations/", AnnotationCreateView.as_view(), name="annotation-create"),
+    path("images/<int:image_id>/resolve/", ResolveView.as_view(), name="image-resolve"),
     path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
     path("images/<int:image_id>/file/", ImageFileView.as_view(), name="image-file"),
     # The API's description is public; everything it describes needs authentication.

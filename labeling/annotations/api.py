@@ -1,20 +1,197 @@
-"""Project statistics (``/api/projects/{id}/stats/``)."""
+"""The labeling queue and annotations: next tasks, renew/release, submit, history, review,
+and project statistics."""
 
 from __future__ import annotations
 
+import django_filters
+from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.annotations.selectors import project_stats
+from labeling.annotations import selectors, services
+from labeling.annotations.models import Annotation
+from labeling.images.api import ImageCursorPagination, ImageSerializer
+from labeling.images.models import Image
+from labeling.images.selectors import image_get_for_user
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
+
+
+class TaskRequestSerializer(serializers.Serializer):
+    count = serializers.IntegerField(min_value=1, max_value=services.MAX_TASKS, default=1)
+
+
+class TaskSerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="image_id")
+    file_url = serializers.SerializerMethodField()
+    lease_expires = serializers.DateTimeField()
+    suggestion = serializers.CharField(allow_null=True)
+    exploration = serializers.BooleanField()
+
+    def get_file_url(self, task: services.Task) -> str:
+        return reverse("image-file", args=[task.image_id])
+
+
+class LeaseSerializer(serializers.Serializer):
+    image = serializers.IntegerField(source="id")
+    lease_expires = serializers.DateTimeField()
+
+
+class AnnotationInSerializer(serializers.Serializer):
+    image = serializers.IntegerField(min_value=1)
+    label = serializers.CharField(max_length=100)
+    client_id = serializers.UUIDField(help_text="idempotency key chosen by the client")
+    duration_ms = serializers.IntegerField(
+        min_value=0, max_value=86_400_000, required=False, allow_null=True
+    )
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    annotator = serializers.CharField(source="annotator.username")
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id",
+            "image",
+            "label",
+            "client_id",
+            "duration_ms",
+            "source",
+            "annotator",
+            "created_at",
+        ]
+
+
+class ResolveSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=100)
+
+
+class TaskNextView(APIView):
+    @extend_schema(
+        request=TaskRequestSerializer,
+        responses=TaskSerializer(many=True),
+        summary="Lease up to `count` images, best first (empty list when none is left)",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(
+            user=request.user, project_id=project_id, role=Role.ANNOTATOR
+        )
+        body = TaskRequestSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        tasks = services.task_lease_next(
+            project=project, user=request.user, count=body.validated_data["count"]
+        )
+        return Response(TaskSerializer(tasks, many=True).data)
+
+
+class TaskRenewView(APIView):
+    @extend_schema(request=None, responses=LeaseSerializer, summary="Extend my lease")
+    def post(self, request: Request, image_id: int) -> Response:
+        image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
+        return Response(LeaseSerializer(services.task_renew(image=image, user=request.user)).data)
+
+
+class TaskReleaseView(APIView):
+    @extend_schema(request=None, responses={204: None}, summary="Give the image back (skip)")
+    def post(self, request: Request, image_id: int) -> Response:
+        image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
+        services.task_release(image=image, user=request.user)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AnnotationCreateView(APIView):
+    @extend_schema(
+        request=AnnotationInSerializer,
+        responses={201: AnnotationSerializer, 200: AnnotationSerializer},
+        summary="Submit a label (201; a replayed client_id answers 200 with the same row)",
+    )
+    def post(self, request: Request) -> Response:
+        body = AnnotationInSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        data = body.validated_data
+        image = image_get_for_user(user=request.user, image_id=data["image"], role=Role.ANNOTATOR)
+        submission = services.annotation_submit(
+            image=image,
+            user=request.user,
+            label=data["label"],
+            client_id=data["client_id"],
+            duration_ms=data.get("duration_ms"),
+        )
+        code = status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK
+        return Response(AnnotationSerializer(submission.annotation).data, status=code)
+
+
+class AnnotationFilter(django_filters.FilterSet):
+    user = django_filters.CharFilter(field_name="annotator__username")
+    label = django_filters.CharFilter()
+    image = django_filters.NumberFilter(field_name="image_id")
+
+    class Meta:
+        model = Annotation
+        fields = ["user", "label", "image"]
+
+
+class AnnotationPagination(CursorPagination):
+    page_size = 100
+    page_size_query_param = "page_size"
+    max_page_size = 1000
+    ordering = "-id"
+
+
+class ProjectAnnotationsView(generics.ListAPIView):
+    serializer_class = AnnotationSerializer
+    pagination_class = AnnotationPagination
+    filterset_class = AnnotationFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Annotation.objects.none()
+        project = project_get_for_user(
+            user=self.request.user, project_id=self.kwargs["project_id"], role=Role.VIEWER
+        )
+        return selectors.annotation_list(project=project)
+
+
+class DisagreementsView(generics.ListAPIView):
+    serializer_class = ImageSerializer
+    pagination_class = ImageCursorPagination
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Image.objects.none()
+        project = project_get_for_user(
+            user=self.request.user, project_id=self.kwargs["project_id"], role=Role.ADMIN
+        )
+        return selectors.disagreement_list(project=project)
+
+    def paginate_queryset(self, queryset):
+        return None  # the review list is small and ordered by how much it needs a look
+
+
+class ResolveView(APIView):
+    @extend_schema(
+        request=ResolveSerializer,
+        responses={201: AnnotationSerializer},
+        summary="Set the final label",
+    )
+    def post(self, request: Request, image_id: int) -> Response:
+        image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ADMIN)
+        body = ResolveSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        annotation = services.annotation_resolve(
+            image=image, admin=request.user, label=body.validated_data["label"]
+        )
+        return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
 class ProjectStatsView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, class balance, throughput")
     def get(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
-        return Response(project_stats(project=project))
+        return Response(selectors.project_stats(project=project))

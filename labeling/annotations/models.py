@@ -44,3 +44,26 @@ class Annotation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.label} on {self.image_id} by {self.annotator_id}"
+
+
+class LeaseLog(models.Model):
+    """Every lease handed out, and when it ended: throughput analytics and audits
+    (the concurrency tests check from it that no image was held by two people at once)."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    # When it was given back: by a submission or a release; null while open or if it expired.
+    ended_at = models.DateTimeField(null=True, blank=True)
+    exploration = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["image", "user"], condition=Q(ended_at__isnull=True), name="leaselog_open"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"lease of {self.image_id} to {self.user_id} at {self.leased_at:%Y-%m-%d %H:%M:%S}"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Avg, Case, Count, Q, QuerySet, When
 from django.utils import timezone
 
 from labeling.annotations.models import Annotation
@@ -39,6 +40,7 @@ def project_stats(*, project: Project) -> dict[str, object]:
             "by_status": {s.value: by_status.get(s.value, 0) for s in ImageStatus},
         },
         "annotations": {"total": annotations.count()},
+        "agreement": agreement_stats(project=project),
         "class_balance": {label: consensus.get(label, 0) for label in project.labels},
         "annotators": [
             {
@@ -49,4 +51,61 @@ def project_stats(*, project: Project) -> dict[str, object]:
             }
             for row in per_user
         ],
+    }
+
+
+def annotation_list(*, project: Project) -> QuerySet[Annotation]:
+    return (
+        Annotation.objects.filter(image__project=project)
+        .select_related("annotator")
+        .order_by("-id")
+    )
+
+
+def disagreement_list(*, project: Project) -> QuerySet[Image]:
+    """Images whose annotators disagree: disputed ones first, then the least agreed."""
+    return (
+        Image.objects.filter(project=project)
+        .filter(Q(status=ImageStatus.DISPUTED) | Q(agreement__lt=1.0))
+        .order_by(Case(When(status=ImageStatus.DISPUTED, then=0), default=1), "agreement", "id")
+    )
+
+
+def agreement_stats(*, project: Project) -> dict[str, object]:
+    """How often each annotator's latest label matches the consensus, and the mean
+    agreement of each class's images: one aggregate query each."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            WITH latest AS (
+                SELECT DISTINCT ON (a.image_id, a.annotator_id)
+                       a.image_id, a.annotator_id, a.label
+                FROM annotations_annotation a
+                JOIN images_image i ON i.id = a.image_id
+                WHERE i.project_id = %s AND a.source <> 'resolution'
+                ORDER BY a.image_id, a.annotator_id, a.created_at DESC, a.id DESC
+            )
+            SELECT u.username, count(*),
+                   avg(CASE WHEN l.label = i.consensus_label THEN 1.0 ELSE 0.0 END)
+            FROM latest l
+            JOIN images_image i ON i.id = l.image_id
+            JOIN auth_user u ON u.id = l.annotator_id
+            WHERE i.consensus_label IS NOT NULL
+            GROUP BY u.username ORDER BY u.username
+            """,
+            [project.id],
+        )
+        per_annotator = {
+            name: {"labels_with_consensus": n, "agreement": float(rate)}
+            for name, n, rate in cursor.fetchall()
+        }
+    per_class = dict(
+        Image.objects.filter(project=project, consensus_label__isnull=False)
+        .values_list("consensus_label")
+        .annotate(mean=Avg("agreement"))
+        .order_by()
+    )
+    return {
+        "per_annotator": per_annotator,
+        "per_class": {label: per_class.get(label) for label in project.labels},
     }

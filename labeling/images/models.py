@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+import random
+
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
@@ -8,9 +11,18 @@ from labeling.projects.models import Project
 
 class ImageStatus(models.TextChoices):
     UNLABELED = "unlabeled", "Unlabeled"  # no annotation yet
-    PARTIAL = "partial", "Partially annotated"  # fewer than annotations_per_image
-    DISPUTED = "disputed", "Disputed"  # annotators disagree; waits for a tie-break or an admin
+    PARTIAL = "partial", "Needs more annotations"  # below annotations_per_image, or a tie
+    DISPUTED = "disputed", "Disputed"  # still tied at the cap; waits for a project admin
     LABELED = "labeled", "Labeled"  # consensus reached
+
+
+def new_random_key() -> float:
+    return random.random()
+
+
+# Statuses whose images are served to annotators (the partial indexes cover exactly these).
+QUEUE_STATUSES = (ImageStatus.UNLABELED, ImageStatus.PARTIAL)
+_QUEUE = Q(status__in=[s.value for s in QUEUE_STATUSES])
 
 
 class Image(models.Model):
@@ -37,6 +49,18 @@ class Image(models.Model):
     predicted_label = models.CharField(max_length=100, null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     uncertainty = models.FloatField(null=True, blank=True)
+    # Uniform random key, fixed at ingest: breaks priority ties in random order (the cold-start
+    # order before any model) and lets the exploration slice sample the pool from an index.
+    random_key = models.FloatField(default=new_random_key)
+    # Set once the image was served through the random exploration slice: its labels give
+    # an unbiased evaluation set.
+    in_random_slice = models.BooleanField(default=False)
+    # The current lease: one annotator at a time holds an image until lease_expires.
+    leased_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires = models.DateTimeField(null=True, blank=True)
+    lease_exploration = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -55,6 +79,17 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["project", "status"], name="image_project_status"),
             models.Index(fields=["project", "-created_at", "-id"], name="image_project_created"),
+            # The queue: best first, within the images that still need annotations.
+            models.Index(
+                fields=["project", "-priority", "random_key"], condition=_QUEUE, name="image_queue"
+            ),
+            # The exploration slice: a uniform sample of the same pool.
+            models.Index(fields=["project", "random_key"], condition=_QUEUE, name="image_explore"),
+            models.Index(
+                fields=["leased_to", "lease_expires"],
+                condition=Q(leased_to__isnull=False),
+                name="image_leases",
+            ),
         ]
 
     def __str__(self) -> str:

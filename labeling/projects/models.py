@@ -28,6 +28,9 @@ class Project(models.Model):
     retrain_every = models.PositiveIntegerField(default=50)  # new consensus labels; 0 = off
     exploration_fraction = models.FloatField(default=0.1)  # share of tasks drawn at random
     lease_seconds = models.PositiveIntegerField(default=600)
+    # Show the model's guess to annotators (Enter accepts it). Off by default: suggestions
+    # anchor annotators and bias the labels the model then learns from.
+    show_suggestions = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -6,10 +6,13 @@ anonymous callers get 401.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from tests.factories import ImageFactory, png_bytes
 from tests.labeling.images.helpers import upload
@@ -28,6 +31,16 @@ class Endpoint:
     ok: int
     body: Callable[[dict], dict] | None = None
     multipart: bool = False
+    setup: Callable[[dict, object], None] | None = None
+
+
+def lease_to_caller(context: dict, user) -> None:
+    from labeling.images.models import Image
+
+    if user is not None:
+        Image.objects.filter(pk=context["image"].pk).update(
+            leased_to=user, lease_expires=timezone.now() + timedelta(minutes=5)
+        )
 
 
 ENDPOINTS = {
@@ -80,6 +93,47 @@ ENDPOINTS = {
     "read image": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/", "viewer", 200),
     "image bytes": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/file/", "viewer", 200),
     "stats": Endpoint("get", lambda c: f"/api/projects/{c['project'].id}/stats/", "viewer", 200),
+    "next tasks": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/tasks/next/",
+        "annotator",
+        200,
+        lambda c: {"count": 2},
+    ),
+    "renew lease": Endpoint(
+        "post",
+        lambda c: f"/api/tasks/{c['image'].id}/renew/",
+        "annotator",
+        200,
+        setup=lease_to_caller,
+    ),
+    "release lease": Endpoint(
+        "post",
+        lambda c: f"/api/tasks/{c['image'].id}/release/",
+        "annotator",
+        204,
+        setup=lease_to_caller,
+    ),
+    "submit label": Endpoint(
+        "post",
+        lambda c: "/api/annotations/",
+        "annotator",
+        201,
+        lambda c: {"image": c["image"].id, "label": "4", "client_id": str(uuid.uuid4())},
+    ),
+    "annotation history": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/annotations/", "viewer", 200
+    ),
+    "disagreements": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/disagreements/", "admin", 200
+    ),
+    "resolve": Endpoint(
+        "post",
+        lambda c: f"/api/images/{c['image'].id}/resolve/",
+        "admin",
+        201,
+        lambda c: {"label": "1"},
+    ),
 }
 
 
@@ -111,6 +165,8 @@ def test_permission_matrix(name, role, project, alice, bob, victor, mallory, sta
     }
     context = {"project": project, "image": ImageFactory(project=project)}
     endpoint = ENDPOINTS[name]
+    if endpoint.setup is not None:
+        endpoint.setup(context, users[role])
     client = as_user(users[role])
     kwargs = {}
     if endpoint.body is not None:

@@ -1,0 +1,345 @@
+"""Writes for the labeling queue: leasing tasks, submitting labels, consensus, review.
+
+Correct under concurrency by construction: a lease is taken by one statement that locks the
+rows it picks (``FOR UPDATE SKIP LOCKED``), so two annotators never get the same image at the
+same moment; a submission locks its image row, so counts and consensus never race; and a
+``client_id`` is unique in the database, so a retried submission can never become two rows.
+"""
+
+from __future__ import annotations
+
+import random
+import uuid
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.core.errors import Conflict, ValidationFailed
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.projects.models import Project
+
+MAX_TASKS = 50
+# Ties ask for more annotators, but not forever: after this many extra annotations a tied
+# image waits for a project admin.
+EXTRA_ANNOTATIONS_FOR_TIES = 2
+
+
+@dataclass(frozen=True)
+class Task:
+    image_id: int
+    lease_expires: datetime
+    exploration: bool
+    suggestion: str | None
+
+
+_QUEUE_FILTER = """
+    i.project_id = %(project)s
+    AND i.status IN ('unlabeled', 'partial')
+    AND (i.lease_expires IS NULL OR i.lease_expires <= now() OR i.leased_to_id = %(user)s)
+    AND NOT EXISTS (
+        SELECT 1 FROM annotations_annotation a
+        WHERE a.image_id = i.id AND a.annotator_id = %(user)s
+    )
+"""
+
+# Lease the k best eligible images. One statement: pick on the partial index, lock what is
+# picked (skipping rows another transaction is leasing right now), lease, log.
+_LEASE_SQL = """
+WITH picked AS (
+    SELECT i.id FROM images_image i
+    WHERE {where} {extra}
+    ORDER BY {order}
+    LIMIT %(count)s
+    FOR UPDATE OF i SKIP LOCKED
+), leased AS (
+    UPDATE images_image i
+    SET leased_to_id = %(user)s,
+        lease_expires = now() + make_interval(secs => %(ttl)s),
+        lease_exploration = %(exploration)s
+    FROM picked WHERE i.id = picked.id
+    RETURNING i.id, i.lease_expires, i.priority, i.random_key, i.predicted_label
+), logged AS (
+    INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
+    SELECT id, %(user)s, now(), lease_expires, %(exploration)s FROM leased
+)
+SELECT id, lease_expires, predicted_label FROM leased ORDER BY {order}
+"""
+
+# The caller's own unexpired leases (a second tab, a reload): handed back first, renewed.
+_MINE_SQL = """
+WITH mine AS (
+    SELECT i.id FROM images_image i
+    WHERE i.leased_to_id = %(user)s AND i.project_id = %(project)s
+      AND i.lease_expires > now() AND i.status IN ('unlabeled', 'partial')
+    ORDER BY i.priority DESC, i.random_key
+    LIMIT %(count)s
+    FOR UPDATE OF i SKIP LOCKED
+)
+UPDATE images_image i
+SET lease_expires = now() + make_interval(secs => %(ttl)s)
+FROM mine WHERE i.id = mine.id
+RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority, i.random_key
+"""
+
+
+def task_lease_next(
+    *, project: Project, user: AbstractBaseUser, count: int, rng: random.Random | None = None
+) -> list[Task]:
+    """Lease up to ``count`` images to ``user``, best first; an empty list when none is left.
+
+    A share ``exploration_fraction`` of new tasks is drawn uniformly at random from the
+    eligible pool (and marked so), which keeps evaluation unbiased.
+    """
+    if not 1 <= count <= MAX_TASKS:
+        raise ValidationFailed(
+            f"count must be between 1 and {MAX_TASKS}, got {count}", code="count"
+        )
+    rng = rng or random
+    params = {"project": project.id, "user": user.pk, "ttl": project.lease_seconds}
+    suggest = project.show_suggestions
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(_MINE_SQL, {**params, "count": count})
+        mine = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5]))
+        tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None) for row in mine]
+        wanted = count - len(tasks)
+        explore = sum(rng.random() < project.exploration_fraction for _ in range(wanted))
+        if explore:
+            tasks += _lease_random(cursor, params, explore, rng.random(), suggest)
+        if len(tasks) < count:
+            tasks += _lease(
+                cursor,
+                {**params, "count": count - len(tasks), "exploration": False},
+                order="priority DESC, random_key",
+                suggest=suggest,
+            )
+    return tasks
+
+
+def _lease(cursor, params: dict, *, order: str, suggest: bool, extra: str = "") -> list[Task]:
+    sql = _LEASE_SQL.format(where=_QUEUE_FILTER, extra=extra, order=order)
+    cursor.execute(sql, params)
+    return [
+        Task(row[0], row[1], params["exploration"], row[2] if suggest else None)
+        for row in cursor.fetchall()
+    ]
+
+
+def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool) -> list[Task]:
+    """Uniform sample from the eligible pool: the rows after a random point on the
+    ``random_key`` index, wrapping around to the start when the tail is too short."""
+    base = {**params, "exploration": True, "start": start}
+    tasks = _lease(
+        cursor,
+        {**base, "count": count},
+        order="random_key",
+        suggest=suggest,
+        extra="AND random_key >= %(start)s",
+    )
+    if len(tasks) < count:
+        tasks += _lease(
+            cursor,
+            {**base, "count": count - len(tasks)},
+            order="random_key",
+            suggest=suggest,
+            extra="AND random_key < %(start)s",
+        )
+    return tasks
+
+
+def _end_lease_log(*, image_id: int, user_id: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "UPDATE annotations_leaselog SET ended_at = now() "
+            "WHERE image_id = %s AND user_id = %s AND ended_at IS NULL",
+            [image_id, user_id],
+        )
+
+
+def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
+    """Extend the caller's lease (the UI heartbeats). A lapsed lease is taken again if
+    nobody else holds the image and it still needs the caller's label."""
+    with transaction.atomic():
+        locked = Image.objects.select_for_update().get(pk=image.pk)
+        now = timezone.now()
+        mine = locked.leased_to_id == user.pk
+        free = locked.leased_to_id is None or (locked.lease_expires or now) <= now
+        if not mine and not free:
+            raise Conflict("another annotator holds this image now", code="lease_lost")
+        if locked.status not in QUEUE_STATUSES or (
+            Annotation.objects.filter(image=locked, annotator=user).exists()
+        ):
+            raise Conflict("this image needs no more labels from you", code="not_needed")
+        expires = now + timezone.timedelta(seconds=locked.project.lease_seconds)
+        if not mine:
+            locked.lease_exploration = False
+            _log_lease(locked, user, now, expires)
+        locked.leased_to_id, locked.lease_expires = user.pk, expires
+        locked.save(update_fields=["leased_to", "lease_expires", "lease_exploration"])
+    return locked
+
+
+def _log_lease(image: Image, user: AbstractBaseUser, now: datetime, expires: datetime) -> None:
+    from labeling.annotations.models import LeaseLog
+
+    LeaseLog.objects.create(image=image, user=user, leased_at=now, expires_at=expires)
+
+
+def task_release(*, image: Image, user: AbstractBaseUser) -> None:
+    """Give a leased image back (skip): it is eligible again for everyone else at once."""
+    with transaction.atomic():
+        updated = Image.objects.filter(pk=image.pk, leased_to=user).update(
+            leased_to=None, lease_expires=None, lease_exploration=False
+        )
+        if not updated:
+            raise Conflict("you do not hold a lease on this image", code="no_lease")
+        _end_lease_log(image_id=image.pk, user_id=user.pk)
+
+
+@dataclass(frozen=True)
+class Submission:
+    annotation: Annotation
+    created: bool  # False: a replay of an earlier submission with the same client_id
+
+
+def annotation_submit(
+    *,
+    image: Image,
+    user: AbstractBaseUser,
+    label: str,
+    client_id: uuid.UUID,
+    duration_ms: int | None = None,
+    source: str = AnnotationSource.MANUAL,
+) -> Submission:
+    """Record ``user``'s label for ``image``; idempotent on ``client_id``.
+
+    Accepted with a live lease; after a lapsed lease (or none) only while the image still
+    needs annotations. An annotator may change their own label: a new row, history kept,
+    the latest counts.
+    """
+    existing = Annotation.objects.filter(client_id=client_id).first()
+    if existing is not None:
+        return _replay(existing, image=image, user=user)
+    project = image.project
+    if label not in project.labels:
+        raise ValidationFailed(
+            f"label {label!r} is not one of the project's classes: {', '.join(project.labels)}",
+            code="unknown_label",
+        )
+    try:
+        with transaction.atomic():
+            locked = Image.objects.select_for_update().get(pk=image.pk)
+            already = Annotation.objects.filter(image=locked, annotator=user).exists()
+            if not already and source == AnnotationSource.MANUAL:
+                _check_still_needed(locked)
+            annotation = Annotation.objects.create(
+                image=locked,
+                annotator=user,
+                label=label,
+                client_id=client_id,
+                duration_ms=duration_ms,
+                source=source,
+            )
+            held = locked.leased_to_id == user.pk
+            if held and locked.lease_exploration:
+                locked.in_random_slice = True
+            if held:
+                locked.leased_to_id, locked.lease_expires = None, None
+                locked.lease_exploration = False
+                _end_lease_log(image_id=locked.pk, user_id=user.pk)
+            _apply_consensus(locked, project)
+            if locked.status not in QUEUE_STATUSES and locked.leased_to_id is not None:
+                # Done: whoever else held it is released (their submission will get a 409).
+                _end_lease_log(image_id=locked.pk, user_id=locked.leased_to_id)
+                locked.leased_to_id, locked.lease_expires = None, None
+                locked.lease_exploration = False
+            locked.save()
+    except IntegrityError:
+        # The same client_id raced in from a retry on another connection and won.
+        existing = Annotation.objects.filter(client_id=client_id).first()
+        if existing is None:
+            raise
+        return _replay(existing, image=image, user=user)
+    return Submission(annotation=annotation, created=True)
+
+
+def _replay(existing: Annotation, *, image: Image, user: AbstractBaseUser) -> Submission:
+    if existing.annotator_id != user.pk or existing.image_id != image.pk:
+        raise Conflict(
+            "this client_id was already used for a different annotation", code="client_id_reused"
+        )
+    return Submission(annotation=existing, created=False)
+
+
+def _check_still_needed(image: Image) -> None:
+    """A first label from this annotator counts only while the image still needs labels;
+    a lease (live or lapsed) does not change that, so no image ever gets more than it needs."""
+    if image.status not in QUEUE_STATUSES:
+        raise Conflict(
+            "this image already has all the annotations it needs (your lease had expired, "
+            "or you never held one); nothing was recorded",
+            code="not_needed",
+        )
+
+
+def _latest_labels(image: Image) -> dict[int, str]:
+    """Each annotator's latest label (resolutions excluded)."""
+    rows = (
+        Annotation.objects.filter(image=image)
+        .exclude(source=AnnotationSource.RESOLUTION)
+        .order_by("annotator_id", "-created_at", "-id")
+        .distinct("annotator_id")
+        .values_list("annotator_id", "label")
+    )
+    return dict(rows)
+
+
+def _apply_consensus(image: Image, project: Project) -> None:
+    """Status, consensus label and agreement from each annotator's latest label."""
+    resolution = (
+        Annotation.objects.filter(image=image, source=AnnotationSource.RESOLUTION)
+        .order_by("-created_at", "-id")
+        .values_list("label", flat=True)
+        .first()
+    )
+    latest = _latest_labels(image)
+    votes = Counter(latest.values())
+    image.annotation_count = len(latest)
+    imported = Annotation.objects.filter(image=image, source=AnnotationSource.IMPORT).exists()
+    if resolution is not None or imported:
+        final = resolution or votes.most_common(1)[0][0]
+        image.status, image.consensus_label = ImageStatus.LABELED, final
+        image.agreement = votes[final] / len(latest) if latest else 1.0
+        return
+    if not latest:
+        image.status, image.consensus_label, image.agreement = ImageStatus.UNLABELED, None, None
+        return
+    ranked = votes.most_common()
+    top_label, top = ranked[0]
+    tied = len(ranked) > 1 and ranked[1][1] == top
+    image.agreement = top / len(latest)
+    need = project.annotations_per_image
+    if len(latest) < need:
+        image.status, image.consensus_label = ImageStatus.PARTIAL, None
+    elif not tied:
+        image.status, image.consensus_label = ImageStatus.LABELED, top_label
+    elif len(latest) < need + EXTRA_ANNOTATIONS_FOR_TIES:
+        image.status, image.consensus_label = ImageStatus.PARTIAL, None  # one more, please
+    else:
+        image.status, image.consensus_label = ImageStatus.DISPUTED, None
+
+
+def annotation_resolve(*, image: Image, admin: AbstractBaseUser, label: str) -> Annotation:
+    """A project admin sets the final label of a disputed (or any) image."""
+    submission = annotation_submit(
+        image=image,
+        user=admin,
+        label=label,
+        client_id=uuid.uuid4(),
+        source=AnnotationSource.RESOLUTION,
+    )
+    return submission.annotation
