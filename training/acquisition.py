@@ -32,6 +32,8 @@ EPS = 1e-12  # keeps log(0) and 0/0 out of the formulas
 CANDIDATES_PER_PICK = 10  # `diverse` considers the top 10k weighted items for a k-item batch
 NEIGHBOURS = 10  # k of the kNN density behind typicality
 DUPLICATE_RADIUS = 0.1  # near-duplicate: closer than this fraction of the median distance
+PROJECTED_DIM = 256  # typicality's kNN runs on a random projection of wider embeddings
+TYPICALITY_POWER = 2  # weight = uncertainty x typicality^2: outliers (noise, inverted) fall far
 COLD_START_SIDE = 8  # px; cold-start coverage compares 8x8 thumbnails, enough for layout
 
 
@@ -117,6 +119,11 @@ def typicality(
     if n == 0:
         return np.zeros(0)
     rng = np.random.default_rng(seed)
+    if points.shape[1] > PROJECTED_DIM:
+        # Johnson-Lindenstrauss: a Gaussian projection keeps distances within ~10% and makes
+        # the kNN search 6x cheaper on seed_cnn's 1600-d features.
+        proj = rng.standard_normal((points.shape[1], PROJECTED_DIM)).astype(np.float32)
+        points = points.astype(np.float32, copy=False) @ (proj / np.sqrt(PROJECTED_DIM))
     ref_idx = np.sort(rng.choice(n, size=min(n, reference), replace=False))
     ref = points[ref_idx]
     k = min(neighbours, len(ref) - 1) if len(ref) > 1 else 1
@@ -140,12 +147,15 @@ def k_center_greedy(
     weights: np.ndarray | None = None,
     selected: Sequence[int] = (),
     duplicate_radius: float = 0.0,
+    saturation: float = np.inf,
 ) -> np.ndarray:
-    """Pick `k` more indices, each maximising weight x distance to the nearest picked point.
+    """Pick `k` more indices, each maximising weight x min(distance to picked, saturation).
 
-    Without weights this is the classic 2-approximate k-center (Sener & Savarese 2018). With
-    nothing picked yet, the first pick is the heaviest point (or point 0 without weights).
-    Points closer than `duplicate_radius` to a picked point are never picked.
+    Without weights or saturation this is the classic 2-approximate k-center (Sener &
+    Savarese 2018). `saturation` caps how much being far away is worth: beyond it a point is
+    simply "not covered", so an isolated outlier cannot outbid a typical uncertain point.
+    With nothing picked yet the first pick is the heaviest point. Points within
+    `duplicate_radius` of a picked point are never picked.
     """
     n = len(points)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
@@ -156,7 +166,7 @@ def k_center_greedy(
         min_dist = np.minimum(min_dist, np.sqrt(squared_distances(points, points[i : i + 1]))[:, 0])
     picks: list[int] = []
     for _ in range(min(k, n - int(taken.sum()))):
-        gain = np.where(np.isinf(min_dist), w, w * min_dist)
+        gain = np.where(np.isinf(min_dist), w, w * np.minimum(min_dist, saturation))
         gain[taken | (min_dist <= duplicate_radius)] = -np.inf
         best = int(np.argmax(gain))
         if not np.isfinite(gain[best]):
@@ -166,6 +176,12 @@ def k_center_greedy(
         d = np.sqrt(squared_distances(points, points[best : best + 1]))[:, 0]
         min_dist = np.minimum(min_dist, d)
     return np.array(picks, dtype=np.int64)
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length: distances become cosine distances, blind to activation size."""
+    x = x.astype(np.float32, copy=False)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
 
 
 def _median_distance(points: np.ndarray, seed: int) -> float:
@@ -197,16 +213,18 @@ def select(
     if strategy == "diverse":
         if embeddings is None:
             raise ValueError("diverse selection needs embeddings")
-        weights = scores * typicality(embeddings, seed=seed)
-        cand = rest[np.argsort(-weights[rest], kind="stable")[: (k - n_explore) * CANDIDATES_PER_PICK]]
-        pool = np.concatenate([explore, cand])
-        radius = DUPLICATE_RADIUS * _median_distance(embeddings[pool], seed)
+        unit = unit_rows(embeddings)
+        weights = scores * typicality(unit, seed=seed) ** TYPICALITY_POWER
+        top = np.argsort(-weights[rest], kind="stable")[: (k - n_explore) * CANDIDATES_PER_PICK]
+        pool = np.concatenate([explore, rest[top]])
+        median = _median_distance(unit[pool], seed)
         local = k_center_greedy(
-            embeddings[pool],
+            unit[pool],
             k - n_explore,
             weights=weights[pool] + EPS,
             selected=range(n_explore),
-            duplicate_radius=radius,
+            duplicate_radius=DUPLICATE_RADIUS * median,
+            saturation=median,
         )
         chosen = pool[local]
         if len(chosen) < k - n_explore:  # the candidates were all near-copies: top up by weight
@@ -288,12 +306,14 @@ def coverage_order(points: np.ndarray, *, limit: int | None = 1000, seed: int = 
     """Cold-start order: typicality-weighted k-center for the first `limit`, then random.
 
     Plain k-center starts with the most isolated points - in a dirty pool, the junk. Weighting
-    each point's distance by its typicality rank keeps the coverage and drops the outliers.
+    each point's distance by its typicality rank, and capping distance at the median
+    pairwise distance, keeps the coverage and sends the outliers to the back.
     """
     n = len(points)
     limit = n if limit is None else min(limit, n)
     weights = typicality(points, seed=seed)
-    head = k_center_greedy(points, limit, weights=weights)
+    median = _median_distance(points, seed)
+    head = k_center_greedy(points, limit, weights=weights, saturation=median or np.inf)
     rest = np.setdiff1d(np.arange(n), head)
     return np.concatenate([head, np.random.default_rng(seed).permutation(rest)]).astype(np.int64)
 

@@ -31,6 +31,7 @@ class Curve:
     seed: int
     labels: list[int] = field(default_factory=list)  # labeled-set size at each round
     accuracy: list[float] = field(default_factory=list)  # clean test accuracy at that size
+    acquired: list[int] = field(default_factory=list)  # pool positions, in acquisition order
 
     def labels_to_reach(self, target: float) -> int | None:
         """Labels at the first round whose accuracy is >= target; None if never reached."""
@@ -97,4 +98,43 @@ def simulate(
             seed=seed * 100_003 + round_,
         )
         labeled[rest[pick]] = True
+        curve.acquired.extend(rest[pick].tolist())
     return curve
+
+
+JUNK_KINDS = ("noise", "blank", "inverted", "cut_off")
+
+
+def dirty_pool(
+    x: np.ndarray, y: np.ndarray, *, fraction: float = 0.15, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Replace `fraction` of a uint8 pool by junk, in equal shares of JUNK_KINDS.
+
+    What the oracle answers for junk: noise and blank frames get a random class (there is no
+    right answer), inverted and cut-off digits keep their digit's class (the nearest one).
+    Returns (x, y, kind) with kind = -1 for clean items, else an index into JUNK_KINDS.
+    """
+    rng = np.random.default_rng(seed)
+    x, y = x.copy(), y.copy()
+    n_classes = int(y.max()) + 1
+    junk = rng.choice(len(y), size=int(round(len(y) * fraction)), replace=False)
+    kind = np.full(len(y), -1, dtype=np.int64)
+    kind[junk] = np.arange(len(junk)) % len(JUNK_KINDS)
+    h = x.shape[2]
+    for i in junk:
+        name = JUNK_KINDS[kind[i]]
+        if name == "noise":
+            x[i] = rng.integers(0, 256, size=x[i].shape, dtype=np.uint8)
+            y[i] = rng.integers(n_classes)
+        elif name == "blank":
+            x[i] = 0
+            y[i] = rng.integers(n_classes)
+        elif name == "inverted":
+            x[i] = 255 - x[i]
+        else:  # cut_off: only the top or bottom third of the digit survives
+            keep = rng.integers(2)
+            if keep:
+                x[i, :, h // 3 :] = 0
+            else:
+                x[i, :, : 2 * h // 3] = 0
+    return x, y, kind

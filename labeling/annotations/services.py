@@ -18,7 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
-from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.projects.models import Project
@@ -40,7 +40,7 @@ class Task:
 _QUEUE_FILTER = """
     i.project_id = %(project)s
     AND i.status IN ('unlabeled', 'partial')
-    AND (i.lease_expires IS NULL OR i.lease_expires <= now() OR i.leased_to_id = %(user)s)
+    AND (i.lease_expires IS NULL OR i.lease_expires <= now())
     AND NOT EXISTS (
         SELECT 1 FROM annotations_annotation a
         WHERE a.image_id = i.id AND a.annotator_id = %(user)s
@@ -65,7 +65,7 @@ WITH picked AS (
     RETURNING i.id, i.lease_expires, i.priority, i.random_key, i.predicted_label
 ), logged AS (
     INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
-    SELECT id, %(user)s, now(), lease_expires, %(exploration)s FROM leased
+    SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
 )
 SELECT id, lease_expires, predicted_label FROM leased ORDER BY {order}
 """
@@ -80,10 +80,18 @@ WITH mine AS (
     LIMIT %(count)s
     FOR UPDATE OF i SKIP LOCKED
 )
-UPDATE images_image i
-SET lease_expires = now() + make_interval(secs => %(ttl)s)
-FROM mine WHERE i.id = mine.id
-RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority, i.random_key
+, renewed AS (
+    UPDATE images_image i
+    SET lease_expires = now() + make_interval(secs => %(ttl)s)
+    FROM mine WHERE i.id = mine.id
+    RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority,
+              i.random_key
+), logged AS (
+    UPDATE annotations_leaselog l SET expires_at = r.lease_expires
+    FROM renewed r
+    WHERE l.image_id = r.id AND l.user_id = %(user)s AND l.ended_at IS NULL
+)
+SELECT * FROM renewed
 """
 
 
@@ -152,9 +160,11 @@ def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool)
 
 
 def _end_lease_log(*, image_id: int, user_id: int) -> None:
+    # clock_timestamp(), not now(): now() is when the transaction began, which can be earlier
+    # than the moment the lease really ended (or began), and the log must be exact.
     with connection.cursor() as cursor:
         cursor.execute(
-            "UPDATE annotations_leaselog SET ended_at = now() "
+            "UPDATE annotations_leaselog SET ended_at = clock_timestamp() "
             "WHERE image_id = %s AND user_id = %s AND ended_at IS NULL",
             [image_id, user_id],
         )
@@ -175,18 +185,16 @@ def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
         ):
             raise Conflict("this image needs no more labels from you", code="not_needed")
         expires = now + timezone.timedelta(seconds=locked.project.lease_seconds)
-        if not mine:
+        if mine:
+            LeaseLog.objects.filter(image=locked, user=user, ended_at__isnull=True).update(
+                expires_at=expires
+            )
+        else:
             locked.lease_exploration = False
-            _log_lease(locked, user, now, expires)
+            LeaseLog.objects.create(image=locked, user=user, leased_at=now, expires_at=expires)
         locked.leased_to_id, locked.lease_expires = user.pk, expires
         locked.save(update_fields=["leased_to", "lease_expires", "lease_exploration"])
     return locked
-
-
-def _log_lease(image: Image, user: AbstractBaseUser, now: datetime, expires: datetime) -> None:
-    from labeling.annotations.models import LeaseLog
-
-    LeaseLog.objects.create(image=image, user=user, leased_at=now, expires_at=expires)
 
 
 def task_release(*, image: Image, user: AbstractBaseUser) -> None:
@@ -233,8 +241,15 @@ def annotation_submit(
     try:
         with transaction.atomic():
             locked = Image.objects.select_for_update().get(pk=image.pk)
-            already = Annotation.objects.filter(image=locked, annotator=user).exists()
-            if not already and source == AnnotationSource.MANUAL:
+            latest = (
+                Annotation.objects.filter(image=locked, annotator=user)
+                .order_by("-created_at", "-id")
+                .first()
+            )
+            if latest is not None and latest.label == label and latest.source == source:
+                # The same label again (a second tab, a re-sent form): nothing changes.
+                return Submission(annotation=latest, created=False)
+            if latest is None and source == AnnotationSource.MANUAL:
                 _check_still_needed(locked)
             annotation = Annotation.objects.create(
                 image=locked,
