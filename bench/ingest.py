@@ -30,17 +30,19 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
 os.environ.setdefault("LABELLOOP_DEBUG", "true")
 os.environ["LABELLOOP_MEDIA_ROOT"] = str(MEDIA / "service")
 
-import django  # noqa: E402
+import django
+from django.core.management import call_command
 
 django.setup()
+call_command("migrate", verbosity=0)
 
-from django.contrib.auth import get_user_model  # noqa: E402
-from django.db import connection  # noqa: E402
-from PIL import Image as PILImage  # noqa: E402
+from django.contrib.auth import get_user_model
+from django.db import connection
+from PIL import Image as PILImage
 
-from labeling.images.services import images_ingest, ingest_limits  # noqa: E402
-from labeling.images.sources import Source  # noqa: E402
-from labeling.projects.models import Project  # noqa: E402
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import Source
+from labeling.projects.models import Project
 
 
 def make_pngs(n: int) -> list[bytes]:

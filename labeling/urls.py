@@ -18,6 +18,14 @@ from labeling.annotations.api import (
 )
 from labeling.core.api import TokenView
 from labeling.images.api import ImageDetailView, ImageFileView, ProjectImagesView
+from labeling.learning.api import (
+    PredictView,
+    ProjectRunsView,
+    ProjectVersionsView,
+    RunCancelView,
+    RunDetailView,
+    VersionActivateView,
+)
 from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
 
 api = [
@@ -38,6 +46,22 @@ api = [
         DisagreementsView.as_view(),
         name="project-disagreements",
     ),
+    path(
+        "projects/<int:project_id>/training-runs/", ProjectRunsView.as_view(), name="project-runs"
+    ),
+    path("training-runs/<int:run_id>/", RunDetailView.as_view(), name="run-detail"),
+    path("training-runs/<int:run_id>/cancel/", RunCancelView.as_view(), name="run-cancel"),
+    path(
+        "projects/<int:project_id>/model-versions/",
+        ProjectVersionsView.as_view(),
+        name="project-versions",
+    ),
+    path(
+        "model-versions/<int:version_id>/activate/",
+        VersionActivateView.as_view(),
+        name="version-activate",
+    ),
+    path("projects/<int:project_id>/predict/", PredictView.as_view(), name="project-predict"),
     path("tasks/<int:image_id>/renew/", TaskRenewView.as_view(), name="task-renew"),
     path("tasks/<int:image_id>/release/", TaskReleaseView.as_view(), name="task-release"),
     path("annotations/", AnnotationCreateView.as_view(), name="annotation-create"),

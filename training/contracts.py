@@ -36,10 +36,11 @@ class TrainConfig:
     lr: float = 3e-3  # peak learning rate of the one-cycle schedule (warm-up 10%, cosine down)
     momentum: float = 0.9  # SGD only
     weight_decay: float = 5e-4  # decoupled L2; small because the nets are small
-    epochs: int = 30  # upper bound on passes over the training split
+    epochs: int = 20  # upper bound on passes over the training split
     max_steps: int = 0  # if > 0, train for exactly this many optimizer steps instead of epochs
     #                     (a 20-label round is one batch per epoch; steps keep rounds comparable)
-    batch_size: int = 64  # images per optimizer step (per worker under Ray Train)
+    batch_size: int = 32  # images per optimizer step (per worker under Ray Train); small
+    #                      batches regularise the few-thousand-label sets AL produces
     val_fraction: float = 0.1  # held out from train when the spec brings no validation set
     patience: int = 8  # epochs without a better validation loss before early stopping
     dropout: float = 0.5  # before the head; also what MC dropout (BALD) samples

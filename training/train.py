@@ -27,7 +27,7 @@ from torch import nn
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
-from training.models import Classifier, build_model, save_checkpoint
+from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
 
 Progress = Callable[[str, float], None]
 ECE_BINS = 15  # equal-width confidence bins, the usual choice (Guo et al. 2017)
@@ -258,9 +258,7 @@ def fit(
         )
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'sgd'")
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(
-        optimizer, max_lr=config.lr, total_steps=max(total_steps, 1), pct_start=0.1
-    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
     use_scaler = config.amp and device.type == "cuda" and not _bf16_ok(device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     gen = torch.Generator().manual_seed(seed)
@@ -315,6 +313,18 @@ def fit(
         "history": history,
     }
     return model, metrics
+
+
+def one_cycle(total_steps: int, warmup: float = 0.1) -> Callable[[int], float]:
+    """LR multiplier: linear warm-up over `warmup` of the steps, then cosine down to zero."""
+    warm = max(1, int(total_steps * warmup))
+
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+
+    return factor
 
 
 def stratified_split(
@@ -544,4 +554,7 @@ def _run_ray_train(
         result = future.result()
     if result.error:
         raise result.error
-    return TrainResult(spec.checkpoint_path, dict(result.metrics), tuple(failed))
+    # Ray Train v2 keeps reported metrics only alongside Ray checkpoints; rank 0 already wrote
+    # ours, with the metrics inside, to the shared path.
+    metrics = load_checkpoint(spec.checkpoint_path)[1]["metrics"]
+    return TrainResult(spec.checkpoint_path, metrics, tuple(failed))

@@ -34,7 +34,10 @@ def project_stats(*, project: Project) -> dict[str, object]:
         )
         .order_by("-total", "annotator__username")
     )
+    from labeling.learning.selectors import learning_stats
+
     return {
+        **learning_stats(project=project),
         "images": {
             "total": sum(by_status.values()),
             "by_status": {s.value: by_status.get(s.value, 0) for s in ImageStatus},

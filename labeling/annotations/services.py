@@ -21,6 +21,7 @@ from django.utils import timezone
 from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.learning.services import run_maybe_trigger
 from labeling.projects.models import Project
 
 MAX_TASKS = 50
@@ -159,14 +160,14 @@ def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool)
     return tasks
 
 
-def _end_lease_log(*, image_id: int, user_id: int) -> None:
+def _end_lease_log(*, image_id: int, user_ids: list[int]) -> None:
     # clock_timestamp(), not now(): now() is when the transaction began, which can be earlier
     # than the moment the lease really ended (or began), and the log must be exact.
     with connection.cursor() as cursor:
         cursor.execute(
             "UPDATE annotations_leaselog SET ended_at = clock_timestamp() "
-            "WHERE image_id = %s AND user_id = %s AND ended_at IS NULL",
-            [image_id, user_id],
+            "WHERE image_id = %s AND user_id = ANY(%s) AND ended_at IS NULL",
+            [image_id, user_ids],
         )
 
 
@@ -205,7 +206,7 @@ def task_release(*, image: Image, user: AbstractBaseUser) -> None:
         )
         if not updated:
             raise Conflict("you do not hold a lease on this image", code="no_lease")
-        _end_lease_log(image_id=image.pk, user_id=user.pk)
+        _end_lease_log(image_id=image.pk, user_ids=[user.pk])
 
 
 @dataclass(frozen=True)
@@ -227,11 +228,9 @@ def annotation_submit(
 
     Accepted with a live lease; after a lapsed lease (or none) only while the image still
     needs annotations. An annotator may change their own label: a new row, history kept,
-    the latest counts.
+    the latest counts. A client_id seen before (on this image: in its history; elsewhere: the
+    unique constraint) answers with the original row. Five round trips, whatever the history.
     """
-    existing = Annotation.objects.filter(client_id=client_id).first()
-    if existing is not None:
-        return _replay(existing, image=image, user=user)
     project = image.project
     if label not in project.labels:
         raise ValidationFailed(
@@ -241,15 +240,15 @@ def annotation_submit(
     try:
         with transaction.atomic():
             locked = Image.objects.select_for_update().get(pk=image.pk)
-            latest = (
-                Annotation.objects.filter(image=locked, annotator=user)
-                .order_by("-created_at", "-id")
-                .first()
-            )
-            if latest is not None and latest.label == label and latest.source == source:
+            history = list(Annotation.objects.filter(image=locked).order_by("created_at", "id"))
+            replayed = next((a for a in history if a.client_id == client_id), None)
+            if replayed is not None:
+                return _replay(replayed, image=image, user=user)
+            mine = [a for a in history if a.annotator_id == user.pk]
+            if mine and mine[-1].label == label and mine[-1].source == source:
                 # The same label again (a second tab, a re-sent form): nothing changes.
-                return Submission(annotation=latest, created=False)
-            if latest is None and source == AnnotationSource.MANUAL:
+                return Submission(annotation=mine[-1], created=False)
+            if not mine and source == AnnotationSource.MANUAL:
                 _check_still_needed(locked)
             annotation = Annotation.objects.create(
                 image=locked,
@@ -259,20 +258,23 @@ def annotation_submit(
                 duration_ms=duration_ms,
                 source=source,
             )
-            held = locked.leased_to_id == user.pk
-            if held and locked.lease_exploration:
-                locked.in_random_slice = True
-            if held:
-                locked.leased_to_id, locked.lease_expires = None, None
-                locked.lease_exploration = False
-                _end_lease_log(image_id=locked.pk, user_id=user.pk)
-            _apply_consensus(locked, project)
-            if locked.status not in QUEUE_STATUSES and locked.leased_to_id is not None:
+            history.append(annotation)
+            ended = []
+            if locked.leased_to_id == user.pk:
+                locked.in_random_slice |= locked.lease_exploration
+                ended.append(user.pk)
+            _apply_consensus(locked, project, history)
+            if locked.status not in QUEUE_STATUSES and locked.leased_to_id not in (None, user.pk):
                 # Done: whoever else held it is released (their submission will get a 409).
-                _end_lease_log(image_id=locked.pk, user_id=locked.leased_to_id)
+                ended.append(locked.leased_to_id)
+            if ended:
                 locked.leased_to_id, locked.lease_expires = None, None
                 locked.lease_exploration = False
-            locked.save()
+                _end_lease_log(image_id=locked.pk, user_ids=ended)
+            locked.save(update_fields=_CONSENSUS_FIELDS)
+            if locked.status == ImageStatus.LABELED and source != AnnotationSource.IMPORT:
+                # The labels may have reached retrain_every: queue a run when this commits.
+                transaction.on_commit(lambda: run_maybe_trigger(project=project))
     except IntegrityError:
         # The same client_id raced in from a retry on another connection and won.
         existing = Annotation.objects.filter(client_id=client_id).first()
@@ -280,6 +282,19 @@ def annotation_submit(
             raise
         return _replay(existing, image=image, user=user)
     return Submission(annotation=annotation, created=True)
+
+
+_CONSENSUS_FIELDS = [
+    "status",
+    "consensus_label",
+    "agreement",
+    "annotation_count",
+    "in_random_slice",
+    "leased_to",
+    "lease_expires",
+    "lease_exploration",
+    "updated_at",
+]
 
 
 def _replay(existing: Annotation, *, image: Image, user: AbstractBaseUser) -> Submission:
@@ -301,30 +316,22 @@ def _check_still_needed(image: Image) -> None:
         )
 
 
-def _latest_labels(image: Image) -> dict[int, str]:
-    """Each annotator's latest label (resolutions excluded)."""
-    rows = (
-        Annotation.objects.filter(image=image)
-        .exclude(source=AnnotationSource.RESOLUTION)
-        .order_by("annotator_id", "-created_at", "-id")
-        .distinct("annotator_id")
-        .values_list("annotator_id", "label")
-    )
-    return dict(rows)
+def _apply_consensus(image: Image, project: Project, history: list[Annotation]) -> None:
+    """Status, consensus label and agreement from each annotator's latest label.
 
-
-def _apply_consensus(image: Image, project: Project) -> None:
-    """Status, consensus label and agreement from each annotator's latest label."""
-    resolution = (
-        Annotation.objects.filter(image=image, source=AnnotationSource.RESOLUTION)
-        .order_by("-created_at", "-id")
-        .values_list("label", flat=True)
-        .first()
-    )
-    latest = _latest_labels(image)
+    ``history`` is every annotation of the image, oldest first.
+    """
+    latest: dict[int, str] = {}
+    resolution = None
+    imported = False
+    for annotation in history:
+        if annotation.source == AnnotationSource.RESOLUTION:
+            resolution = annotation.label
+            continue
+        imported |= annotation.source == AnnotationSource.IMPORT
+        latest[annotation.annotator_id] = annotation.label
     votes = Counter(latest.values())
     image.annotation_count = len(latest)
-    imported = Annotation.objects.filter(image=image, source=AnnotationSource.IMPORT).exists()
     if resolution is not None or imported:
         final = resolution or votes.most_common(1)[0][0]
         image.status, image.consensus_label = ImageStatus.LABELED, final

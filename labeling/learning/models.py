@@ -1,1 +1,142 @@
-"""Training runs and model versions arrive with the active-learning loop (issue 5)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+
+from labeling.images.models import Image
+from labeling.projects.models import Project
+
+
+class RunStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class RunTrigger(models.TextChoices):
+    MANUAL = "manual", "Requested by an admin"
+    AUTOMATIC = "automatic", "retrain_every new labels arrived"
+    ACTIVATION = "activation", "A model version was activated: re-score the queue"
+
+
+class TrainingRun(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
+    trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
+    stage = models.CharField(max_length=32, blank=True, default="")
+    progress = models.FloatField(default=0.0)  # 0..1 within the whole run
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    # For ACTIVATION runs: the version whose predictions re-score the queue.
+    source_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    labels_snapshot = models.PositiveIntegerField(default=0)  # consensus labels trained on
+    cancel_requested = models.BooleanField(default=False)
+    attempts = models.PositiveSmallIntegerField(default=0)  # claims, counting re-queues
+    worker = models.CharField(max_length=200, blank=True, default="")  # host:pid
+    error = models.TextField(blank=True, default="")
+    metrics = models.JSONField(default=dict, blank=True)
+    stage_seconds = models.JSONField(default=dict, blank=True)  # wall time of each stage
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # Never two queued runs, nor two running runs, for one project.
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status="queued"), name="run_one_queued"
+            ),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(status="running"), name="run_one_running"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=[s.value for s in RunStatus]), name="run_status"
+            ),
+            models.CheckConstraint(
+                condition=Q(progress__gte=0) & Q(progress__lte=1), name="run_progress"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "created_at"], name="run_claim"),
+        ]
+
+    def __str__(self) -> str:
+        return f"run {self.pk} of {self.project_id}: {self.status}"
+
+
+class ModelVersion(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
+    # One version per run: a run finished by a second worker after the first one died finds
+    # the version already registered instead of making another.
+    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    number = models.PositiveIntegerField()  # 1, 2, 3 ... within the project
+    checkpoint_key = models.CharField(max_length=300)  # in the image store
+    architecture = models.CharField(max_length=64)
+    config = models.JSONField(default=dict)
+    metrics = models.JSONField(default=dict)
+    labels_used = models.PositiveIntegerField()
+    is_active = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="version_number"),
+            models.UniqueConstraint(
+                fields=["project"], condition=Q(is_active=True), name="version_one_active"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"v{self.number} of {self.project_id}"
+
+
+class ImageScore(models.Model):
+    """The active model's view of one image, replaced in bulk after each scoring."""
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE)
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    predicted = models.PositiveSmallIntegerField()  # class index
+    confidence = models.FloatField()
+    probabilities = ArrayField(models.FloatField())
+    score = models.FloatField()  # acquisition score, higher = more informative
+
+    def __str__(self) -> str:
+        return f"score of {self.image_id} by v{self.model_version_id}"
+
+
+class PredictionRequest(models.Model):
+    """A predict call handed from the web process to a worker through the database (the web
+    process never imports torch): the worker LISTENs, answers, and the web side reads it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    images = models.JSONField()  # [{"name": ..., "data": base64}], capped by the API
+    result = models.JSONField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="prediction_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"prediction {self.pk}: {self.status}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils.text import slugify
 
 from labeling.core.errors import Conflict, NotFound, ValidationFailed
@@ -94,7 +94,21 @@ def project_update(*, project: Project, **fields: Any) -> Project:
 
 
 def project_delete(*, project: Project) -> None:
-    project.delete()
+    """Delete a project and everything in it, in a few set-based statements.
+
+    Django's ``Model.delete()`` would first load every related row into memory to run its
+    cascade in Python: fine for ten rows, not for a million images.
+    """
+    with transaction.atomic(), connection.cursor() as cursor:
+        image_ids = "SELECT id FROM images_image WHERE project_id = %s"
+        cursor.execute(
+            f"DELETE FROM annotations_leaselog WHERE image_id IN ({image_ids})", [project.id]
+        )
+        cursor.execute(
+            f"DELETE FROM annotations_annotation WHERE image_id IN ({image_ids})", [project.id]
+        )
+        cursor.execute("DELETE FROM images_image WHERE project_id = %s", [project.id])
+        project.delete()
 
 
 def membership_set(*, project: Project, username: str, role: str) -> Membership:

@@ -1,0 +1,163 @@
+"""Training runs, the model registry and predictions.
+
+``/api/projects/{id}/training-runs/``, ``/api/training-runs/{id}/`` (+ ``cancel/``),
+``/api/projects/{id}/model-versions/``, ``/api/model-versions/{id}/activate/``,
+``/api/projects/{id}/predict/``.
+"""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from labeling.core.errors import NotFound, ValidationFailed
+from labeling.learning import predictions, selectors, services
+from labeling.learning.models import ModelVersion, RunTrigger, TrainingRun
+from labeling.projects.models import Role
+from labeling.projects.selectors import project_get_for_user
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    model_version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = [
+            "id",
+            "project",
+            "trigger",
+            "status",
+            "stage",
+            "progress",
+            "labels_snapshot",
+            "attempts",
+            "cancel_requested",
+            "metrics",
+            "stage_seconds",
+            "error",
+            "created_at",
+            "started_at",
+            "heartbeat_at",
+            "finished_at",
+            "model_version",
+        ]
+
+    def get_model_version(self, run: TrainingRun) -> int | None:
+        version = getattr(run, "model_version", None)
+        return version.number if version is not None else None
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "number",
+            "run",
+            "architecture",
+            "metrics",
+            "labels_used",
+            "is_active",
+            "created_at",
+        ]
+
+
+def _run_for(request: Request, run_id: int, role: str) -> TrainingRun:
+    run = TrainingRun.objects.filter(pk=run_id).first()
+    if run is None:
+        raise NotFound("training run not found")
+    try:
+        project_get_for_user(user=request.user, project_id=run.project_id, role=role)
+    except NotFound:
+        raise NotFound("training run not found") from None
+    return run
+
+
+class ProjectRunsView(APIView):
+    @extend_schema(responses=TrainingRunSerializer(many=True), summary="Training runs")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
+        runs = selectors.run_list(project=project)[:100]
+        return Response(TrainingRunSerializer(runs, many=True).data)
+
+    @extend_schema(
+        request=None,
+        responses={202: TrainingRunSerializer},
+        summary="Retrain now (202; a run already queued is returned instead of a second one)",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.ADMIN)
+        run, _created = services.run_request(
+            project=project, trigger=RunTrigger.MANUAL, user=request.user
+        )
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class RunDetailView(APIView):
+    @extend_schema(responses=TrainingRunSerializer, summary="Status, progress, metrics, error")
+    def get(self, request: Request, run_id: int) -> Response:
+        return Response(TrainingRunSerializer(_run_for(request, run_id, Role.VIEWER)).data)
+
+
+class RunCancelView(APIView):
+    @extend_schema(request=None, responses=TrainingRunSerializer, summary="Cancel a run")
+    def post(self, request: Request, run_id: int) -> Response:
+        run = services.run_cancel(run=_run_for(request, run_id, Role.ADMIN))
+        return Response(TrainingRunSerializer(run).data)
+
+
+class ProjectVersionsView(APIView):
+    @extend_schema(responses=ModelVersionSerializer(many=True), summary="Model registry")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
+        return Response(
+            ModelVersionSerializer(selectors.version_list(project=project), many=True).data
+        )
+
+
+class VersionActivateView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: TrainingRunSerializer},
+        summary="Make this version active (rollback); the queue is re-scored with it",
+    )
+    def post(self, request: Request, version_id: int) -> Response:
+        version = ModelVersion.objects.select_related("project").filter(pk=version_id).first()
+        if version is None:
+            raise NotFound("model version not found")
+        try:
+            project_get_for_user(user=request.user, project_id=version.project_id, role=Role.ADMIN)
+        except NotFound:
+            raise NotFound("model version not found") from None
+        run = services.version_activate(version=version, user=request.user)
+        return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+class PredictView(APIView):
+    parser_classes = [MultiPartParser]
+
+    @extend_schema(
+        request={
+            "multipart/form-data": {
+                "type": "object",
+                "properties": {
+                    "files": {"type": "array", "items": {"type": "string", "format": "binary"}}
+                },
+            }
+        },
+        responses={200: dict},
+        summary="Class probabilities for uploaded images from the active model",
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
+        files = request.FILES.getlist("files")
+        if not files:
+            raise ValidationFailed(
+                "no files: send one or more parts named 'files'", code="no_files"
+            )
+        results = predictions.predict(project=project, files=files)
+        return Response({"results": results})

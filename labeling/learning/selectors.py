@@ -1,0 +1,76 @@
+"""Reads for the learning loop: runs, versions, the learning curve, the score histogram."""
+
+from __future__ import annotations
+
+from django.db.models import Count, F, IntegerField, QuerySet, Value
+from django.db.models.functions import Cast, Floor, Least
+
+from labeling.images.models import QUEUE_STATUSES, Image
+from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
+from labeling.projects.models import Project
+
+
+def run_list(*, project: Project) -> QuerySet[TrainingRun]:
+    return TrainingRun.objects.filter(project=project).select_related("model_version")
+
+
+def version_list(*, project: Project) -> QuerySet[ModelVersion]:
+    return ModelVersion.objects.filter(project=project)
+
+
+def learning_stats(*, project: Project) -> dict[str, object]:
+    """The learning curve (labels -> validation accuracy, with the unbiased random-slice
+    estimate where the evaluation used it), the active model, and an uncertainty histogram."""
+    versions = list(
+        ModelVersion.objects.filter(project=project)
+        .order_by("number")
+        .values("number", "labels_used", "metrics", "is_active", "created_at")
+    )
+    curve = [
+        {
+            "version": v["number"],
+            "labels": v["labels_used"],
+            "accuracy": v["metrics"].get("accuracy"),
+            "random_slice_accuracy": (
+                v["metrics"].get("accuracy")
+                if v["metrics"].get("val_source") == "random_slice"
+                else None
+            ),
+            "val_source": v["metrics"].get("val_source"),
+        }
+        for v in versions
+    ]
+    active = next((v for v in versions if v["is_active"]), None)
+    bins = 10
+    histogram = dict(
+        Image.objects.filter(project=project, status__in=QUEUE_STATUSES, uncertainty__isnull=False)
+        .annotate(
+            bucket=Least(Cast(Floor(F("uncertainty") * bins), IntegerField()), Value(bins - 1))
+        )
+        .values_list("bucket")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "learning_curve": curve,
+        "active_model": (
+            {
+                "version": active["number"],
+                "labels": active["labels_used"],
+                "accuracy": active["metrics"].get("accuracy"),
+                "confusion": active["metrics"].get("confusion"),
+                "per_class": active["metrics"].get("per_class"),
+                "ece": active["metrics"].get("ece"),
+                "created_at": active["created_at"],
+            }
+            if active
+            else None
+        ),
+        "uncertainty_histogram": [
+            {"from": i / bins, "to": (i + 1) / bins, "images": histogram.get(i, 0)}
+            for i in range(bins)
+        ],
+        "runs_in_progress": TrainingRun.objects.filter(
+            project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        ).count(),
+    }

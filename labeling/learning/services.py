@@ -1,0 +1,187 @@
+"""Writes for the learning loop: requesting, claiming, heartbeating, finishing and cancelling
+training runs; activating model versions; the automatic retrain trigger.
+
+The worker (``python manage.py worker``) is the only caller of the claim/finish functions.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, connection, transaction
+from django.utils import timezone
+
+from labeling.core.errors import Conflict
+from labeling.images.models import Image, ImageStatus
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+# A run whose worker has not heartbeated for this long is presumed dead and re-queued.
+STALE_AFTER = timedelta(seconds=60)
+# A run whose workers keep dying is failed rather than retried forever.
+MAX_ATTEMPTS = 3
+
+
+def run_request(
+    *,
+    project: Project,
+    trigger: str,
+    user: AbstractBaseUser | None = None,
+    source_version: ModelVersion | None = None,
+) -> tuple[TrainingRun, bool]:
+    """Queue a run; returns (run, created). A project never has two queued runs: asking
+    again while one is queued returns that one."""
+    try:
+        with transaction.atomic():
+            run = TrainingRun.objects.create(
+                project=project, trigger=trigger, requested_by=user, source_version=source_version
+            )
+        return run, True
+    except IntegrityError:
+        queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).first()
+        if queued is None:
+            raise
+        if source_version is not None and queued.source_version_id != source_version.pk:
+            # A newer activation supersedes a queued re-score of another version.
+            queued.source_version, queued.trigger = source_version, trigger
+            queued.save(update_fields=["source_version", "trigger"])
+        return queued, False
+
+
+def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
+    """Queue an automatic run once ``retrain_every`` consensus labels have arrived since the
+    last run's snapshot. Called after a label makes an image labeled."""
+    if project.retrain_every <= 0:
+        return None
+    if TrainingRun.objects.filter(
+        project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    ).exists():
+        return None
+    last = (
+        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .exclude(trigger=RunTrigger.ACTIVATION)
+        .values_list("labels_snapshot", flat=True)
+        .first()
+    ) or 0
+    labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
+    if labeled - last < project.retrain_every:
+        return None
+    run, created = run_request(project=project, trigger=RunTrigger.AUTOMATIC)
+    if created:
+        logger.info("automatic retrain of %s at %d labels (run %d)", project.slug, labeled, run.pk)
+    return run
+
+
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """Queued runs are cancelled at once; running ones at their next stage boundary."""
+    with transaction.atomic():
+        run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if run.status == RunStatus.QUEUED:
+            run.status, run.finished_at = RunStatus.CANCELLED, timezone.now()
+            run.save(update_fields=["status", "finished_at"])
+        elif run.status == RunStatus.RUNNING:
+            run.cancel_requested = True
+            run.save(update_fields=["cancel_requested"])
+        else:
+            raise Conflict(f"run {run.pk} has already {run.status}", code="run_finished")
+    return run
+
+
+def run_requeue_stale(*, now=None) -> list[int]:
+    """Running runs whose worker stopped heartbeating go back to the queue (or fail after
+    MAX_ATTEMPTS). Returns their ids."""
+    now = now or timezone.now()
+    touched = []
+    with transaction.atomic():
+        stale = list(
+            TrainingRun.objects.select_for_update(skip_locked=True).filter(
+                status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER
+            )
+        )
+        for run in stale:
+            touched.append(run.pk)
+            queued_elsewhere = TrainingRun.objects.filter(
+                project_id=run.project_id, status=RunStatus.QUEUED
+            ).exists()
+            if run.attempts >= MAX_ATTEMPTS or queued_elsewhere:
+                run.status, run.finished_at = RunStatus.FAILED, now
+                run.error = f"its worker ({run.worker}) stopped responding " + (
+                    "too many times" if not queued_elsewhere else "and a newer run is queued"
+                )
+            else:
+                run.status, run.stage = RunStatus.QUEUED, "requeued"
+                logger.warning("run %d: worker %s went silent; re-queued", run.pk, run.worker)
+            run.save(update_fields=["status", "stage", "finished_at", "error"])
+    return touched
+
+
+_CLAIM_SQL = """
+UPDATE learning_trainingrun r
+SET status = 'running', worker = %(worker)s, attempts = r.attempts + 1,
+    started_at = COALESCE(r.started_at, now()), heartbeat_at = now(), stage = 'claimed'
+WHERE r.id = (
+    SELECT q.id FROM learning_trainingrun q
+    WHERE q.status = 'queued'
+      AND NOT EXISTS (
+          SELECT 1 FROM learning_trainingrun b
+          WHERE b.project_id = q.project_id AND b.status = 'running'
+      )
+    ORDER BY q.created_at, q.id
+    LIMIT 1
+    FOR UPDATE SKIP LOCKED
+)
+RETURNING r.id
+"""
+
+
+def run_claim(*, worker: str) -> TrainingRun | None:
+    """Take the oldest queued run whose project has no running run, or None."""
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(_CLAIM_SQL, {"worker": worker})
+            row = cursor.fetchone()
+    except IntegrityError:
+        return None  # another worker started a run of that project in between
+    if row is None:
+        return None
+    return TrainingRun.objects.select_related("project", "source_version").get(pk=row[0])
+
+
+def run_heartbeat(*, run_id: int, worker: str, stage: str, progress: float) -> bool:
+    """Record liveness and progress. Returns False when the run was cancelled or taken away
+    from this worker (so it should stop)."""
+    updated = TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, worker=worker).update(
+        heartbeat_at=timezone.now(), stage=stage, progress=min(max(progress, 0.0), 1.0)
+    )
+    if not updated:
+        return False
+    return not TrainingRun.objects.filter(pk=run_id, cancel_requested=True).exists()
+
+
+def run_fail(*, run_id: int, worker: str, error: str, cancelled: bool = False) -> None:
+    TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, worker=worker).update(
+        status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+        error=error[:10_000],
+        finished_at=timezone.now(),
+    )
+
+
+def version_activate(*, version: ModelVersion, user: AbstractBaseUser | None = None) -> TrainingRun:
+    """Make ``version`` the active model (a rollback, or a version held back as worse) and
+    queue a re-score of the queue with it."""
+    with transaction.atomic():
+        ModelVersion.objects.filter(project_id=version.project_id, is_active=True).exclude(
+            pk=version.pk
+        ).update(is_active=False)
+        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+    run, _ = run_request(
+        project=version.project,
+        trigger=RunTrigger.ACTIVATION,
+        user=user,
+        source_version=version,
+    )
+    return run

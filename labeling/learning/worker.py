@@ -1,0 +1,548 @@
+"""The worker: the only bridge between the database and Ray.
+
+    python manage.py worker            # runs until Ctrl-C / SIGTERM
+    python manage.py worker --once     # handles what is queued now, then exits
+
+It claims queued training runs (``SELECT ... FOR UPDATE SKIP LOCKED``), heartbeats from a
+thread while it works, hands plain dataclasses to ``training/`` (local Ray, or RAY_ADDRESS),
+and writes the results back in one transaction, so annotators never see a half-updated queue.
+A run can be resumed by another worker: a model version already registered for it is reused,
+never trained twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import socket
+import tempfile
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.images.storage import storage_local_path
+from labeling.learning import predictions, services
+from labeling.learning.models import (
+    ModelVersion,
+    PredictionRequest,
+    RunStatus,
+    RunTrigger,
+    TrainingRun,
+)
+
+logger = logging.getLogger(__name__)
+
+HEARTBEAT_SECONDS = 5.0
+# Evaluation uses the random exploration slice (unbiased) once it has this many labels;
+# before that, a stratified split of all labels (flagged in the metrics as such).
+MIN_RANDOM_SLICE = 30
+# Share of the run's progress bar each stage accounts for.
+STAGE_SPAN = {
+    "snapshot": (0.0, 0.05),
+    "train": (0.05, 0.65),
+    "evaluate": (0.65, 0.72),
+    "register": (0.72, 0.75),
+    "score": (0.75, 0.95),
+    "write-back": (0.95, 1.0),
+}
+
+
+class Cancelled(Exception):
+    """The run was cancelled (or taken over): stop at the stage boundary."""
+
+
+@dataclass
+class Snapshot:
+    items: list  # training ImageRefs
+    labels: list[int]
+    val_items: list
+    val_labels: list[int]
+    val_source: str  # "random_slice" or "split"
+    total: int
+
+
+class Heartbeat:
+    """Keeps a run's heartbeat and progress fresh from a thread (with its own connection)."""
+
+    def __init__(self, run_id: int, worker: str) -> None:
+        self.run_id, self.worker = run_id, worker
+        self.stage, self.progress = "claimed", 0.0
+        self.cancelled = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-{run_id}", daemon=True)
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+    def set(self, stage: str, fraction: float = 0.0) -> None:
+        low, high = STAGE_SPAN.get(stage, (self.progress, self.progress))
+        self.stage, self.progress = stage, low + (high - low) * min(max(fraction, 0.0), 1.0)
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                alive = services.run_heartbeat(
+                    run_id=self.run_id, worker=self.worker, stage=self.stage, progress=self.progress
+                )
+                if not alive:
+                    self.cancelled.set()
+                self._stop.wait(HEARTBEAT_SECONDS)
+        finally:
+            connection.close()
+
+
+class Predictor:
+    """Answers predict requests from a thread, beside whatever run the worker is busy with:
+    LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
+        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import psycopg
+        from django.db import connections
+
+        params = connections["default"].get_connection_params()
+        try:
+            with psycopg.connect(**params, autocommit=True) as listener:
+                listener.execute(f"LISTEN {predictions.CHANNEL}")
+                while not self.stopping.is_set():
+                    self.answer_pending()
+                    # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
+                    for _ in listener.notifies(timeout=1.0, stop_after=1):
+                        pass
+        except Exception:  # a predictor crash must not take the training worker down
+            logger.exception("predictor stopped")
+        finally:
+            connection.close()
+
+    def answer_pending(self) -> None:
+        while True:
+            with transaction.atomic():
+                request = (
+                    PredictionRequest.objects.select_for_update(skip_locked=True)
+                    .filter(status=PredictionRequest.Status.PENDING)
+                    .select_related("model_version", "project")
+                    .order_by("created_at")
+                    .first()
+                )
+                if request is None:
+                    return
+                try:
+                    request.result = self._predict(request)
+                    request.status = PredictionRequest.Status.DONE
+                except Exception as exc:  # reported to the caller as a 500-free error
+                    logger.exception("prediction %s failed", request.pk)
+                    request.status, request.error = PredictionRequest.Status.FAILED, str(exc)
+                request.save(update_fields=["result", "status", "error"])
+
+    def _predict(self, request: PredictionRequest) -> list[dict]:
+        import base64
+
+        import numpy as np
+
+        from training.data import decode_image
+        from training.models import load_checkpoint
+        from training.score import score_arrays
+
+        version = request.model_version
+        if version.pk not in self._models:
+            self._models[version.pk] = load_checkpoint(_local_checkpoint(version.checkpoint_key))
+        model, _meta = self._models[version.pk]
+        project = request.project
+        x = np.stack(
+            [
+                decode_image(
+                    base64.b64decode(item["data"]),
+                    size=project.input_size,
+                    channels=project.input_channels,
+                )
+                for item in request.images
+            ]
+        )
+        out = score_arrays(model, x, strategy="least_confidence")
+        labels = project.labels
+        return [
+            {
+                "predicted": labels[int(out["predicted"][i])],
+                "confidence": round(float(out["confidence"][i]), 6),
+                "probabilities": {
+                    label: round(float(p), 6)
+                    for label, p in zip(labels, out["probabilities"][i], strict=True)
+                },
+            }
+            for i in range(len(request.images))
+        ]
+
+
+class Worker:
+    def __init__(self, *, poll_seconds: float = 2.0) -> None:
+        self.name = f"{socket.gethostname()}:{os.getpid()}"
+        self.poll_seconds = poll_seconds
+        self.stopping = threading.Event()
+
+    def install_signal_handlers(self) -> None:
+        def stop(signum, _frame) -> None:
+            logger.info("worker %s: %s received; stopping after this stage", self.name, signum)
+            self.stopping.set()
+
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGTERM, stop)
+
+    def run_forever(self, *, once: bool = False, predict: bool = True) -> None:
+        logger.info("worker %s ready", self.name)
+        if predict and not once:
+            Predictor(self.stopping).start()
+        while not self.stopping.is_set():
+            close_old_connections()
+            services.run_requeue_stale()
+            run = services.run_claim(worker=self.name)
+            if run is not None:
+                self.execute(run)
+                continue
+            if once:
+                return
+            self.stopping.wait(self.poll_seconds)
+
+    # --- one run -------------------------------------------------------------------------
+
+    def execute(self, run: TrainingRun) -> None:
+        logger.info(
+            "run %d (%s, %s): claimed by %s", run.pk, run.project.slug, run.trigger, self.name
+        )
+        timings: dict[str, float] = {}
+        with Heartbeat(run.pk, self.name) as beat:
+            stage = self._stage_runner(beat, timings)
+            try:
+                if run.trigger == RunTrigger.ACTIVATION:
+                    version = run.source_version
+                    promote = True
+                    metrics = {"activated_version": version.number}
+                else:
+                    version, promote, metrics = self._train(run, beat, stage)
+                result = stage("score", lambda: self._score(run, version, beat))
+                stage(
+                    "write-back",
+                    lambda: self._write_back(run, version, promote, metrics, result, timings),
+                )
+                logger.info("run %d: succeeded (%s)", run.pk, _brief(timings))
+            except Cancelled:
+                services.run_fail(run_id=run.pk, worker=self.name, error="", cancelled=True)
+                logger.info("run %d: cancelled", run.pk)
+            except Exception as exc:  # a failed run must be recorded, whatever failed
+                logger.exception("run %d failed", run.pk)
+                services.run_fail(
+                    run_id=run.pk,
+                    worker=self.name,
+                    error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
+                )
+
+    def _stage_runner(self, beat: Heartbeat, timings: dict[str, float]) -> Callable:
+        def stage(name: str, fn: Callable):
+            if beat.cancelled.is_set() or (self.stopping.is_set() and name != "write-back"):
+                if self.stopping.is_set() and not beat.cancelled.is_set():
+                    # Shutting down: leave the run for another worker to pick up.
+                    raise SystemExit(0)
+                raise Cancelled()
+            beat.set(name, 0.0)
+            start = time.perf_counter()
+            value = fn()
+            timings[name] = round(time.perf_counter() - start, 3)
+            return value
+
+        return stage
+
+    def _train(self, run: TrainingRun, beat: Heartbeat, stage: Callable):
+        from training.contracts import TrainSpec
+        from training.train import run_training
+
+        existing = ModelVersion.objects.filter(run=run).first()
+        if existing is not None:
+            # A previous worker trained and registered this run's model before it died.
+            logger.info("run %d: resuming with its registered version %d", run.pk, existing.number)
+            return existing, existing.metrics.get("promote", True), existing.metrics
+        project = run.project
+        snap = stage("snapshot", lambda: self._snapshot(run))
+        if not snap.items:
+            raise RuntimeError("no consensus labels yet: label some images first")
+        workdir = Path(settings.DATA_DIR) / "worker" / f"run-{run.pk}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        spec = TrainSpec(
+            classes=tuple(project.labels),
+            input_size=project.input_size,
+            input_channels=project.input_channels,
+            items=tuple(snap.items),
+            labels=tuple(snap.labels),
+            val_items=tuple(snap.val_items),
+            val_labels=tuple(snap.val_labels),
+            cache_dir=str(_cache_dir()),
+            checkpoint_path=str(workdir / "model.pt"),
+            seed=run.pk,
+        )
+        result = stage(
+            "train", lambda: run_training(spec, progress=lambda s, f: beat.set("train", f))
+        )
+        metrics = dict(result.metrics) | {
+            "val_source": snap.val_source,
+            "labels": snap.total,
+            "failed_items": len(result.failed_items),
+        }
+        promote, active_accuracy = stage(
+            "evaluate", lambda: self._should_promote(run, metrics, spec, snap)
+        )
+        metrics["active_accuracy_on_this_val"] = active_accuracy
+        metrics["promote"] = promote
+        version = stage(
+            "register", lambda: self._register(run, spec, result.checkpoint_path, metrics, snap)
+        )
+        return version, promote, metrics
+
+    def _snapshot(self, run: TrainingRun) -> Snapshot:
+        """Consensus labels only; the random exploration slice is held out for evaluation."""
+        from training.contracts import ImageRef
+
+        project = run.project
+        index = {label: i for i, label in enumerate(project.labels)}
+        rows = list(
+            Image.objects.filter(project=project, status=ImageStatus.LABELED)
+            .exclude(consensus_label=None)
+            .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
+            .order_by("id")
+        )
+        train, val = [], []
+        for image_id, sha, key, label, random_slice in rows:
+            if label not in index:
+                continue
+            ref = ImageRef(key=str(image_id), sha256=sha, path=_local_path(key))
+            (val if random_slice else train).append((ref, index[label]))
+        source = "random_slice"
+        if len(val) < MIN_RANDOM_SLICE:
+            train, val, source = train + val, [], "split"  # the engine splits val_fraction off
+        TrainingRun.objects.filter(pk=run.pk).update(labels_snapshot=len(rows))
+        return Snapshot(
+            items=[r for r, _ in train],
+            labels=[y for _, y in train],
+            val_items=[r for r, _ in val],
+            val_labels=[y for _, y in val],
+            val_source=source,
+            total=len(rows),
+        )
+
+    def _should_promote(
+        self, run, metrics: dict, spec, snap: Snapshot
+    ) -> tuple[bool, float | None]:
+        """Not worse than the active model on this run's validation labels (configurable)."""
+        active = ModelVersion.objects.filter(project=run.project, is_active=True).first()
+        if active is None or not settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE:
+            return True, None
+        if not snap.val_items:
+            return True, None  # nothing held out that the old model did not train on
+        from training.contracts import ScoreSpec
+        from training.score import run_scoring
+
+        scored = run_scoring(
+            ScoreSpec(
+                checkpoint_path=_local_checkpoint(active.checkpoint_key),
+                items=tuple(snap.val_items),
+                cache_dir=spec.cache_dir,
+                strategy="least_confidence",
+            )
+        )
+        truth = dict(zip([r.key for r in snap.val_items], snap.val_labels, strict=True))
+        hits = sum(int(p) == truth[k] for k, p in zip(scored.keys, scored.predicted, strict=True))
+        old = hits / max(len(scored.keys), 1)
+        tolerance = settings.LABELLOOP_PROMOTE_TOLERANCE
+        return metrics.get("accuracy", 0.0) >= old - tolerance, round(old, 6)
+
+    def _register(self, run, spec, checkpoint_path: str, metrics: dict, snap) -> ModelVersion:
+        key = f"models/{run.project.slug}/run-{run.pk}.pt"
+        if default_storage.exists(key):
+            default_storage.delete(key)
+        with open(checkpoint_path, "rb") as handle:
+            saved = default_storage.save(key, File(handle))
+        number = (
+            ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0
+        ) + 1
+        return ModelVersion.objects.create(
+            project=run.project,
+            run=run,
+            number=number,
+            checkpoint_key=saved,
+            architecture=spec.arch,
+            config={"arch": spec.arch, "input_size": spec.input_size},
+            metrics=_json_safe(metrics),
+            labels_used=snap.total,
+        )
+
+    def _score(self, run: TrainingRun, version: ModelVersion, beat: Heartbeat):
+        """Score the pool (and the labeled images, so disagreements with humans show)."""
+        from training.contracts import ImageRef, ScoreSpec
+        from training.score import run_scoring
+
+        project = run.project
+        rows = list(
+            Image.objects.filter(project=project).values_list(
+                "id", "sha256", "storage_key", "status"
+            )
+        )
+        items = tuple(ImageRef(key=str(i), sha256=s, path=_local_path(k)) for i, s, k, _ in rows)
+        pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
+        if not items:
+            return None
+        result = run_scoring(
+            ScoreSpec(
+                checkpoint_path=_local_checkpoint(version.checkpoint_key),
+                items=items,
+                cache_dir=str(_cache_dir()),
+                strategy=project.strategy,
+                select_size=50,
+                seed=run.pk,
+            ),
+            progress=lambda s, f: beat.set("score", f),
+        )
+        return result, pool
+
+    def _write_back(self, run, version, promote: bool, metrics, scored, timings) -> None:
+        """One transaction: queue priorities, predictions, scores, version, run status."""
+        project = run.project
+        with transaction.atomic():
+            current = TrainingRun.objects.select_for_update().get(pk=run.pk)
+            if current.status != RunStatus.RUNNING or current.worker != self.name:
+                raise Cancelled()  # re-queued to another worker meanwhile: let it finish
+            if scored is not None and promote:
+                result, pool = scored
+                _copy_scores(project, version, result, pool)
+            if promote:
+                ModelVersion.objects.filter(project=project, is_active=True).exclude(
+                    pk=version.pk
+                ).update(is_active=False)
+                ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+            timings_all = {**current.stage_seconds, **timings}
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.SUCCEEDED,
+                stage="done",
+                progress=1.0,
+                finished_at=timezone.now(),
+                metrics=_json_safe({**metrics, "promoted": promote, "version": version.number}),
+                stage_seconds=timings_all,
+            )
+
+
+def _copy_scores(project, version, result, pool: set[str]) -> None:
+    """COPY the scores into a temporary table, then one UPDATE of the queue and one upsert
+    of the per-image scores."""
+    order = sorted(
+        (int(p), key) for p, key in zip(result.priority, result.keys, strict=True) if key in pool
+    )
+    rank = {key: len(order) - i for i, (_, key) in enumerate(order)}  # higher = label sooner
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE incoming_scores (image_id bigint PRIMARY KEY, priority float8, "
+            "predicted int, confidence float8, score float8, probabilities float8[]) "
+            "ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY incoming_scores FROM STDIN") as copy:
+            for i, key in enumerate(result.keys):
+                probs = "{" + ",".join(f"{p:.6g}" for p in result.probabilities[i]) + "}"
+                copy.write_row(
+                    (
+                        int(key),
+                        float(rank.get(key, 0.0)),
+                        int(result.predicted[i]),
+                        float(result.confidence[i]),
+                        float(result.scores[i]),
+                        probs,
+                    )
+                )
+        cursor.execute(
+            """
+            UPDATE images_image i
+            SET priority = CASE WHEN i.status IN ('unlabeled', 'partial')
+                                THEN s.priority ELSE i.priority END,
+                predicted_label = (%(labels)s::text[])[s.predicted + 1],
+                confidence = s.confidence,
+                uncertainty = 1 - s.confidence,
+                updated_at = now()
+            FROM incoming_scores s
+            WHERE i.id = s.image_id AND i.project_id = %(project)s
+            """,
+            {"labels": list(project.labels), "project": project.id},
+        )
+        cursor.execute(
+            """
+            INSERT INTO learning_imagescore
+                (image_id, model_version_id, predicted, confidence, probabilities, score)
+            SELECT image_id, %(version)s, predicted, confidence, probabilities, score
+            FROM incoming_scores
+            ON CONFLICT (image_id) DO UPDATE SET
+                model_version_id = EXCLUDED.model_version_id,
+                predicted = EXCLUDED.predicted,
+                confidence = EXCLUDED.confidence,
+                probabilities = EXCLUDED.probabilities,
+                score = EXCLUDED.score
+            """,
+            {"version": version.pk},
+        )
+
+
+def _cache_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "cache" / "arrays"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _local_path(key: str) -> str:
+    """A filesystem path to an object of the image store (downloaded once for remote stores)."""
+    local = storage_local_path(key=key)
+    if local is not None:
+        return local
+    target = Path(settings.DATA_DIR) / "cache" / "objects" / key
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            default_storage.open(key, "rb") as src,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+        ):
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                tmp.write(chunk)
+        os.replace(tmp.name, target)
+    return str(target)
+
+
+def _local_checkpoint(key: str) -> str:
+    return _local_path(key)
+
+
+def _json_safe(value):
+    """Metrics from numpy land: make them plain JSON."""
+    import json
+
+    return json.loads(
+        json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    )
+
+
+def _brief(timings: dict[str, float]) -> str:
+    return ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
