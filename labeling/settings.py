@@ -196,6 +196,11 @@ LOGGING = {
 LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE = env_bool("LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE", True)
 LABELLOOP_PROMOTE_TOLERANCE = env_float("LABELLOOP_PROMOTE_TOLERANCE", 0.0)
 
+# Workers heartbeat running runs every so often; a run silent for the stale time is presumed
+# orphaned (its worker died) and re-queued for another worker.
+LABELLOOP_WORKER_HEARTBEAT_SECONDS = env_float("LABELLOOP_WORKER_HEARTBEAT_SECONDS", 5.0)
+LABELLOOP_WORKER_STALE_SECONDS = env_float("LABELLOOP_WORKER_STALE_SECONDS", 60.0)
+
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
 

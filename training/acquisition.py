@@ -215,22 +215,29 @@ def select(
             raise ValueError("diverse selection needs embeddings")
         unit = unit_rows(embeddings)
         weights = scores * typicality(unit, seed=seed) ** TYPICALITY_POWER
-        top = np.argsort(-weights[rest], kind="stable")[: (k - n_explore) * CANDIDATES_PER_PICK]
-        pool = np.concatenate([explore, rest[top]])
-        median = _median_distance(unit[pool], seed)
-        local = k_center_greedy(
-            unit[pool],
-            k - n_explore,
-            weights=weights[pool] + EPS,
-            selected=range(n_explore),
-            duplicate_radius=DUPLICATE_RADIUS * median,
-            saturation=median,
-        )
-        chosen = pool[local]
-        if len(chosen) < k - n_explore:  # the candidates were all near-copies: top up by weight
-            left = np.setdiff1d(rest, chosen)
-            extra = left[np.argsort(-weights[left], kind="stable")[: k - n_explore - len(chosen)]]
-            chosen = np.concatenate([chosen, extra])
+        by_weight = rest[np.argsort(-weights[rest], kind="stable")]
+        need = k - n_explore
+        size = need * CANDIDATES_PER_PICK
+        while True:
+            # A pool full of near-copies (150 blank frames, say) can leave too few distinct
+            # candidates: widen the candidate set until the batch fills or the pool runs out.
+            pool = np.concatenate([explore, by_weight[:size]])
+            median = _median_distance(unit[pool], seed)
+            local = k_center_greedy(
+                unit[pool],
+                need,
+                weights=weights[pool] + EPS,
+                selected=range(n_explore),
+                duplicate_radius=DUPLICATE_RADIUS * median,
+                saturation=median,
+            )
+            chosen = pool[local]
+            if len(chosen) == need or size >= len(by_weight):
+                break
+            size *= 4
+        if len(chosen) < need:  # the whole pool is near-copies: top up by weight
+            left = by_weight[~np.isin(by_weight, chosen)]
+            chosen = np.concatenate([chosen, left[: need - len(chosen)]])
     else:
         chosen = rest[np.argsort(-scores[rest], kind="stable")[: k - n_explore]]
     return _interleave(chosen, explore)

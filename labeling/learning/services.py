@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -20,8 +21,6 @@ from labeling.projects.models import Project
 
 logger = logging.getLogger(__name__)
 
-# A run whose worker has not heartbeated for this long is presumed dead and re-queued.
-STALE_AFTER = timedelta(seconds=60)
 # A run whose workers keep dying is failed rather than retried forever.
 MAX_ATTEMPTS = 3
 
@@ -95,11 +94,12 @@ def run_requeue_stale(*, now=None) -> list[int]:
     """Running runs whose worker stopped heartbeating go back to the queue (or fail after
     MAX_ATTEMPTS). Returns their ids."""
     now = now or timezone.now()
+    stale_after = timedelta(seconds=settings.LABELLOOP_WORKER_STALE_SECONDS)
     touched = []
     with transaction.atomic():
         stale = list(
             TrainingRun.objects.select_for_update(skip_locked=True).filter(
-                status=RunStatus.RUNNING, heartbeat_at__lt=now - STALE_AFTER
+                status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after
             )
         )
         for run in stale:

@@ -44,7 +44,6 @@ from labeling.learning.models import (
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_SECONDS = 5.0
 # Evaluation uses the random exploration slice (unbiased) once it has this many labels;
 # before that, a stratified split of all labels (flagged in the metrics as such).
 MIN_RANDOM_SLICE = 30
@@ -103,7 +102,7 @@ class Heartbeat:
                 )
                 if not alive:
                     self.cancelled.set()
-                self._stop.wait(HEARTBEAT_SECONDS)
+                self._stop.wait(settings.LABELLOOP_WORKER_HEARTBEAT_SECONDS)
         finally:
             connection.close()
 
@@ -427,6 +426,7 @@ class Worker:
     def _write_back(self, run, version, promote: bool, metrics, scored, timings) -> None:
         """One transaction: queue priorities, predictions, scores, version, run status."""
         project = run.project
+        started = time.perf_counter()
         with transaction.atomic():
             current = TrainingRun.objects.select_for_update().get(pk=run.pk)
             if current.status != RunStatus.RUNNING or current.worker != self.name:
@@ -439,7 +439,11 @@ class Worker:
                     pk=version.pk
                 ).update(is_active=False)
                 ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-            timings_all = {**current.stage_seconds, **timings}
+            timings_all = {
+                **current.stage_seconds,
+                **timings,
+                "write-back": round(time.perf_counter() - started, 3),
+            }
             TrainingRun.objects.filter(pk=run.pk).update(
                 status=RunStatus.SUCCEEDED,
                 stage="done",

@@ -19,8 +19,8 @@ class Command(BaseCommand):
         from training.cluster import ensure_ray
 
         worker = Worker(poll_seconds=options["poll"])
-        worker.install_signal_handlers()
         ensure_ray()
+        worker.install_signal_handlers()  # after Ray, which installs a SIGTERM handler of its own
         self.stdout.write(f"worker {worker.name} ready (Ctrl-C to stop)")
         worker.run_forever(once=options["once"])
         self.stdout.write(f"worker {worker.name} stopped")

@@ -1,0 +1,63 @@
+import { useCallback, useEffect, useRef, useState } from "react";
+
+import { api, ApiError, type Project } from "./lib/api";
+
+export interface Loaded<T> {
+  data: T | null;
+  error: ApiError | null;
+  loading: boolean;
+  reload: () => void;
+}
+
+/** GET a resource once (and again on reload()); `refreshMs` polls it. */
+export function useResource<T>(path: string | null, refreshMs = 0): Loaded<T> {
+  const [data, setData] = useState<T | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+  const [loading, setLoading] = useState(true);
+  const [tick, setTick] = useState(0);
+  const reload = useCallback(() => setTick((n) => n + 1), []);
+
+  useEffect(() => {
+    if (path === null) return;
+    const controller = new AbortController();
+    setLoading(true);
+    api<T>(path, { signal: controller.signal })
+      .then((body) => {
+        setData(body);
+        setError(null);
+      })
+      .catch((caught) => {
+        if ((caught as Error).name === "AbortError") return;
+        setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      })
+      .finally(() => {
+        if (!controller.signal.aborted) setLoading(false);
+      });
+    return () => controller.abort();
+  }, [path, tick]);
+
+  useEffect(() => {
+    if (!refreshMs || path === null) return;
+    const timer = window.setInterval(reload, refreshMs);
+    return () => window.clearInterval(timer);
+  }, [refreshMs, path, reload]);
+
+  return { data, error, loading, reload };
+}
+
+export function useProject(projectId: string | undefined): Loaded<Project> {
+  return useResource<Project>(projectId ? `/api/projects/${projectId}/` : null);
+}
+
+export function useTitle(title: string): void {
+  useEffect(() => {
+    document.title = title ? `${title} · LabelLoop` : "LabelLoop";
+  }, [title]);
+}
+
+/** The latest value in a ref, for event handlers registered once. */
+export function useLatest<T>(value: T) {
+  const ref = useRef(value);
+  ref.current = value;
+  return ref;
+}
