@@ -207,7 +207,7 @@ def select(
     rng = np.random.default_rng(seed)
     if strategy == "random":
         return rng.permutation(n)[:k]
-    n_explore = int(round(k * exploration_fraction))
+    n_explore = round(k * exploration_fraction)
     explore = rng.choice(n, size=n_explore, replace=False) if n_explore else np.zeros(0, int)
     rest = np.setdiff1d(np.arange(n), explore)
     if strategy == "diverse":

@@ -30,7 +30,7 @@ class ImageRef:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How to train. Defaults are the recipe that beats the bare MNIST network (docs/benchmarks.md)."""
+    """How to train. The defaults beat the bare MNIST network (see docs/benchmarks.md)."""
 
     optimizer: str = "adamw"  # "adamw" or "sgd"; AdamW needs no lr search on small label sets
     lr: float = 3e-3  # peak learning rate of the one-cycle schedule (warm-up 10%, cosine down)

@@ -74,10 +74,9 @@ def letterbox(img: Image.Image, size: int) -> Image.Image:
     if (new_w, new_h) == (size, size):
         return resized
     arr = np.asarray(resized)
-    border = np.concatenate(
-        [arr[0].reshape(-1, *arr.shape[2:]), arr[-1].reshape(-1, *arr.shape[2:])]
-        + [arr[:, 0].reshape(-1, *arr.shape[2:]), arr[:, -1].reshape(-1, *arr.shape[2:])]
-    )
+    pixel = arr.shape[2:]  # () for L, (3,) for RGB
+    edges = (arr[0], arr[-1], arr[:, 0], arr[:, -1])
+    border = np.concatenate([edge.reshape(-1, *pixel) for edge in edges])
     pad = np.median(border, axis=0).astype(np.uint8)
     fill = int(pad) if arr.ndim == 2 else tuple(int(v) for v in pad)
     canvas = Image.new(resized.mode, (size, size), fill)
@@ -121,9 +120,7 @@ def decode_items(
             continue
         seen.add(item.sha256)
         shas.append(item.sha256)
-    stacked = (
-        np.stack(arrays) if arrays else np.zeros((0, channels, size, size), dtype=np.uint8)
-    )
+    stacked = np.stack(arrays) if arrays else np.zeros((0, channels, size, size), dtype=np.uint8)
     return shas, stacked, failed
 
 

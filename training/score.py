@@ -85,9 +85,7 @@ class BatchScorer:
         cpus = ray.get_runtime_context().get_assigned_resources().get("CPU", 1)
         torch.set_num_threads(max(1, int(cpus)))
         self.model, meta = load_checkpoint(checkpoint_path, pick_device())
-        self.cache = ArrayCache(
-            cache_dir, size=meta["input_size"], channels=meta["input_channels"]
-        )
+        self.cache = ArrayCache(cache_dir, size=meta["input_size"], channels=meta["input_channels"])
         self.strategy = strategy
         self.seed = seed
         self.masks = self.model.dropout_masks(mc_samples, seed) if strategy == "bald" else None
@@ -118,7 +116,7 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     items = list(spec.items)
     if spec.sample_fraction is not None and spec.sample_fraction < 1.0:
         rng = np.random.default_rng(spec.seed)
-        size = int(round(len(items) * spec.sample_fraction))
+        size = round(len(items) * spec.sample_fraction)
         items = [items[i] for i in np.sort(rng.choice(len(items), size=size, replace=False))]
     if progress:
         progress("cache", 0.0)
@@ -130,7 +128,9 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     n = len(items)
     by_key: dict[str, np.ndarray] = {}
     if n:
-        frame = pd.DataFrame({"key": [it.key for it in items], "sha256": [it.sha256 for it in items]})
+        frame = pd.DataFrame(
+            {"key": [it.key for it in items], "sha256": [it.sha256 for it in items]}
+        )
         blocks = [frame.iloc[i : i + spec.batch_size] for i in range(0, n, spec.batch_size)]
         actors, cpus, gpus = _pool_size(cluster_gpus())
         ds = ray.data.from_pandas(blocks).map_batches(

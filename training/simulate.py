@@ -124,7 +124,7 @@ def dirty_pool(
     rng = np.random.default_rng(seed)
     x, y = x.copy(), y.copy()
     n_classes = int(y.max()) + 1
-    junk = rng.choice(len(y), size=int(round(len(y) * fraction)), replace=False)
+    junk = rng.choice(len(y), size=round(len(y) * fraction), replace=False)
     kind = np.full(len(y), -1, dtype=np.int64)
     kind[junk] = np.arange(len(junk)) % len(JUNK_KINDS)
     h = x.shape[2]

@@ -30,6 +30,7 @@ from training.data import ArrayCache
 from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
 
 Progress = Callable[[str, float], None]
+DEFAULT_CONFIG = TrainConfig()
 ECE_BINS = 15  # equal-width confidence bins, the usual choice (Guo et al. 2017)
 
 
@@ -201,7 +202,7 @@ def fit(
     *,
     classes: tuple[str, ...],
     arch: str = "seed_cnn",
-    config: TrainConfig = TrainConfig(),
+    config: TrainConfig = DEFAULT_CONFIG,
     seed: int = 0,
     x_val: np.ndarray | None = None,
     y_val: np.ndarray | None = None,
@@ -303,8 +304,8 @@ def fit(
     else:
         metrics = evaluate(model, xt, y_train, classes) | {"evaluated_on": "train"}
     metrics |= {
-        "n_train": int(len(y_train)),
-        "n_val": int(len(y_val)) if has_val else 0,
+        "n_train": len(y_train),
+        "n_val": len(y_val) if has_val else 0,
         "epochs_run": epochs_run,
         "steps": steps_done,
         "seconds": round(time.perf_counter() - started, 3),
@@ -322,20 +323,20 @@ def one_cycle(total_steps: int, warmup: float = 0.1) -> Callable[[int], float]:
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm))))
+        return 0.5 * (
+            1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm)))
+        )
 
     return factor
 
 
-def stratified_split(
-    y: np.ndarray, fraction: float, seed: int
-) -> tuple[np.ndarray, np.ndarray]:
+def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train positions, val positions): `fraction` of each class, never a class's last item."""
     rng = np.random.default_rng(seed)
     train, val = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = min(int(round(len(idx) * fraction)), len(idx) - 1)
+        n_val = min(round(len(idx) * fraction), len(idx) - 1)
         val.extend(idx[:n_val])
         train.extend(idx[n_val:])
     return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
@@ -422,7 +423,9 @@ class TrainActor:
     def __init__(self, threads: int) -> None:
         torch.set_num_threads(threads)
 
-    def train(self, spec: TrainSpec, failed: list[str], board: ray.actor.ActorHandle) -> TrainResult:
+    def train(
+        self, spec: TrainSpec, failed: list[str], board: ray.actor.ActorHandle
+    ) -> TrainResult:
         def post(stage: str, fraction: float) -> None:
             board.post.remote(stage, fraction)
 

@@ -77,7 +77,7 @@ class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     # One version per run: a run finished by a second worker after the first one died finds
     # the version already registered instead of making another.
-    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="model_version")
+    run = models.OneToOneField(TrainingRun, on_delete=models.CASCADE, related_name="model_version")
     number = models.PositiveIntegerField()  # 1, 2, 3 ... within the project
     checkpoint_key = models.CharField(max_length=300)  # in the image store
     architecture = models.CharField(max_length=64)

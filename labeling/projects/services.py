@@ -107,6 +107,9 @@ def project_delete(*, project: Project) -> None:
         cursor.execute(
             f"DELETE FROM annotations_annotation WHERE image_id IN ({image_ids})", [project.id]
         )
+        cursor.execute(
+            f"DELETE FROM learning_imagescore WHERE image_id IN ({image_ids})", [project.id]
+        )
         cursor.execute("DELETE FROM images_image WHERE project_id = %s", [project.id])
         project.delete()
 

@@ -72,7 +72,9 @@ def write_pngs(root: Path, x: np.ndarray, prefix: str = "img") -> list[ImageRef]
     for i, arr in enumerate(x):
         path = root / f"{prefix}-{i:05d}.png"
         Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(path)
-        items.append(ImageRef(f"{prefix}-{i}", hashlib.sha256(path.read_bytes()).hexdigest(), str(path)))
+        items.append(
+            ImageRef(f"{prefix}-{i}", hashlib.sha256(path.read_bytes()).hexdigest(), str(path))
+        )
     return items
 
 

@@ -38,7 +38,7 @@ def test_random_scores_depend_on_key_and_seed_not_on_batch() -> None:
     whole = acq.random_scores(keys, seed=3)
     np.testing.assert_array_equal(whole[50:], acq.random_scores(keys[50:], seed=3))
     assert not np.array_equal(whole, acq.random_scores(keys, seed=4))
-    assert 0.0 <= whole.min() and whole.max() < 1.0
+    assert whole.min() >= 0.0 and whole.max() < 1.0
 
 
 def test_uncertainty_rejects_unknown_strategies() -> None:

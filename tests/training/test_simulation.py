@@ -69,9 +69,14 @@ def test_margin_needs_at_most_60_percent_of_the_labels_random_needs(
     curves = run_curves(jobs)
     random_curves, margin_curves = curves[: len(CLEAN_SEEDS)], curves[len(CLEAN_SEEDS) :]
     show("clean MNIST pool (labels:accuracy)", curves)
-    random_n, margin_n = np.mean(labels_needed(random_curves)), np.mean(labels_needed(margin_curves))
-    print(f"  mean labels to 90%: random {random_n:.1f}, margin {margin_n:.1f}, "
-          f"ratio {margin_n / random_n:.2f}")
+    random_n, margin_n = (
+        np.mean(labels_needed(random_curves)),
+        np.mean(labels_needed(margin_curves)),
+    )
+    print(
+        f"  mean labels to 90%: random {random_n:.1f}, margin {margin_n:.1f}, "
+        f"ratio {margin_n / random_n:.2f}"
+    )
     assert margin_n <= 0.6 * random_n
 
 

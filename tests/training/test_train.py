@@ -99,9 +99,7 @@ def test_training_is_deterministic_on_cpu_for_a_fixed_seed(digits: Digits) -> No
 def test_early_stopping_ends_a_run_that_stopped_improving(digits: Digits) -> None:
     x, y = digits.train
     config = TrainConfig(epochs=40, patience=2, batch_size=64, lr=3e-2)
-    _, m = fit(
-        x[:200], y[:200], classes=CLASSES, config=config, x_val=x[200:300], y_val=y[200:300]
-    )
+    _, m = fit(x[:200], y[:200], classes=CLASSES, config=config, x_val=x[200:300], y_val=y[200:300])
     assert m["epochs_run"] < 40 and m["evaluated_on"] == "val"
     best = int(np.argmin(m["history"]["val_loss"]))
     assert m["epochs_run"] == best + 1 + config.patience
@@ -130,7 +128,7 @@ def test_seed_cnn_trained_on_ray_reaches_97_5_percent_on_mnist(
     json.dumps(m)
     assert m["n_train"] + m["n_val"] == N_TRAIN and m["evaluated_on"] == "val"
     assert {"accuracy", "per_class", "confusion", "ece", "epochs_run", "seconds"} <= set(m)
-    assert [s for s, _ in stages][0] == "cache" and stages[-1] == ("done", 1.0)
+    assert stages[0][0] == "cache" and stages[-1] == ("done", 1.0)
     assert any(s == "train" and 0 < f < 1 for s, f in stages)  # heartbeats while it trains
 
     scored = run_scoring(

@@ -14,6 +14,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from labeling.learning.models import ModelVersion, TrainingRun
 from tests.factories import ImageFactory, png_bytes
 from tests.labeling.images.helpers import upload
 
@@ -127,6 +128,32 @@ ENDPOINTS = {
     "disagreements": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/disagreements/", "admin", 200
     ),
+    "start training run": Endpoint(
+        "post", lambda c: f"/api/projects/{c['project'].id}/training-runs/", "admin", 202
+    ),
+    "list training runs": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/training-runs/", "viewer", 200
+    ),
+    "read training run": Endpoint(
+        "get", lambda c: f"/api/training-runs/{c['run'].id}/", "viewer", 200
+    ),
+    "cancel training run": Endpoint(
+        "post", lambda c: f"/api/training-runs/{c['run'].id}/cancel/", "admin", 200
+    ),
+    "list model versions": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/model-versions/", "viewer", 200
+    ),
+    "activate model version": Endpoint(
+        "post", lambda c: f"/api/model-versions/{c['version'].id}/activate/", "admin", 202
+    ),
+    "predict": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/predict/",
+        "viewer",
+        409,  # no active model in this fixture: the role check passes, then "no model yet"
+        lambda c: {"files": [upload("x.png", png_bytes(5))]},
+        multipart=True,
+    ),
     "resolve": Endpoint(
         "post",
         lambda c: f"/api/images/{c['image'].id}/resolve/",
@@ -164,6 +191,16 @@ def test_permission_matrix(name, role, project, alice, bob, victor, mallory, sta
         "staff": staff,
     }
     context = {"project": project, "image": ImageFactory(project=project)}
+    context["run"] = TrainingRun.objects.create(project=project, trigger="manual")
+    done = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
+    context["version"] = ModelVersion.objects.create(
+        project=project,
+        run=done,
+        number=1,
+        checkpoint_key="k",
+        architecture="seed_cnn",
+        labels_used=10,
+    )
     endpoint = ENDPOINTS[name]
     if endpoint.setup is not None:
         endpoint.setup(context, users[role])

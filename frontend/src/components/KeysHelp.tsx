@@ -1,0 +1,91 @@
+import { useEffect, useRef } from "react";
+
+import { type ClassKey, keyCap } from "../lib/hotkeys";
+
+export function KeysHelp({
+  keys,
+  suggestions,
+  onClose,
+}: {
+  keys: ClassKey[];
+  suggestions: boolean;
+  onClose: () => void;
+}) {
+  const closeButton = useRef<HTMLButtonElement>(null);
+  useEffect(() => {
+    const before = document.activeElement as HTMLElement | null;
+    closeButton.current?.focus();
+    return () => before?.focus?.();
+  }, []);
+
+  return (
+    <div className="modal-backdrop" onClick={onClose}>
+      <div
+        className="modal"
+        role="dialog"
+        aria-modal="true"
+        aria-labelledby="keys-title"
+        onClick={(event) => event.stopPropagation()}
+      >
+        <h2 id="keys-title">Keyboard</h2>
+        <div className="keys-columns">
+          <table className="keys-table">
+            <caption>Classes</caption>
+            <tbody>
+              {keys.map(({ label, key }) => (
+                <tr key={label}>
+                  <td>{key !== null ? <kbd>{keyCap(key)}</kbd> : <span className="muted">–</span>}</td>
+                  <td>{label}</td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+          <table className="keys-table">
+            <caption>Commands</caption>
+            <tbody>
+              {suggestions && (
+                <tr>
+                  <td>
+                    <kbd>Enter</kbd>
+                  </td>
+                  <td>Accept the model’s suggestion</td>
+                </tr>
+              )}
+              <tr>
+                <td>
+                  <kbd>S</kbd>
+                </td>
+                <td>Skip (give the image back)</td>
+              </tr>
+              <tr>
+                <td>
+                  <kbd>Z</kbd> <kbd>Backspace</kbd>
+                </td>
+                <td>Undo: back to the last image, to change its label</td>
+              </tr>
+              <tr>
+                <td>
+                  <kbd>?</kbd>
+                </td>
+                <td>Show or hide this list</td>
+              </tr>
+              <tr>
+                <td>
+                  <kbd>Esc</kbd>
+                </td>
+                <td>Close</td>
+              </tr>
+            </tbody>
+          </table>
+        </div>
+        <p className="muted small">
+          Labels are saved in this browser first and sent in the background; the “Unsent” count
+          shows what the server has not confirmed yet.
+        </p>
+        <button ref={closeButton} type="button" className="btn btn-primary" onClick={onClose}>
+          Close
+        </button>
+      </div>
+    </div>
+  );
+}

@@ -1,0 +1,458 @@
+// The annotator view: one image, large; a key per class. Everything a keypress does is local
+// (the label goes to the outbox, the next image is already decoded), so the next image shows
+// at once; the network catches up in the background.
+
+import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
+import { Link, useParams } from "react-router";
+
+import { ErrorNote } from "../components/ErrorNote";
+import { KeysHelp } from "../components/KeysHelp";
+import { useLatest, useProject, useTitle } from "../hooks";
+import { api, apiRaw, type Project, type Task } from "../lib/api";
+import { classKeys, hotkeyMap, type KeyAction, keyAction, keyCap } from "../lib/hotkeys";
+import type { Outbox } from "../lib/outbox";
+import { type QueueTask, TaskQueue, type TaskSource } from "../lib/taskQueue";
+import { useOutbox, useOutboxVersion } from "../outboxContext";
+
+const LOOKAHEAD = 8; // tasks kept leased and decoded ahead of the one on screen
+const HISTORY = 20; // labels that Z can walk back through
+// Images smaller than this (in pixels, either side) are scaled up with hard pixel edges: a
+// 28x28 digit blurred to 500 px is harder to read than its pixels.
+const PIXELATED_BELOW = 256;
+
+export function Annotate() {
+  const { projectId } = useParams();
+  const project = useProject(projectId);
+  useTitle(project.data ? `Label · ${project.data.name}` : "Label");
+  if (project.error) return <ErrorNote error={project.error} page />;
+  if (!project.data) return <p className="page-loading">Loading…</p>;
+  if (project.data.role !== "annotator" && project.data.role !== "admin") {
+    return (
+      <section className="page narrow">
+        <h1>{project.data.name}</h1>
+        <p>Your role in this project ({project.data.role}) cannot label images.</p>
+      </section>
+    );
+  }
+  return <Annotator key={project.data.id} project={project.data} />;
+}
+
+function browserSource(projectId: number): TaskSource {
+  return {
+    next: (count) =>
+      api<Task[]>(`/api/projects/${projectId}/tasks/next/`, { method: "POST", body: { count } }),
+    async renew(image) {
+      const { status } = await apiRaw(`/api/tasks/${image}/renew/`, { method: "POST" });
+      if (status === 200) return "ok";
+      return status === 409 || status === 404 || status === 403 ? "lost" : "error";
+    },
+    async release(image) {
+      await apiRaw(`/api/tasks/${image}/release/`, { method: "POST" });
+    },
+    async preload(task) {
+      const response = await fetch(task.file_url, { credentials: "same-origin" });
+      if (!response.ok) throw new Error(`image ${task.image}: HTTP ${response.status}`);
+      const src = URL.createObjectURL(await response.blob());
+      const image = new Image();
+      image.src = src;
+      try {
+        await image.decode();
+      } catch (error) {
+        URL.revokeObjectURL(src);
+        throw error;
+      }
+      return { src, width: image.naturalWidth, height: image.naturalHeight };
+    },
+    discard: (src) => URL.revokeObjectURL(src),
+  };
+}
+
+interface SessionCount {
+  count: number;
+  startedAt: number; // ms since the epoch
+}
+
+/** Labels in this browser tab's session (kept across reloads, like the tab itself). */
+function useSessionCount(projectId: number) {
+  const key = `labelloop.session.${projectId}`;
+  const [state, setState] = useState<SessionCount>(() => {
+    try {
+      const stored = JSON.parse(sessionStorage.getItem(key) ?? "null") as SessionCount | null;
+      if (stored && typeof stored.count === "number") return stored;
+    } catch {
+      // a fresh count below
+    }
+    return { count: 0, startedAt: Date.now() };
+  });
+  const add = useCallback(() => {
+    setState((old) => {
+      const next = { ...old, count: old.count + 1 };
+      sessionStorage.setItem(key, JSON.stringify(next));
+      return next;
+    });
+  }, [key]);
+  return { ...state, add };
+}
+
+function perHour(count: number, startedAt: number, now: number): string {
+  const hours = (now - startedAt) / 3_600_000;
+  if (count === 0 || hours < 1 / 60) return "–";
+  return Math.round(count / hours).toLocaleString();
+}
+
+interface Done {
+  task: QueueTask;
+  label: string;
+}
+
+function Annotator({ project }: { project: Project }) {
+  const outbox = useOutbox();
+  useOutboxVersion(outbox);
+  const [queue, setQueue] = useState<TaskQueue | null>(null);
+  const [, setVersion] = useState(0);
+  const [helpOpen, setHelpOpen] = useState(false);
+  const [status, setStatus] = useState("");
+  const [now, setNow] = useState(() => Date.now());
+  const labeledHere = useRef(new Set<number>());
+  const history = useRef<Done[]>([]);
+  const shownAt = useRef(performance.now());
+  const session = useSessionCount(project.id);
+  const keys = useMemo(() => classKeys(project.labels), [project.labels]);
+  const map = useMemo(() => hotkeyMap(project.labels), [project.labels]);
+  const suggestions = project.show_suggestions === true;
+
+  useEffect(() => {
+    const created = new TaskQueue({
+      source: browserSource(project.id),
+      lookahead: LOOKAHEAD,
+      lowWater: LOOKAHEAD - 2,
+      leaseSeconds: project.lease_seconds,
+      pendingCount: () => pendingFor(outbox, project.id),
+      isHandled: (image) => labeledHere.current.has(image) || outbox.hasPending(image),
+      onChange: () => setVersion((n) => n + 1),
+    });
+    setQueue(created);
+    created.start();
+    return () => created.stop();
+  }, [project.id, project.lease_seconds, outbox]);
+
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 10_000);
+    return () => window.clearInterval(timer);
+  }, []);
+
+  const current = queue?.current() ?? null;
+  const ready = queue ? queue.tasks.filter((task) => task.src !== null).length : 0;
+
+  // The clock for duration_ms starts when the image is on screen, not when it was leased.
+  useLayoutEffect(() => {
+    shownAt.current = performance.now();
+  }, [current?.image, current?.src]);
+
+  const act = useCallback(
+    (action: KeyAction) => {
+      if (!queue) return;
+      const task = queue.current();
+      switch (action.type) {
+        case "help":
+          setHelpOpen((open) => !open);
+          return;
+        case "close":
+          setHelpOpen(false);
+          return;
+        case "undo": {
+          const last = history.current.pop();
+          if (!last) {
+            setStatus("Nothing to undo.");
+            return;
+          }
+          last.task.previousLabel = last.label;
+          queue.putBack(last.task);
+          setStatus(`Undo: image ${last.task.image} was “${last.label}”. Press its new class.`);
+          return;
+        }
+        case "skip":
+          if (!task) return;
+          queue.skip();
+          setStatus(`Skipped image ${task.image}.`);
+          return;
+        case "accept":
+          if (!task) return;
+          if (!suggestions || !task.suggestion) {
+            setStatus("There is no suggestion to accept.");
+            return;
+          }
+          label(task.suggestion);
+          return;
+        case "label":
+          label(action.label);
+          return;
+      }
+
+      function label(name: string) {
+        if (!queue || !task) return;
+        if (!task.src) {
+          setStatus("The image is still loading.");
+          return;
+        }
+        const durationMs = Math.round(performance.now() - shownAt.current);
+        const entry = { project: project.id, image: task.image, label: name, durationMs };
+        if (task.previousLabel !== null) {
+          outbox.relabel(entry);
+          setStatus(`Image ${task.image}: “${task.previousLabel}” changed to “${name}”.`);
+          task.previousLabel = null;
+        } else {
+          outbox.enqueue(entry);
+          session.add();
+          setStatus(`Image ${task.image}: “${name}”.`);
+        }
+        labeledHere.current.add(task.image);
+        history.current.push({ task, label: name });
+        if (history.current.length > HISTORY) {
+          const old = history.current.shift()!;
+          if (old.task.src && !queue.tasks.includes(old.task)) URL.revokeObjectURL(old.task.src);
+        }
+        queue.take();
+      }
+    },
+    [queue, outbox, project.id, session, suggestions],
+  );
+
+  const latest = useLatest({ act, helpOpen, map });
+  useEffect(() => {
+    function onKeyDown(event: KeyboardEvent) {
+      const target = event.target as HTMLElement | null;
+      if (target?.closest("input, textarea, select, [contenteditable='true']")) return;
+      // Enter and Space on a focused control belong to that control.
+      if ((event.key === "Enter" || event.key === " ") && target?.closest("button, a")) return;
+      const action = keyAction(event, latest.current.map);
+      if (!action) return;
+      event.preventDefault();
+      if (latest.current.helpOpen && action.type !== "help" && action.type !== "close") return;
+      latest.current.act(action);
+    }
+    window.addEventListener("keydown", onKeyDown);
+    return () => window.removeEventListener("keydown", onKeyDown);
+  }, [latest]);
+
+  const pending = pendingFor(outbox, project.id);
+  const dropped = outbox.dropped().filter((item) => item.project === project.id).slice(-3);
+
+  return (
+    <section className="annotate" aria-label={`Label images of ${project.name}`}>
+      <div className="annotate-main">
+        <header className="annotate-head">
+          <h1>{project.name}</h1>
+          <Link to="/" className="small">
+            All projects
+          </Link>
+        </header>
+        <Stage
+          task={current}
+          queue={queue}
+          suggestions={suggestions}
+          labeledCount={session.count}
+          pending={pending}
+        />
+      </div>
+
+      <aside className="annotate-panel" aria-label="Labeling controls">
+        <h2 id="classes-title">Classes</h2>
+        <div className="class-grid" role="group" aria-labelledby="classes-title">
+          {keys.map(({ label, key }) => (
+            <button
+              key={label}
+              type="button"
+              className={`class-button${current?.previousLabel === label ? " was" : ""}`}
+              onMouseDown={(event) => event.preventDefault()} // keep keyboard focus where it was
+              onClick={() => act({ type: "label", label })}
+              disabled={!current?.src}
+              aria-keyshortcuts={key ?? undefined}
+            >
+              {key !== null && <kbd aria-hidden="true">{keyCap(key)}</kbd>}
+              <span className="class-name">{label}</span>
+            </button>
+          ))}
+        </div>
+
+        <div className="toolbar" role="group" aria-label="Commands">
+          {suggestions && (
+            <button
+              type="button"
+              className="btn"
+              onMouseDown={(event) => event.preventDefault()}
+              onClick={() => act({ type: "accept" })}
+              disabled={!current?.suggestion}
+              aria-keyshortcuts="Enter"
+            >
+              Accept suggestion <kbd aria-hidden="true">Enter</kbd>
+            </button>
+          )}
+          <button
+            type="button"
+            className="btn"
+            onMouseDown={(event) => event.preventDefault()}
+            onClick={() => act({ type: "skip" })}
+            disabled={!current}
+            aria-keyshortcuts="S"
+          >
+            Skip <kbd aria-hidden="true">S</kbd>
+          </button>
+          <button
+            type="button"
+            className="btn"
+            onMouseDown={(event) => event.preventDefault()}
+            onClick={() => act({ type: "undo" })}
+            aria-keyshortcuts="Z Backspace"
+          >
+            Undo <kbd aria-hidden="true">Z</kbd>
+          </button>
+          <button
+            type="button"
+            className="btn"
+            onClick={() => setHelpOpen(true)}
+            aria-keyshortcuts="?"
+          >
+            Keys <kbd aria-hidden="true">?</kbd>
+          </button>
+        </div>
+
+        <dl className="counters">
+          <div>
+            <dt>Labeled this session</dt>
+            <dd data-testid="session-count">{session.count}</dd>
+          </div>
+          <div>
+            <dt>Per hour</dt>
+            <dd>{perHour(session.count, session.startedAt, now)}</dd>
+          </div>
+          <div>
+            <dt>Unsent</dt>
+            <dd>
+              <span
+                className={`badge ${pending === 0 ? "badge-ok" : outbox.offline ? "badge-warn" : "badge-info"}`}
+                data-testid="pending-count"
+                title={outbox.offline ? "Offline: labels are saved here and sent when the server answers" : undefined}
+              >
+                {pending}
+              </span>
+            </dd>
+          </div>
+          <div>
+            <dt>Ready</dt>
+            <dd>{ready}</dd>
+          </div>
+        </dl>
+        {outbox.offline && pending > 0 && (
+          <p className="note note-warn">
+            The server cannot be reached. Keep labeling: labels are saved in this browser and sent
+            when it answers.
+          </p>
+        )}
+        {outbox.persistError && (
+          <p className="note note-warn" role="alert">
+            This browser refused to store labels ({outbox.persistError}); do not close the tab
+            until “Unsent” is 0.
+          </p>
+        )}
+        {queue?.error && !current && (
+          <p className="note note-warn">Cannot fetch images: {queue.error} Retrying…</p>
+        )}
+        <p className="status-line" role="status" aria-live="polite">
+          {status}
+        </p>
+        {dropped.length > 0 && (
+          <ul className="dropped" aria-label="Labels the server did not take">
+            {dropped.map((item) => (
+              <li key={item.clientId}>
+                Image {item.image} (“{item.label}”): {item.reason}
+              </li>
+            ))}
+          </ul>
+        )}
+      </aside>
+
+      {helpOpen && (
+        <KeysHelp keys={keys} suggestions={suggestions} onClose={() => setHelpOpen(false)} />
+      )}
+    </section>
+  );
+}
+
+function pendingFor(outbox: Outbox, projectId: number): number {
+  return outbox.pending().filter((item) => item.project === projectId).length;
+}
+
+function Stage({
+  task,
+  queue,
+  suggestions,
+  labeledCount,
+  pending,
+}: {
+  task: QueueTask | null;
+  queue: TaskQueue | null;
+  suggestions: boolean;
+  labeledCount: number;
+  pending: number;
+}) {
+  if (!queue || (queue.loading && !task)) {
+    return (
+      <div className="stage stage-empty" aria-busy="true">
+        <p>Fetching images…</p>
+      </div>
+    );
+  }
+  if (!task) {
+    return (
+      <div className="stage stage-empty" data-testid="all-done">
+        <div>
+          <h2>All done</h2>
+          <p>
+            Nothing is left for you to label in this project right now
+            {labeledCount > 0 ? ` (you labeled ${labeledCount} this session)` : ""}.
+          </p>
+          {queue.skipped.size > 0 && <p className="muted">{queue.skipped.size} skipped.</p>}
+          {pending > 0 && <p className="muted">{pending} labels are still being sent…</p>}
+        </div>
+      </div>
+    );
+  }
+  const small =
+    task.width !== null && Math.max(task.width, task.height ?? 0) < PIXELATED_BELOW;
+  return (
+    <figure className="stage-figure">
+      <div className="stage">
+        {task.src ? (
+          <img
+            src={task.src}
+            alt={`Image ${task.image} to label`}
+            className={small ? "pixelated" : undefined}
+            data-image-id={task.image}
+            draggable={false}
+          />
+        ) : task.failed ? (
+          <p>This image could not be loaded. Press S to skip it.</p>
+        ) : (
+          <p aria-busy="true">Loading image…</p>
+        )}
+      </div>
+      <figcaption>
+        <span>Image {task.image}</span>
+        {task.width !== null && (
+          <span className="muted">
+            {task.width}×{task.height}px
+          </span>
+        )}
+        {task.previousLabel !== null && (
+          <span className="badge badge-warn">Changing the label “{task.previousLabel}”</span>
+        )}
+        {suggestions && task.suggestion && (
+          <span className="badge badge-info">
+            Model suggests “{task.suggestion}” <kbd>Enter</kbd>
+          </span>
+        )}
+      </figcaption>
+    </figure>
+  );
+}

