@@ -35,7 +35,9 @@ format: install
 	$(VENV)/bin/ruff check --fix .
 
 bench: install
-	$(PY) bench/ingest.py
+	$(PY) -m bench.ingest
+	$(PY) -m bench.queue
+	$(PY) -m bench.round
 
 clean:
 	rm -rf $(VENV) var

@@ -1,6 +1,6 @@
 """Ingest throughput against a bare baseline, measured side by side in one run.
 
-    .venv/bin/python bench/ingest.py [--images 10000] [--repeats 2]
+    .venv/bin/python -m bench.ingest [--images 10000] [--repeats 2]
 
 Generates N distinct 28x28 PNGs in memory, then times, alternately:
 - service:  ``images_ingest`` (validate + decode, SHA-256, dedupe, content-addressed store,
@@ -18,13 +18,10 @@ import io
 import os
 import random
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 MEDIA = Path(tempfile.mkdtemp(prefix="labelloop-bench-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
 os.environ.setdefault("LABELLOOP_DEBUG", "true")

@@ -1,24 +1,18 @@
 """Queue latency at 1,000,000 images against 10,000, measured side by side in one run.
 
-    .venv/bin/python bench/queue.py [--large 1000000] [--small 10000] [--clients 32]
+    .venv/bin/python -m bench.queue [--large 1000000] [--small 10000] [--clients 32]
                                     [--requests 3000] [--keep]
 
 Loads two projects with COPY (not ORM loops), then for each drives `task_lease_next` +
 `annotation_submit` (the services behind POST .../tasks/next/ and POST /api/annotations/) from
-N concurrent clients, each a thread with its own PostgreSQL connection, for a fixed number of
-requests, and prints p50/p99 per operation and the 1M/10k ratio. Ends with EXPLAIN ANALYZE of
-the lease statement on the large project. Uses the embedded PostgreSQL (or DATABASE_URL).
+N concurrent clients (processes, each with its own PostgreSQL connection) for a fixed number
+of cycles, twice: with a think time between next and submit (annotators at work) and with
+none (saturation), and prints p50/p99 per operation and the 1M/10k ratios. Ends with
+EXPLAIN ANALYZE of the lease statement on the large project. Uses the embedded PostgreSQL
+(or DATABASE_URL).
 """
 
 from __future__ import annotations
-
-import sys
-from pathlib import Path
-
-# This file is named queue.py, like the standard library's queue module that Django's imports
-# need: take bench/ off the import path before anything imports it.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import argparse
 import io
@@ -29,7 +23,6 @@ import statistics
 import time
 import uuid
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
 os.environ.setdefault("LABELLOOP_DEBUG", "true")
 

@@ -10,8 +10,6 @@ export default defineConfig({
   build: {
     outDir: "dist",
     emptyOutDir: true,
-    // Chart.js is the one big dependency; keep it out of the annotator's critical path.
-    chunkSizeWarningLimit: 600,
   },
   server: {
     // `npm run dev` talks to a Django on :8000 (same-origin cookies through the proxy).

@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "labeling.images",
     "labeling.annotations",
     "labeling.learning",
+    "labeling.web",
 ]
 
 MIDDLEWARE = [
@@ -108,6 +109,15 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATIC_ROOT = DATA_DIR / "static"
+# The web UI's build (`make frontend`): index.html is served by labeling.web for the client
+# routes, the assets under /static/ by whitenoise (after collectstatic; in DEBUG straight from
+# here through the finders).
+LABELLOOP_FRONTEND_DIST = Path(
+    env_str("LABELLOOP_FRONTEND_DIST", str(BASE_DIR / "frontend" / "dist"))
+).resolve()
+STATICFILES_DIRS = [LABELLOOP_FRONTEND_DIST]
+# Vite names every file under assets/ by its content hash: browsers may keep them for good.
+WHITENOISE_IMMUTABLE_FILE_TEST = r"/assets/[^/]+-[0-9A-Za-z_-]{8,}\.(?:js|css)$"
 MEDIA_ROOT = Path(env_str("LABELLOOP_MEDIA_ROOT", str(DATA_DIR / "media"))).resolve()
 MEDIA_URL = "/media/"
 

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.permissions import AllowAny
 
@@ -80,8 +79,7 @@ api = [
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/", include(api)),
-    # The web UI arrives with the frontend; until then the front door is the API's docs.
-    path("", RedirectView.as_view(url="/api/docs/", permanent=False), name="home"),
+    path("", include("labeling.web.urls")),
 ]
 
 handler404 = "labeling.core.api_errors.json_404"

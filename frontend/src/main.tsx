@@ -1,6 +1,6 @@
 import "./styles.css";
 
-import { StrictMode } from "react";
+import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 
@@ -8,11 +8,21 @@ import { AuthProvider, RequireAuth } from "./auth";
 import { Layout } from "./components/Layout";
 import { OutboxProvider } from "./outboxContext";
 import { Annotate } from "./pages/Annotate";
-import { Dashboard } from "./pages/dashboard/Dashboard";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";
 import { ProjectHome } from "./pages/ProjectHome";
 import { Projects } from "./pages/Projects";
+
+// The dashboard (and Chart.js with it) loads only for admins who open it: the annotator's
+// page stays small.
+const Dashboard = lazy(() =>
+  import("./pages/dashboard/Dashboard").then((module) => ({ default: module.Dashboard })),
+);
+const dashboard = (
+  <Suspense fallback={<p className="page-loading">Loading…</p>}>
+    <Dashboard />
+  </Suspense>
+);
 
 createRoot(document.getElementById("root")!).render(
   <StrictMode>
@@ -33,8 +43,8 @@ createRoot(document.getElementById("root")!).render(
             <Route path="projects" element={<Navigate to="/" replace />} />
             <Route path="projects/:projectId" element={<ProjectHome />} />
             <Route path="projects/:projectId/label" element={<Annotate />} />
-            <Route path="projects/:projectId/admin" element={<Dashboard />} />
-            <Route path="projects/:projectId/admin/:tab" element={<Dashboard />} />
+            <Route path="projects/:projectId/admin" element={dashboard} />
+            <Route path="projects/:projectId/admin/:tab" element={dashboard} />
             <Route path="*" element={<NotFound />} />
           </Route>
         </Routes>

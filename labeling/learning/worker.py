@@ -356,8 +356,10 @@ class Worker:
         active = ModelVersion.objects.filter(project=run.project, is_active=True).first()
         if active is None or not settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE:
             return True, None
-        if not snap.val_items:
-            return True, None  # nothing held out that the old model did not train on
+        if not snap.val_items or active.metrics.get("val_source") != "random_slice":
+            # Nothing held out, or the active model trained on these very labels (it was
+            # evaluated on a split): no fair comparison exists, so the newer model wins.
+            return True, None
         from training.contracts import ScoreSpec
         from training.score import run_scoring
 

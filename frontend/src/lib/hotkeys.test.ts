@@ -6,9 +6,23 @@ const DIGITS = ["0", "1", "2", "3", "4", "5", "6", "7", "8", "9"];
 
 describe("class hotkeys", () => {
   it("gives the first ten classes 1-9 then 0", () => {
-    expect(classKeys(DIGITS).map((c) => c.key)).toEqual([
+    const labels = ["cat", "dog", "bird", "fish", "frog", "deer", "horse", "ship", "truck", "plane"];
+    expect(classKeys(labels).map((c) => c.key)).toEqual([
       "1", "2", "3", "4", "5", "6", "7", "8", "9", "0",
     ]);
+  });
+
+  it("lets classes named by their own key keep it: on digits, 3 means 3", () => {
+    expect(classKeys(DIGITS).map((c) => c.key)).toEqual(DIGITS);
+    expect(hotkeyMap(DIGITS).get("3")).toBe("3");
+    expect(classKeys(["A", "b", "7"]).map((c) => c.key)).toEqual(["a", "b", "7"]);
+  });
+
+  it("falls back to positions when any class cannot have its own name as key", () => {
+    // "s" is the skip key; "10" is two characters; duplicates after lower-casing clash.
+    expect(classKeys(["r", "s"]).map((c) => c.key)).toEqual(["1", "2"]);
+    expect(classKeys(["9", "10"]).map((c) => c.key)).toEqual(["1", "2"]);
+    expect(classKeys(["a", "A"]).map((c) => c.key)).toEqual(["1", "2"]);
   });
 
   it("continues with letters, never the command letters s and z", () => {

@@ -25,9 +25,23 @@ export interface ClassKey {
   key: string | null; // null: more classes than keys
 }
 
-/** The hotkey of each class, in the project's class order. */
+/**
+ * The hotkey of each class, in the project's class order: 1-9, 0, then letters.
+ *
+ * One exception: when every class is named by a single character that can be a class key
+ * (digits 0-9, letters a-z), each class gets its own name as its key. On MNIST, pressing 3
+ * must mean "3", not the fourth class (which is "3" shifted by one: a trap, not a shortcut).
+ */
 export function classKeys(labels: readonly string[]): ClassKey[] {
-  return labels.map((label, index) => ({ label, key: CLASS_KEYS[index] ?? null }));
+  const names = labels.map((label) => label.toLowerCase());
+  const selfNamed =
+    names.length > 0 &&
+    names.every((name) => name.length === 1 && CLASS_KEYS.includes(name)) &&
+    new Set(names).size === names.length;
+  return labels.map((label, index) => ({
+    label,
+    key: selfNamed ? names[index] : (CLASS_KEYS[index] ?? null),
+  }));
 }
 
 /** key -> class label, for looking a keypress up. */

@@ -340,7 +340,7 @@ function Annotator({ project }: { project: Project }) {
           </div>
           <div>
             <dt>Ready</dt>
-            <dd>{ready}</dd>
+            <dd data-testid="ready-count">{ready}</dd>
           </div>
         </dl>
         {outbox.offline && pending > 0 && (

