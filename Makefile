@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint format bench clean
+.PHONY: install frontend frontend-test demo test lint format bench clean
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,14 +18,22 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-demo: install
+# The web UI (needs Node 20+): frontend/dist, served by Django on the same origin.
+frontend:
+	cd frontend && npm ci && npm run build
+
+# Vitest: the outbox (retry, persistence) and the hotkey map.
+frontend-test: frontend
+	cd frontend && npm test
+
+demo: install frontend
 	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-test: lint
+test: lint frontend frontend-test
 	$(PY) manage.py makemigrations --check --dry-run --settings=labeling.settings >/dev/null \
 		|| (echo "models changed without a migration: run manage.py makemigrations" && exit 1)
 	$(PY) -m pytest

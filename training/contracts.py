@@ -91,6 +91,9 @@ class ScoreSpec:
     sample_fraction: float | None = None  # score a random subset of a very large pool
     select_size: int = 0  # > 0: order the first `select_size` as one diverse acquisition batch
     exploration_fraction: float = 0.0  # share of that batch drawn uniformly at random
+    # Keys that may be acquired (the unlabeled pool) when `items` also holds labeled images:
+    # the others rank after every candidate, and the batch avoids near-copies of them.
+    candidates: tuple[str, ...] | None = None
     seed: int = 0
 
 

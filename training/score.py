@@ -161,14 +161,7 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     d = by_key["embeddings"].shape[1] if n else 0
     scores = by_key["scores"] if n else np.zeros(0, np.float32)
     embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float32)
-    order = acquisition.rank(
-        scores,
-        strategy=spec.strategy,
-        embeddings=embeddings,
-        batch_size=spec.select_size,
-        exploration_fraction=spec.exploration_fraction,
-        seed=spec.seed,
-    )
+    order = _priority_order(spec, keys, scores, embeddings)
     if progress:
         progress("done", 1.0)
     return ScoreResult(
@@ -182,6 +175,26 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
         failed_items=tuple(failed),
         seconds=time.perf_counter() - started,
     )
+
+
+def _priority_order(
+    spec: ScoreSpec, keys: tuple[str, ...], scores: np.ndarray, embeddings: np.ndarray
+) -> np.ndarray:
+    """Candidates in acquisition order, then everything else by score."""
+    wanted = set(spec.candidates) if spec.candidates is not None else None
+    is_cand = np.array([wanted is None or k in wanted for k in keys], dtype=bool)
+    cand, other = np.flatnonzero(is_cand), np.flatnonzero(~is_cand)
+    head = acquisition.rank(
+        scores[cand],
+        strategy=spec.strategy,
+        embeddings=embeddings[cand],
+        batch_size=spec.select_size,
+        exploration_fraction=spec.exploration_fraction,
+        seed=spec.seed,
+        labeled_embeddings=embeddings[other] if len(other) else None,
+    )
+    tail = other[np.argsort(-scores[other], kind="stable")]
+    return np.concatenate([cand[head], tail]).astype(np.int64)
 
 
 def _merge(parts: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:

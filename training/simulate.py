@@ -96,6 +96,9 @@ def simulate(
             out = score_arrays(
                 model, pool_x[rest], strategy=strategy, keys=[keys[i] for i in rest], seed=seed
             )
+        labeled_emb = None
+        if strategy == "diverse":  # what is labeled already counts as covered
+            labeled_emb = score_arrays(model, pool_x[idx], strategy="margin")["embeddings"]
         pick = select(
             out["scores"],
             min(acquire, max_labels - len(idx)),
@@ -103,6 +106,7 @@ def simulate(
             embeddings=out["embeddings"],
             exploration_fraction=exploration_fraction,
             seed=seed * 100_003 + round_,
+            labeled_embeddings=labeled_emb,
         )
         labeled[rest[pick]] = True
         curve.acquired.extend(rest[pick].tolist())

@@ -442,6 +442,7 @@ def train_loop_per_worker(config: dict) -> None:
     ctx = ray.train.get_context()
     rank, world_size = ctx.get_world_rank(), ctx.get_world_size()
     board = config["board"]
+    torch.set_num_threads(config["threads"])
 
     def post(stage: str, fraction: float) -> None:
         if rank == 0:
@@ -488,14 +489,19 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
     threads = config.num_threads or largest_node_cpus()
     board = ProgressBoard.remote()
     if config.num_workers > 1 or config.distributed:
-        result = _run_ray_train(spec, failed, board, gpus, threads, progress)
+        try:
+            result = _run_ray_train(spec, failed, board, gpus, threads, progress)
+        finally:
+            ray.kill(board)
     else:
         actor = TrainActor.options(num_cpus=threads, num_gpus=1 if gpus else 0).remote(threads)
-        ref = actor.train.remote(spec, failed, board)
-        _follow(ref, board, progress)
-        result = ray.get(ref)
-        ray.kill(actor)
-    ray.kill(board)
+        try:
+            ref = actor.train.remote(spec, failed, board)
+            _follow(ref, board, progress)
+            result = ray.get(ref)
+        finally:
+            ray.kill(actor)  # frees its CPUs/GPU now rather than when the handle is collected
+            ray.kill(board)
     if progress:
         progress("done", 1.0)
     return result
@@ -532,7 +538,12 @@ def _run_ray_train(
     per_worker_cpus = max(1, threads // config.num_workers) if not use_gpu else 1
     trainer = TorchTrainer(
         train_loop_per_worker,
-        train_loop_config={"spec": spec, "failed": failed, "board": board},
+        train_loop_config={
+            "spec": spec,
+            "failed": failed,
+            "board": board,
+            "threads": per_worker_cpus,
+        },
         scaling_config=ScalingConfig(
             num_workers=config.num_workers,
             use_gpu=use_gpu,

@@ -15,24 +15,41 @@ interface AuthState {
 
 const AuthContext = createContext<AuthState | null>(null);
 
+/**
+ * Django writes who is logged in into the page (<script id="labelloop-me">): null when nobody.
+ * undefined when the page did not come from Django (`npm run dev`): then ask the API.
+ */
+function userFromPage(): Me | null | undefined {
+  const script = document.getElementById("labelloop-me");
+  if (!script) return undefined;
+  try {
+    return JSON.parse(script.textContent ?? "null") as Me | null;
+  } catch {
+    return undefined;
+  }
+}
+
 export function AuthProvider({ children }: { children: ReactNode }) {
-  const [me, setMe] = useState<Me | null>(null);
-  const [checked, setChecked] = useState(false);
+  const [initial] = useState(userFromPage);
+  const [me, setMe] = useState<Me | null>(initial ?? null);
+  const [checked, setChecked] = useState(initial !== undefined);
 
   useEffect(() => {
     let live = true;
-    api<Me>("/api/auth/me/")
-      .then((who) => live && setMe(who))
-      .catch((error) => {
-        if (!(error instanceof ApiError) || error.status !== 401) console.warn(error);
-      })
-      .finally(() => live && setChecked(true));
+    if (initial === undefined) {
+      api<Me>("/api/auth/me/")
+        .then((who) => live && setMe(who))
+        .catch((error) => {
+          if (!(error instanceof ApiError) || error.status !== 401) console.warn(error);
+        })
+        .finally(() => live && setChecked(true));
+    }
     const off = onUnauthorized(() => setMe(null));
     return () => {
       live = false;
       off();
     };
-  }, []);
+  }, [initial]);
 
   const login = useCallback(async (username: string, password: string) => {
     const who = await api<Me>("/api/auth/login/", {

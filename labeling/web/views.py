@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
+from django.utils.html import json_script
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.decorators.http import require_safe
@@ -33,4 +34,9 @@ def spa_index(request: HttpRequest) -> HttpResponse:
         html = index.read_text(encoding="utf-8")
     except FileNotFoundError:
         return HttpResponse(NOT_BUILT, status=503, content_type="text/html; charset=utf-8")
+    # Who is logged in, in the page itself: the app starts without a round trip, and an
+    # anonymous visit does not begin with a 401 in the console.
+    user = request.user
+    me = {"username": user.username, "is_staff": user.is_staff} if user.is_authenticated else None
+    html = html.replace("</head>", f"{json_script(me, 'labelloop-me')}</head>", 1)
     return HttpResponse(html, content_type="text/html; charset=utf-8")

@@ -137,8 +137,11 @@ def mnist() -> tuple[np.ndarray, np.ndarray]:
     return _mnist
 
 
-def digit_png(index: int) -> tuple[bytes, str]:
+def digit_png(n: int) -> tuple[bytes, str]:
+    """The n-th digit of a mix of all ten classes (the data set is sorted by class)."""
     pixels, labels = mnist()
+    per_class = len(labels) // 10
+    index = (n % 10) * per_class + (n // 10) % per_class
     out = io.BytesIO()
     PILImage.fromarray(pixels[index].reshape(28, 28).astype(np.uint8), mode="L").save(out, "PNG")
     return out.getvalue(), str(labels[index])

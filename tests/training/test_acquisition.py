@@ -93,12 +93,33 @@ def test_diverse_never_picks_near_duplicates_of_an_uncertain_image() -> None:
     assert np.isin(top10, np.arange(30)).sum() == 10  # what plain top-k would have done
 
 
+def test_diverse_skips_near_copies_of_images_already_labeled() -> None:
+    rng = np.random.default_rng(0)
+    emb = rng.normal(size=(100, 16))
+    emb[:10] = emb[0] + rng.normal(0, 1e-4, (10, 16))  # ten blank frames...
+    scores = np.full(100, 0.5)
+    scores[:10] = 1.0
+    labeled = emb[:1] + 1e-5  # ...and one of them was labeled last round
+    batch = acq.select(scores, 10, strategy="diverse", embeddings=emb, labeled_embeddings=labeled)
+    assert not np.isin(batch, np.arange(10)).any()
+
+
 def test_diverse_passes_over_isolated_outliers() -> None:
     rng = np.random.default_rng(1)
     emb = np.vstack([rng.normal(0, 1, (300, 8)) + 5.0, rng.normal(0, 1, (10, 8)) * 40])
     scores = np.concatenate([rng.uniform(0.3, 0.6, 300), np.full(10, 1.0)])
     batch = acq.select(scores, 20, strategy="diverse", embeddings=emb, seed=0)
     assert np.isin(batch, np.arange(300, 310)).sum() <= 1
+
+
+@pytest.mark.parametrize("n", [0, 1, 2, 5])
+def test_tiny_pools_are_selected_without_errors(n: int) -> None:
+    rng = np.random.default_rng(0)
+    for strategy in ("diverse", "margin", "random"):
+        batch = acq.select(
+            rng.uniform(size=n), 3, strategy=strategy, embeddings=rng.normal(size=(n, 4)), seed=0
+        )
+        assert sorted(batch.tolist()) == sorted(set(batch.tolist())) and len(batch) == min(3, n)
 
 
 def test_rank_is_a_permutation_that_starts_with_the_selected_batch() -> None:

@@ -120,6 +120,18 @@ def test_the_diverse_priority_order_starts_with_a_duplicate_free_batch(
     np.testing.assert_array_equal(order, expected)
 
 
+def test_only_candidates_enter_the_batch_and_labeled_images_rank_last(
+    ray_local: None, store: Store, checkpoint: str
+) -> None:
+    items = store.items[4000:4300]
+    pool = tuple(it.key for it in items[100:])
+    spec = ScoreSpec(checkpoint, items, store.cache_dir, select_size=20, candidates=pool)
+    result = run_scoring(spec)
+    order = [result.keys[i] for i in np.argsort(result.priority)]
+    assert set(order[:200]) == set(pool)  # every candidate before any labeled image
+    assert len(result.keys) == 300  # labeled images are still scored (disagreement view)
+
+
 def test_a_random_subset_of_a_large_pool_can_be_scored(
     ray_local: None, store: Store, checkpoint: str
 ) -> None:

@@ -223,9 +223,11 @@ export interface Page<T> {
 }
 
 export interface LearningPoint {
+  version?: number;
   labels: number;
   accuracy: number | null;
-  random_slice_accuracy?: number | null;
+  random_slice_accuracy?: number | null; // set when the evaluation used the random slice
+  val_source?: string | null;
 }
 
 export interface Stats {
@@ -237,10 +239,11 @@ export interface Stats {
     per_annotator: Record<string, { labels_with_consensus: number; agreement: number }>;
     per_class: Record<string, number | null>;
   };
-  // From the active-learning loop; absent until it lands.
+  // From the active-learning loop (labeling/learning/selectors.py).
   learning_curve?: LearningPoint[];
-  active_model?: ModelVersion | { id: number; number: number } | null;
-  uncertainty_histogram?: unknown;
+  active_model?: { version: number; accuracy: number | null } | null;
+  uncertainty_histogram?: unknown; // [{from, to, images}]; other shapes are read too
+  runs_in_progress?: number;
 }
 
 export type RunStatus = "queued" | "running" | "succeeded" | "failed" | "cancelled";

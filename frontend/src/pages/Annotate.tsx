@@ -258,7 +258,11 @@ function Annotator({ project }: { project: Project }) {
 
       <aside className="annotate-panel" aria-label="Labeling controls">
         <h2 id="classes-title">Classes</h2>
-        <div className="class-grid" role="group" aria-labelledby="classes-title">
+        <div
+          className={`class-grid${keys.every((k) => k.key === k.label.toLowerCase()) ? " compact" : ""}`}
+          role="group"
+          aria-labelledby="classes-title"
+        >
           {keys.map(({ label, key }) => (
             <button
               key={label}
@@ -269,8 +273,15 @@ function Annotator({ project }: { project: Project }) {
               disabled={!current?.src}
               aria-keyshortcuts={key ?? undefined}
             >
-              {key !== null && <kbd aria-hidden="true">{keyCap(key)}</kbd>}
-              <span className="class-name">{label}</span>
+              {key !== null && key === label.toLowerCase() ? (
+                // Named by its own key (digits, letters): the name is the key cap.
+                <kbd className="kbd-large">{label}</kbd>
+              ) : (
+                <>
+                  {key !== null && <kbd aria-hidden="true">{keyCap(key)}</kbd>}
+                  <span className="class-name">{label}</span>
+                </>
+              )}
             </button>
           ))}
         </div>
@@ -358,6 +369,10 @@ function Annotator({ project }: { project: Project }) {
         {queue?.error && !current && (
           <p className="note note-warn">Cannot fetch images: {queue.error} Retrying…</p>
         )}
+        <p className="muted small">
+          Press a class’s key to label the image and move on. <kbd>S</kbd> skips,{" "}
+          <kbd>Z</kbd> goes back to change the last label, <kbd>?</kbd> lists every key.
+        </p>
         <p className="status-line" role="status" aria-live="polite">
           {status}
         </p>

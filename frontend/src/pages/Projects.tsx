@@ -15,6 +15,7 @@ export function Projects() {
     <section className="page">
       <h1>Projects</h1>
       {projects.error && <ErrorNote error={projects.error} />}
+      {projects.loading && !projects.data && <p aria-busy="true">Loading…</p>}
       {projects.data && projects.data.length === 0 && (
         <p className="muted">
           You are not a member of any project yet. Ask a project admin to add you.

@@ -11,7 +11,7 @@ from rest_framework.throttling import ScopedRateThrottle
 pytestmark = pytest.mark.django_db
 
 PASSWORD = "correct horse battery"  # tests/factories.py
-INDEX = '<!doctype html><html><body><div id="root"></div></body></html>'
+INDEX = '<!doctype html><html><head></head><body><div id="root"></div></body></html>'
 
 
 @pytest.fixture
@@ -39,6 +39,26 @@ def test_client_routes_get_the_app_with_a_csrf_cookie(built, path):
     assert '<div id="root">' in response.content.decode()
     assert "csrftoken" in response.cookies
     assert "no-cache" in response["Cache-Control"]
+
+
+def test_the_app_page_says_who_is_logged_in(built, alice, staff):
+    client = Client()
+    assert '<script id="labelloop-me" type="application/json">null</script>' in (
+        client.get("/").content.decode()
+    )
+    client.force_login(staff)
+    page = client.get("/projects/1/admin").content.decode()
+    assert '{"username": "sam", "is_staff": true}</script></head>' in page
+
+
+def test_a_username_cannot_break_out_of_the_page_script(built, alice):
+    alice.username = "</script><script>alert(1)</script>"
+    alice.save()
+    client = Client()
+    client.force_login(alice)
+    page = client.get("/").content.decode()
+    assert "<script>alert(1)" not in page
+    assert "\\u003C/script\\u003E" in page
 
 
 def test_a_missing_build_is_a_503_that_says_how_to_build_it(not_built):

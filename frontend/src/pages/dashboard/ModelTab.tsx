@@ -110,7 +110,8 @@ export function ModelTab({ project }: { project: Project }) {
 
   async function activate(version: ModelVersion) {
     try {
-      await api(`/api/model-versions/${version.id}/activate/`, { method: "POST" });
+      // Activation is a run too (the queue is re-scored with that version): watch it.
+      setRun(await api<TrainingRun>(`/api/model-versions/${version.id}/activate/`, { method: "POST" }));
       await load();
     } catch (caught) {
       setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
@@ -387,10 +388,10 @@ export function histogramBins(raw: unknown): Bin[] {
     return raw.map((item, i) => {
       if (typeof item === "number") return { label: String(i), count: item };
       const bin = item as Record<string, number>;
-      const lo = bin.lo ?? bin.start ?? bin.bin_start ?? bin.left ?? bin.min;
-      const hi = bin.hi ?? bin.end ?? bin.bin_end ?? bin.right ?? bin.max;
+      const lo = bin.from ?? bin.lo ?? bin.start ?? bin.bin_start ?? bin.left ?? bin.min;
+      const hi = bin.to ?? bin.hi ?? bin.end ?? bin.bin_end ?? bin.right ?? bin.max;
       const label = lo !== undefined && hi !== undefined ? `${fmt(lo)}–${fmt(hi)}` : String(i);
-      return { label, count: bin.count ?? bin.n ?? 0 };
+      return { label, count: bin.images ?? bin.count ?? bin.n ?? 0 };
     });
   }
   if (raw && typeof raw === "object") {

