@@ -28,6 +28,11 @@ from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import file_source
 from labeling.projects.models import Project
 
+try:
+    from playwright.sync_api import expect
+except ImportError:  # the browser fixture says so: a skip, or under CI=true a failure
+    expect = None
+
 # Playwright's sync API runs an asyncio loop on this thread; Django refuses ORM calls from a
 # thread with a running loop unless told that this (test-only, single-threaded) use is safe.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
@@ -54,10 +59,10 @@ def chromium_path() -> str | None:
 
 @pytest.fixture(scope="session")
 def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
+    if expect is None:
         _unavailable("the playwright package is missing: pip install -e '.[dev]'")
+    from playwright.sync_api import sync_playwright
+
     executable = chromium_path()
     if executable is None:
         _unavailable("no Chromium: apt-get install chromium (or set LABELLOOP_CHROMIUM)")

@@ -5,11 +5,10 @@ from __future__ import annotations
 import statistics
 
 import pytest
-from playwright.sync_api import expect
 
 from labeling.annotations.models import Annotation
 from labeling.images.models import Image
-from tests.e2e.conftest import add_digits, log_in, screenshot
+from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,9 +11,8 @@ import threading
 import pytest
 from django.db import connections
 from django.urls import Resolver404, resolve
-from playwright.sync_api import expect
 
-from tests.e2e.conftest import add_digits, log_in, screenshot
+from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
 RUN_TIMEOUT_MS = 240_000  # a CPU run on a hundred 28x28 digits, Ray's start included
 
@@ -58,9 +57,7 @@ def worker_in_background() -> tuple[threading.Thread, list[BaseException]]:
     return thread, errors
 
 
-def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
-    page, alice, project
-):
+def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(page, alice, project):
     add_digits(project, alice, 100, labeled=True)
     add_digits(project, alice, 100, start=100)
     log_in(page, "alice")

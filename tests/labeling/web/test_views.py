@@ -146,9 +146,7 @@ def test_missing_fields_are_a_400_naming_them(alice, body):
 
 
 def test_a_non_json_body_is_a_400_not_a_500(alice):
-    response = APIClient().post(
-        "/api/auth/login/", "{not json", content_type="application/json"
-    )
+    response = APIClient().post("/api/auth/login/", "{not json", content_type="application/json")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "parse_error"
 

@@ -120,6 +120,7 @@ export function ModelTab({ project }: { project: Project }) {
 
   const active = versions?.find((v) => v.is_active) ?? null;
   const curve = stats?.learning_curve ?? [];
+  const hasRandomSlice = curve.some((p) => typeof p.random_slice_accuracy === "number");
 
   return (
     <div className="grid-2">
@@ -190,19 +191,23 @@ export function ModelTab({ project }: { project: Project }) {
                     borderColor: COLORS.blue,
                     backgroundColor: COLORS.blue,
                   },
-                  {
-                    label: "Random-slice estimate",
-                    data: curve.map((p) => ({ x: p.labels, y: p.random_slice_accuracy ?? null })),
-                    borderColor: COLORS.orange,
-                    backgroundColor: COLORS.orange,
-                    borderDash: [6, 4],
-                  },
+                  ...(hasRandomSlice
+                    ? [
+                        {
+                          label: "Random-slice estimate (unbiased)",
+                          data: curve.map((p) => ({ x: p.labels, y: p.random_slice_accuracy ?? null })),
+                          borderColor: COLORS.orange,
+                          backgroundColor: COLORS.orange,
+                          borderDash: [6, 4],
+                        },
+                      ]
+                    : []),
                 ],
               }}
               options={{
                 parsing: false,
                 scales: {
-                  x: { type: "linear", title: { display: true, text: "labels" } },
+                  x: { type: "linear", min: 0, title: { display: true, text: "labels" } },
                   y: {
                     min: 0,
                     max: 1,
@@ -213,6 +218,13 @@ export function ModelTab({ project }: { project: Project }) {
               }}
             />
           </div>
+        )}
+        {curve.length > 0 && !hasRandomSlice && (
+          <p className="muted small">
+            The random-slice estimate appears once enough labels come from the random exploration
+            slice to evaluate on them alone; until then accuracy is measured on a held-out split
+            of the labels, which active learning biases toward hard images.
+          </p>
         )}
       </section>
 
