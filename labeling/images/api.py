@@ -7,6 +7,7 @@ import zipfile
 from collections.abc import Iterator
 
 import django_filters
+from django.db.models import F
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import extend_schema
@@ -83,15 +84,32 @@ class ImageFilter(django_filters.FilterSet):
     disagreement = django_filters.ChoiceFilter(
         choices=[("true", "true"), ("false", "false")], method="filter_disagreement"
     )
+    model_disagrees = django_filters.ChoiceFilter(
+        choices=[("true", "true"), ("false", "false")],
+        method="filter_model_disagrees",
+        help_text="the active model's prediction differs from the consensus label",
+    )
 
     class Meta:
         model = Image
-        fields = ["status", "label", "predicted", "min_uncertainty", "disagreement"]
+        fields = [
+            "status",
+            "label",
+            "predicted",
+            "min_uncertainty",
+            "disagreement",
+            "model_disagrees",
+        ]
 
     def filter_disagreement(self, queryset, name, value):
         if value == "true":
             return queryset.filter(agreement__lt=1.0)
         return queryset.exclude(agreement__lt=1.0)
+
+    def filter_model_disagrees(self, queryset, name, value):
+        both = queryset.exclude(consensus_label=None).exclude(predicted_label=None)
+        differs = both.exclude(consensus_label=F("predicted_label"))
+        return differs if value == "true" else both.filter(consensus_label=F("predicted_label"))
 
 
 class ImageCursorPagination(CursorPagination):

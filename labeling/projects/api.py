@@ -44,6 +44,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "retrain_every",
             "exploration_fraction",
             "lease_seconds",
+            "show_suggestions",
             "image_count",
             "role",
             "created_at",

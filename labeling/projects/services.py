@@ -23,6 +23,7 @@ EDITABLE = (
     "retrain_every",
     "exploration_fraction",
     "lease_seconds",
+    "show_suggestions",
 )
 
 

@@ -366,9 +366,6 @@ function Annotator({ project }: { project: Project }) {
             until “Unsent” is 0.
           </p>
         )}
-        {queue?.error && !current && (
-          <p className="note note-warn">Cannot fetch images: {queue.error} Retrying…</p>
-        )}
         <p className="muted small">
           Press a class’s key to label the image and move on. <kbd>S</kbd> skips,{" "}
           <kbd>Z</kbd> goes back to change the last label, <kbd>?</kbd> lists every key.
@@ -415,6 +412,17 @@ function Stage({
     return (
       <div className="stage stage-empty" aria-busy="true">
         <p>Fetching images…</p>
+      </div>
+    );
+  }
+  if (!task && !queue.exhausted) {
+    return (
+      <div className="stage stage-empty" aria-busy="true">
+        <p>
+          {queue.error
+            ? `Cannot fetch images (${queue.error}) Retrying…`
+            : "Fetching images…"}
+        </p>
       </div>
     );
   }

@@ -52,11 +52,21 @@ def test_images_are_filtered_by_status_label_prediction_uncertainty_and_disagree
     assert ids("predicted=8") == {unsure.id}
     assert ids("min_uncertainty=0.5") == {unsure.id}
     assert ids("disagreement=true") == {disputed.id}
+    wrong = ImageFactory(project=project, consensus_label="1", predicted_label="7")
+    ImageFactory(project=project, consensus_label="2", predicted_label="2")
+    assert ids("model_disagrees=true") == {wrong.id}
     assert ids("ordering=id")  # ordering by an allowed field works
 
 
 @pytest.mark.parametrize(
-    "query", ["status=bogus", "min_uncertainty=lots", "disagreement=perhaps", "page_size=abc"]
+    "query",
+    [
+        "status=bogus",
+        "min_uncertainty=lots",
+        "disagreement=perhaps",
+        "model_disagrees=maybe",
+        "page_size=abc",
+    ],
 )
 def test_bad_filters_are_a_400_not_a_500(bob, as_user, project, query):
     response = as_user(bob).get(f"/api/projects/{project.id}/images/?{query}")

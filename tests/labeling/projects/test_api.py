@@ -56,10 +56,13 @@ def test_a_taken_slug_is_a_409(staff, as_user, project):
 def test_an_admin_changes_settings_and_cannot_change_the_slug(alice, as_user, project):
     client = as_user(alice)
     response = client.patch(
-        f"/api/projects/{project.id}/", {"annotations_per_image": 3}, format="json"
+        f"/api/projects/{project.id}/",
+        {"annotations_per_image": 3, "show_suggestions": True},
+        format="json",
     )
     assert response.status_code == 200
     assert response.json()["annotations_per_image"] == 3
+    assert response.json()["show_suggestions"] is True
     response = client.patch(f"/api/projects/{project.id}/", {"slug": "other"}, format="json")
     assert response.status_code == 400
     project.refresh_from_db()

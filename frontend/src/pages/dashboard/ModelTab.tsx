@@ -207,7 +207,7 @@ export function ModelTab({ project }: { project: Project }) {
               options={{
                 parsing: false,
                 scales: {
-                  x: { type: "linear", min: 0, title: { display: true, text: "labels" } },
+                  x: { type: "linear", min: 0, grace: "5%", title: { display: true, text: "labels" } },
                   y: {
                     min: 0,
                     max: 1,
