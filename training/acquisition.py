@@ -230,11 +230,13 @@ def select(
         by_weight = rest[np.argsort(-weights[rest], kind="stable")]
         need = k - n_explore
         size = need * CANDIDATES_PER_PICK
+        # Distance scale from the whole pool: among the candidates alone it collapses when they
+        # are mostly copies of one image (150 blank frames), and so would the duplicate radius.
+        median = _median_distance(unit, seed)
         while True:
             # A pool full of near-copies (150 blank frames, say) can leave too few distinct
             # candidates: widen the candidate set until the batch fills or the pool runs out.
             pool = np.concatenate([explore, by_weight[:size]])
-            median = _median_distance(unit[pool], seed)
             local = k_center_greedy(
                 unit[pool],
                 need,
