@@ -76,3 +76,26 @@ def client_for(user) -> APIClient:
 @pytest.fixture
 def as_user():
     return client_for
+
+
+@pytest.fixture(scope="session")
+def _ray_shutdown_at_end():
+    yield
+    import ray
+
+    if ray.is_initialized():
+        ray.shutdown()
+
+
+@pytest.fixture
+def ray_session(_ray_shutdown_at_end):
+    """The session's local Ray (started on first use, restarted if a cluster test replaced
+    it), from the main thread: Ray's head processes die with the thread that started them
+    (PR_SET_PDEATHSIG), so a worker thread must never be the one to start it. Yields the
+    address other processes can join with RAY_ADDRESS."""
+    import ray
+
+    from training.cluster import ensure_ray
+
+    ensure_ray()
+    return ray.get_runtime_context().gcs_address

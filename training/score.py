@@ -12,11 +12,12 @@ used by the simulations and by each actor.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 
 import numpy as np
-import pandas as pd
+import pyarrow as pa
 import ray
 import ray.data
 import torch
@@ -30,6 +31,7 @@ from training.models import Classifier, load_checkpoint
 from training.train import pick_device
 
 Progress = Callable[[str, float], None]
+BLOCKS_PER_ACTOR = 8
 
 
 @torch.inference_mode()
@@ -96,7 +98,17 @@ class BatchScorer:
         out = score_arrays(
             self.model, x, strategy=self.strategy, keys=keys, masks=self.masks, seed=self.seed
         )
+        # Embeddings travel as float16: they are most of the bytes (1,600 per seed_cnn image),
+        # and distances for diversity need three significant digits, not seven.
+        out["embeddings"] = out["embeddings"].astype(np.float16)
         return {"key": np.asarray(keys, dtype=object), **out}
+
+
+def _rows_per_block(n: int, actors: int, batch_size: int) -> int:
+    """About 8 blocks per actor: few enough that per-task overhead vanishes, enough that a
+    lost node or a slow actor costs a small share of the pool. Whole batches per block."""
+    per_block = math.ceil(n / (actors * BLOCKS_PER_ACTOR))
+    return max(1, math.ceil(per_block / batch_size)) * batch_size
 
 
 def _pool_size(gpus: int) -> tuple[int, float, float]:
@@ -128,12 +140,15 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     n = len(items)
     by_key: dict[str, np.ndarray] = {}
     if n:
-        frame = pd.DataFrame(
-            {"key": [it.key for it in items], "sha256": [it.sha256 for it in items]}
-        )
-        blocks = [frame.iloc[i : i + spec.batch_size] for i in range(0, n, spec.batch_size)]
         actors, cpus, gpus = _pool_size(cluster_gpus())
-        ds = ray.data.from_pandas(blocks).map_batches(
+        rows = _rows_per_block(n, actors, spec.batch_size)
+        keys_col = [it.key for it in items]
+        shas_col = [it.sha256 for it in items]
+        blocks = [
+            pa.table({"key": keys_col[i : i + rows], "sha256": shas_col[i : i + rows]})
+            for i in range(0, n, rows)
+        ]
+        ds = ray.data.from_arrow(blocks).map_batches(
             BatchScorer,
             fn_constructor_kwargs={
                 "checkpoint_path": spec.checkpoint_path,
@@ -181,8 +196,17 @@ def _priority_order(
     spec: ScoreSpec, keys: tuple[str, ...], scores: np.ndarray, embeddings: np.ndarray
 ) -> np.ndarray:
     """Candidates in acquisition order, then everything else by score."""
-    wanted = set(spec.candidates) if spec.candidates is not None else None
-    is_cand = np.array([wanted is None or k in wanted for k in keys], dtype=bool)
+    if spec.candidates is None:  # the common case needs no copy of the embeddings
+        return acquisition.rank(
+            scores,
+            strategy=spec.strategy,
+            embeddings=embeddings,
+            batch_size=spec.select_size,
+            exploration_fraction=spec.exploration_fraction,
+            seed=spec.seed,
+        )
+    wanted = set(spec.candidates)
+    is_cand = np.array([k in wanted for k in keys], dtype=bool)
     cand, other = np.flatnonzero(is_cand), np.flatnonzero(~is_cand)
     head = acquisition.rank(
         scores[cand],
@@ -199,10 +223,24 @@ def _priority_order(
 
 def _merge(parts: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:
     """Concatenate result batches into the order of `keys`; each key must appear exactly once."""
-    got = np.concatenate([p["key"] for p in parts]).astype(str)
-    if len(got) != len(keys) or len(set(got.tolist())) != len(keys):
+    got = [str(k) for p in parts for k in p["key"]]
+    if len(got) != len(keys) or len(set(got)) != len(keys) or set(got) != set(keys):
         raise RuntimeError(f"scoring returned {len(got)} rows for {len(keys)} distinct items")
-    position = {key: i for i, key in enumerate(got.tolist())}
-    order = np.array([position[key] for key in keys], dtype=np.int64)
-    fields = ("predicted", "confidence", "probabilities", "scores", "embeddings")
-    return {f: np.concatenate([np.asarray(p[f]) for p in parts])[order] for f in fields}
+    where = {key: i for i, key in enumerate(keys)}
+    rows = np.array([where[key] for key in got], dtype=np.int64)
+    out: dict[str, np.ndarray] = {}
+    dtypes = {"predicted": np.int64, "confidence": np.float32, "probabilities": np.float32}
+    dtypes |= {"scores": np.float32, "embeddings": np.float32}
+    for field, dtype in dtypes.items():
+        first = np.asarray(parts[0][field])
+        out[field] = np.empty((len(keys), *first.shape[1:]), dtype=dtype)
+        start = 0
+        for p in parts:  # one copy, straight into place: the embeddings are hundreds of MB
+            values = np.asarray(p[field])
+            at = rows[start : start + len(values)]
+            if len(at) and at[-1] - at[0] == len(at) - 1 and (np.diff(at) == 1).all():
+                out[field][at[0] : at[-1] + 1] = values  # a block in order: a plain slice copy
+            else:
+                out[field][at] = values
+            start += len(values)
+    return out

@@ -42,10 +42,10 @@ def worker_in_background() -> tuple[threading.Thread, list[BaseException]]:
 
     def work() -> None:
         from labeling.learning.worker import Worker
-        from training.cluster import ensure_ray
 
         try:
-            ensure_ray()
+            # Ray comes from the ray_session fixture, started in the main thread: Ray's head
+            # processes die with the thread that started them.
             Worker(poll_seconds=0.2).run_forever(once=True)
         except BaseException as exc:
             errors.append(exc)
@@ -57,7 +57,9 @@ def worker_in_background() -> tuple[threading.Thread, list[BaseException]]:
     return thread, errors
 
 
-def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(page, alice, project):
+def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
+    ray_session, page, alice, project
+):
     add_digits(project, alice, 100, labeled=True)
     add_digits(project, alice, 100, start=100)
     log_in(page, "alice")

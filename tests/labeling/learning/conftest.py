@@ -1,4 +1,5 @@
-"""Fixtures for the learning loop: one local Ray for the session, real MNIST digits as PNGs."""
+"""Fixtures for the learning loop: real MNIST digits as PNGs (Ray: ``ray_session`` in
+tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -12,17 +13,6 @@ from PIL import Image as PILImage
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
 from labeling.projects.models import Membership, Project, Role
-
-
-@pytest.fixture(scope="session")
-def ray_session():
-    import ray
-
-    from training.cluster import ensure_ray
-
-    ensure_ray()
-    yield ray.get_runtime_context().gcs_address
-    ray.shutdown()
 
 
 @pytest.fixture(scope="session")
