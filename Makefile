@@ -46,6 +46,7 @@ bench: install
 	$(PY) -m bench.ingest
 	$(PY) -m bench.queue
 	$(PY) -m bench.round
+	$(PY) -m bench.score
 
 clean:
 	rm -rf $(VENV) var

@@ -1,6 +1,6 @@
 """Scoring throughput: image store -> cached arrays -> model -> results, against raw PyTorch.
 
-    .venv/bin/python -m bench.score                 # 50,000 images, about 4 minutes on 2 cores
+    .venv/bin/python -m bench.score                 # 50,000 images, about 1.5 minutes on 2 cores
     .venv/bin/python -m bench.score --images 10000  # quicker, noisier
 
 Measured in one run, same model (seed_cnn, 28x28 L), same batch size, same number of threads:

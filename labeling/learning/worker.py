@@ -419,6 +419,9 @@ class Worker:
                 cache_dir=str(_cache_dir()),
                 strategy=project.strategy,
                 select_size=50,
+                # The acquisition batch comes from the pool only; labeled images are scored
+                # for their predictions (disagreements with humans), not for selection.
+                candidates=tuple(sorted(pool)),
                 seed=run.pk,
             ),
             progress=lambda s, f: beat.set("score", f),
