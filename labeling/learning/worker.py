@@ -16,7 +16,6 @@ import logging
 import os
 import signal
 import socket
-import tempfile
 import threading
 import time
 import traceback
@@ -32,14 +31,20 @@ from django.db.models import Max
 from django.utils import timezone
 
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
-from labeling.images.storage import storage_local_path
-from labeling.learning import predictions, services
+from labeling.learning import services
 from labeling.learning.models import (
     ModelVersion,
-    PredictionRequest,
     RunStatus,
     RunTrigger,
     TrainingRun,
+)
+from labeling.learning.predictor import Predictor
+from labeling.learning.writeback import (
+    cache_dir,
+    copy_scores,
+    json_safe,
+    local_checkpoint,
+    local_path,
 )
 
 logger = logging.getLogger(__name__)
@@ -105,95 +110,6 @@ class Heartbeat:
                 self._stop.wait(settings.LABELLOOP_WORKER_HEARTBEAT_SECONDS)
         finally:
             connection.close()
-
-
-class Predictor:
-    """Answers predict requests from a thread, beside whatever run the worker is busy with:
-    LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
-
-    def __init__(self, stopping: threading.Event) -> None:
-        self.stopping = stopping
-        self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
-        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def _loop(self) -> None:
-        import psycopg
-        from django.db import connections
-
-        params = connections["default"].get_connection_params()
-        try:
-            with psycopg.connect(**params, autocommit=True) as listener:
-                listener.execute(f"LISTEN {predictions.CHANNEL}")
-                while not self.stopping.is_set():
-                    self.answer_pending()
-                    # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
-                    for _ in listener.notifies(timeout=1.0, stop_after=1):
-                        pass
-        except Exception:  # a predictor crash must not take the training worker down
-            logger.exception("predictor stopped")
-        finally:
-            connection.close()
-
-    def answer_pending(self) -> None:
-        while True:
-            with transaction.atomic():
-                request = (
-                    PredictionRequest.objects.select_for_update(skip_locked=True)
-                    .filter(status=PredictionRequest.Status.PENDING)
-                    .select_related("model_version", "project")
-                    .order_by("created_at")
-                    .first()
-                )
-                if request is None:
-                    return
-                try:
-                    request.result = self._predict(request)
-                    request.status = PredictionRequest.Status.DONE
-                except Exception as exc:  # reported to the caller as a 500-free error
-                    logger.exception("prediction %s failed", request.pk)
-                    request.status, request.error = PredictionRequest.Status.FAILED, str(exc)
-                request.save(update_fields=["result", "status", "error"])
-
-    def _predict(self, request: PredictionRequest) -> list[dict]:
-        import base64
-
-        import numpy as np
-
-        from training.data import decode_image
-        from training.models import load_checkpoint
-        from training.score import score_arrays
-
-        version = request.model_version
-        if version.pk not in self._models:
-            self._models[version.pk] = load_checkpoint(_local_checkpoint(version.checkpoint_key))
-        model, _meta = self._models[version.pk]
-        project = request.project
-        x = np.stack(
-            [
-                decode_image(
-                    base64.b64decode(item["data"]),
-                    size=project.input_size,
-                    channels=project.input_channels,
-                )
-                for item in request.images
-            ]
-        )
-        out = score_arrays(model, x, strategy="least_confidence")
-        labels = project.labels
-        return [
-            {
-                "predicted": labels[int(out["predicted"][i])],
-                "confidence": round(float(out["confidence"][i]), 6),
-                "probabilities": {
-                    label: round(float(p), 6)
-                    for label, p in zip(labels, out["probabilities"][i], strict=True)
-                },
-            }
-            for i in range(len(request.images))
-        ]
 
 
 class Worker:
@@ -296,7 +212,7 @@ class Worker:
             labels=tuple(snap.labels),
             val_items=tuple(snap.val_items),
             val_labels=tuple(snap.val_labels),
-            cache_dir=str(_cache_dir()),
+            cache_dir=str(cache_dir()),
             checkpoint_path=str(workdir / "model.pt"),
             seed=run.pk,
         )
@@ -334,7 +250,7 @@ class Worker:
         for image_id, sha, key, label, random_slice in rows:
             if label not in index:
                 continue
-            ref = ImageRef(key=str(image_id), sha256=sha, path=_local_path(key))
+            ref = ImageRef(key=str(image_id), sha256=sha, path=local_path(key))
             (val if random_slice else train).append((ref, index[label]))
         source = "random_slice"
         if len(val) < MIN_RANDOM_SLICE:
@@ -365,7 +281,7 @@ class Worker:
 
         scored = run_scoring(
             ScoreSpec(
-                checkpoint_path=_local_checkpoint(active.checkpoint_key),
+                checkpoint_path=local_checkpoint(active.checkpoint_key),
                 items=tuple(snap.val_items),
                 cache_dir=spec.cache_dir,
                 strategy="least_confidence",
@@ -393,7 +309,7 @@ class Worker:
             checkpoint_key=saved,
             architecture=spec.arch,
             config={"arch": spec.arch, "input_size": spec.input_size},
-            metrics=_json_safe(metrics),
+            metrics=json_safe(metrics),
             labels_used=snap.total,
         )
 
@@ -408,15 +324,15 @@ class Worker:
                 "id", "sha256", "storage_key", "status"
             )
         )
-        items = tuple(ImageRef(key=str(i), sha256=s, path=_local_path(k)) for i, s, k, _ in rows)
+        items = tuple(ImageRef(key=str(i), sha256=s, path=local_path(k)) for i, s, k, _ in rows)
         pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
         if not items:
             return None
         result = run_scoring(
             ScoreSpec(
-                checkpoint_path=_local_checkpoint(version.checkpoint_key),
+                checkpoint_path=local_checkpoint(version.checkpoint_key),
                 items=items,
-                cache_dir=str(_cache_dir()),
+                cache_dir=str(cache_dir()),
                 strategy=project.strategy,
                 select_size=50,
                 # The acquisition batch comes from the pool only; labeled images are scored
@@ -438,7 +354,7 @@ class Worker:
                 raise Cancelled()  # re-queued to another worker meanwhile: let it finish
             if scored is not None and promote:
                 result, pool = scored
-                _copy_scores(project, version, result, pool)
+                copy_scores(project, version, result, pool)
             if promote:
                 ModelVersion.objects.filter(project=project, is_active=True).exclude(
                     pk=version.pk
@@ -454,103 +370,9 @@ class Worker:
                 stage="done",
                 progress=1.0,
                 finished_at=timezone.now(),
-                metrics=_json_safe({**metrics, "promoted": promote, "version": version.number}),
+                metrics=json_safe({**metrics, "promoted": promote, "version": version.number}),
                 stage_seconds=timings_all,
             )
-
-
-def _copy_scores(project, version, result, pool: set[str]) -> None:
-    """COPY the scores into a temporary table, then one UPDATE of the queue and one upsert
-    of the per-image scores."""
-    order = sorted(
-        (int(p), key) for p, key in zip(result.priority, result.keys, strict=True) if key in pool
-    )
-    rank = {key: len(order) - i for i, (_, key) in enumerate(order)}  # higher = label sooner
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "CREATE TEMP TABLE incoming_scores (image_id bigint PRIMARY KEY, priority float8, "
-            "predicted int, confidence float8, score float8, probabilities float8[]) "
-            "ON COMMIT DROP"
-        )
-        with cursor.cursor.copy("COPY incoming_scores FROM STDIN") as copy:
-            for i, key in enumerate(result.keys):
-                probs = "{" + ",".join(f"{p:.6g}" for p in result.probabilities[i]) + "}"
-                copy.write_row(
-                    (
-                        int(key),
-                        float(rank.get(key, 0.0)),
-                        int(result.predicted[i]),
-                        float(result.confidence[i]),
-                        float(result.scores[i]),
-                        probs,
-                    )
-                )
-        cursor.execute(
-            """
-            UPDATE images_image i
-            SET priority = CASE WHEN i.status IN ('unlabeled', 'partial')
-                                THEN s.priority ELSE i.priority END,
-                predicted_label = (%(labels)s::text[])[s.predicted + 1],
-                confidence = s.confidence,
-                uncertainty = 1 - s.confidence,
-                updated_at = now()
-            FROM incoming_scores s
-            WHERE i.id = s.image_id AND i.project_id = %(project)s
-            """,
-            {"labels": list(project.labels), "project": project.id},
-        )
-        cursor.execute(
-            """
-            INSERT INTO learning_imagescore
-                (image_id, model_version_id, predicted, confidence, probabilities, score)
-            SELECT image_id, %(version)s, predicted, confidence, probabilities, score
-            FROM incoming_scores
-            ON CONFLICT (image_id) DO UPDATE SET
-                model_version_id = EXCLUDED.model_version_id,
-                predicted = EXCLUDED.predicted,
-                confidence = EXCLUDED.confidence,
-                probabilities = EXCLUDED.probabilities,
-                score = EXCLUDED.score
-            """,
-            {"version": version.pk},
-        )
-
-
-def _cache_dir() -> Path:
-    path = Path(settings.DATA_DIR) / "cache" / "arrays"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def _local_path(key: str) -> str:
-    """A filesystem path to an object of the image store (downloaded once for remote stores)."""
-    local = storage_local_path(key=key)
-    if local is not None:
-        return local
-    target = Path(settings.DATA_DIR) / "cache" / "objects" / key
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            default_storage.open(key, "rb") as src,
-            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-        ):
-            for chunk in iter(lambda: src.read(1 << 20), b""):
-                tmp.write(chunk)
-        os.replace(tmp.name, target)
-    return str(target)
-
-
-def _local_checkpoint(key: str) -> str:
-    return _local_path(key)
-
-
-def _json_safe(value):
-    """Metrics from numpy land: make them plain JSON."""
-    import json
-
-    return json.loads(
-        json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
-    )
 
 
 def _brief(timings: dict[str, float]) -> str:

@@ -31,7 +31,8 @@ from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
 from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.services import run_request
-from labeling.learning.worker import Worker, _local_checkpoint
+from labeling.learning.worker import Worker
+from labeling.learning.writeback import local_checkpoint
 from labeling.projects.models import Membership, Project, Role
 from labeling.projects.services import project_delete
 
@@ -152,7 +153,7 @@ class Command(BaseCommand):
         if run.status != "succeeded":
             raise CommandError(f"run {run.pk} {run.status}: {run.error[:2000]}")
         version = ModelVersion.objects.get(project=project, is_active=True)
-        model, _meta = load_checkpoint(_local_checkpoint(version.checkpoint_key))
+        model, _meta = load_checkpoint(local_checkpoint(version.checkpoint_key))
         predicted = score_arrays(model, test_x, strategy="least_confidence")["predicted"]
         accuracy = float((predicted == test_y).mean())
         self.stderr.write(f"  round: {time.perf_counter() - started:.1f}s")

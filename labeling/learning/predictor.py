@@ -1,0 +1,104 @@
+"""The worker's predictor thread: answers ``POST /api/projects/{id}/predict/`` requests that
+the web process leaves in the database (LISTEN/NOTIFY wakes it)."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.db import connection, transaction
+
+from labeling.learning import predictions
+from labeling.learning.models import PredictionRequest
+from labeling.learning.writeback import local_checkpoint
+
+logger = logging.getLogger(__name__)
+
+
+class Predictor:
+    """Answers predict requests from a thread, beside whatever run the worker is busy with:
+    LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
+
+    def __init__(self, stopping: threading.Event) -> None:
+        self.stopping = stopping
+        self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
+        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _loop(self) -> None:
+        import psycopg
+        from django.db import connections
+
+        params = connections["default"].get_connection_params()
+        try:
+            with psycopg.connect(**params, autocommit=True) as listener:
+                listener.execute(f"LISTEN {predictions.CHANNEL}")
+                while not self.stopping.is_set():
+                    self.answer_pending()
+                    # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
+                    for _ in listener.notifies(timeout=1.0, stop_after=1):
+                        pass
+        except Exception:  # a predictor crash must not take the training worker down
+            logger.exception("predictor stopped")
+        finally:
+            connection.close()
+
+    def answer_pending(self) -> None:
+        while True:
+            with transaction.atomic():
+                request = (
+                    PredictionRequest.objects.select_for_update(skip_locked=True)
+                    .filter(status=PredictionRequest.Status.PENDING)
+                    .select_related("model_version", "project")
+                    .order_by("created_at")
+                    .first()
+                )
+                if request is None:
+                    return
+                try:
+                    request.result = self._predict(request)
+                    request.status = PredictionRequest.Status.DONE
+                except Exception as exc:  # reported to the caller as a 500-free error
+                    logger.exception("prediction %s failed", request.pk)
+                    request.status, request.error = PredictionRequest.Status.FAILED, str(exc)
+                request.save(update_fields=["result", "status", "error"])
+
+    def _predict(self, request: PredictionRequest) -> list[dict]:
+        import base64
+
+        import numpy as np
+
+        from training.data import decode_image
+        from training.models import load_checkpoint
+        from training.score import score_arrays
+
+        version = request.model_version
+        if version.pk not in self._models:
+            self._models[version.pk] = load_checkpoint(local_checkpoint(version.checkpoint_key))
+        model, _meta = self._models[version.pk]
+        project = request.project
+        x = np.stack(
+            [
+                decode_image(
+                    base64.b64decode(item["data"]),
+                    size=project.input_size,
+                    channels=project.input_channels,
+                )
+                for item in request.images
+            ]
+        )
+        out = score_arrays(model, x, strategy="least_confidence")
+        labels = project.labels
+        return [
+            {
+                "predicted": labels[int(out["predicted"][i])],
+                "confidence": round(float(out["confidence"][i]), 6),
+                "probabilities": {
+                    label: round(float(p), 6)
+                    for label, p in zip(labels, out["probabilities"][i], strict=True)
+                },
+            }
+            for i in range(len(request.images))
+        ]

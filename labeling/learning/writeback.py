@@ -1,0 +1,109 @@
+"""What the worker reads from and writes to the product's stores: local copies of image-store
+objects for Ray, the array cache's folder, and the bulk write-back of scores (COPY into a
+temporary table, then one UPDATE of the queue and one upsert of the per-image scores)."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import default_storage
+from django.db import connection
+
+from labeling.images.storage import storage_local_path
+
+
+def copy_scores(project, version, result, pool: set[str]) -> None:
+    """COPY the scores into a temporary table, then one UPDATE of the queue and one upsert
+    of the per-image scores. Runs inside the caller's transaction."""
+    order = sorted(
+        (int(p), key) for p, key in zip(result.priority, result.keys, strict=True) if key in pool
+    )
+    rank = {key: len(order) - i for i, (_, key) in enumerate(order)}  # higher = label sooner
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TEMP TABLE incoming_scores (image_id bigint PRIMARY KEY, priority float8, "
+            "predicted int, confidence float8, score float8, probabilities float8[]) "
+            "ON COMMIT DROP"
+        )
+        with cursor.cursor.copy("COPY incoming_scores FROM STDIN") as copy:
+            for i, key in enumerate(result.keys):
+                probs = "{" + ",".join(f"{p:.6g}" for p in result.probabilities[i]) + "}"
+                copy.write_row(
+                    (
+                        int(key),
+                        float(rank.get(key, 0.0)),
+                        int(result.predicted[i]),
+                        float(result.confidence[i]),
+                        float(result.scores[i]),
+                        probs,
+                    )
+                )
+        cursor.execute(
+            """
+            UPDATE images_image i
+            SET priority = CASE WHEN i.status IN ('unlabeled', 'partial')
+                                THEN s.priority ELSE i.priority END,
+                predicted_label = (%(labels)s::text[])[s.predicted + 1],
+                confidence = s.confidence,
+                uncertainty = 1 - s.confidence,
+                updated_at = now()
+            FROM incoming_scores s
+            WHERE i.id = s.image_id AND i.project_id = %(project)s
+            """,
+            {"labels": list(project.labels), "project": project.id},
+        )
+        cursor.execute(
+            """
+            INSERT INTO learning_imagescore
+                (image_id, model_version_id, predicted, confidence, probabilities, score)
+            SELECT image_id, %(version)s, predicted, confidence, probabilities, score
+            FROM incoming_scores
+            ON CONFLICT (image_id) DO UPDATE SET
+                model_version_id = EXCLUDED.model_version_id,
+                predicted = EXCLUDED.predicted,
+                confidence = EXCLUDED.confidence,
+                probabilities = EXCLUDED.probabilities,
+                score = EXCLUDED.score
+            """,
+            {"version": version.pk},
+        )
+
+
+def cache_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "cache" / "arrays"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def local_path(key: str) -> str:
+    """A filesystem path to an object of the image store (downloaded once for remote stores)."""
+    local = storage_local_path(key=key)
+    if local is not None:
+        return local
+    target = Path(settings.DATA_DIR) / "cache" / "objects" / key
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with (
+            default_storage.open(key, "rb") as src,
+            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
+        ):
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                tmp.write(chunk)
+        os.replace(tmp.name, target)
+    return str(target)
+
+
+def local_checkpoint(key: str) -> str:
+    return local_path(key)
+
+
+def json_safe(value):
+    """Metrics from numpy land: make them plain JSON."""
+    import json
+
+    return json.loads(
+        json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
+    )
