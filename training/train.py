@@ -24,14 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.batches import channel_stats, epoch_order, one_cycle, shift_augment, stratified_split
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
+from training.metrics import classification_metrics
 from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
 
 Progress = Callable[[str, float], None]
 DEFAULT_CONFIG = TrainConfig()
-ECE_BINS = 15  # equal-width confidence bins, the usual choice (Guo et al. 2017)
 
 
 def pick_device(use_gpu: bool | None = None) -> torch.device:
@@ -45,44 +46,6 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
     np.random.seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def channel_stats(x: np.ndarray, max_images: int = 10_000) -> tuple[list[float], list[float]]:
-    """Per-channel mean and std in 0..255 units, from (at most) the first `max_images`."""
-    sample = x[:max_images].astype(np.float64)
-    mean = sample.mean(axis=(0, 2, 3))
-    std = np.maximum(sample.std(axis=(0, 2, 3)), 1.0)  # a blank training set must not divide by 0
-    return mean.tolist(), std.tolist()
-
-
-def shift_augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torch.Tensor:
-    """Translate each image by up to `max_shift` px, filling with its edge pixels."""
-    if max_shift <= 0:
-        return x
-    n, c, h, w = x.shape
-    padded = F.pad(x.float(), (max_shift,) * 4, mode="replicate")
-    oy = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).to(x.device)
-    ox = torch.randint(0, 2 * max_shift + 1, (n,), generator=gen).to(x.device)
-    rows = (oy[:, None] + torch.arange(h, device=x.device))[:, None, :, None]
-    cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
-    out = padded.gather(2, rows.expand(n, c, h, w + 2 * max_shift))
-    return out.gather(3, cols.expand(n, c, h, w))
-
-
-def epoch_order(
-    y: torch.Tensor, config: TrainConfig, gen: torch.Generator, rank: int, world_size: int
-) -> torch.Tensor:
-    """This rank's sample order for one epoch; class-balanced when labels are imbalanced."""
-    n = len(y)
-    counts = torch.bincount(y)
-    present = counts[counts > 0]
-    if present.max() > config.balance_ratio * present.min():
-        weights = 1.0 / counts[y].double()
-        order = torch.multinomial(weights, n, replacement=True, generator=gen)
-    else:
-        order = torch.randperm(n, generator=gen)
-    per_rank = max(1, n // world_size)  # equal shards keep DDP ranks in lock-step
-    return order[rank::world_size][:per_rank]
 
 
 def train_one_epoch(
@@ -145,49 +108,6 @@ def predict_probabilities(
     if not out:
         return np.zeros((0, model.num_classes), dtype=np.float32)
     return torch.cat(out).numpy()
-
-
-def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
-    """Sum over confidence bins of |accuracy - confidence|, weighted by the bin's share."""
-    if len(y) == 0:
-        return 0.0
-    conf = probs.max(axis=1)
-    correct = probs.argmax(axis=1) == y
-    which = np.minimum((conf * bins).astype(np.int64), bins - 1)
-    ece = 0.0
-    for b in range(bins):
-        in_bin = which == b
-        if in_bin.any():
-            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
-    return float(ece)
-
-
-def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """accuracy, per-class precision/recall/F1/support, confusion (rows = true), ece, loss."""
-    k = len(classes)
-    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
-    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
-    per_class = {}
-    for c, name in enumerate(classes):
-        tp = confusion[c, c]
-        precision = tp / confusion[:, c].sum() if confusion[:, c].sum() else 0.0
-        recall = tp / confusion[c].sum() if confusion[c].sum() else 0.0
-        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
-        per_class[name] = {
-            "precision": float(precision),
-            "recall": float(recall),
-            "f1": float(f1),
-            "support": int(confusion[c].sum()),
-        }
-    eps = 1e-12  # log(0) guard for a confidently wrong prediction
-    loss = float(-np.log(probs[np.arange(len(y)), y] + eps).mean()) if len(y) else 0.0
-    return {
-        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
-        "per_class": per_class,
-        "confusion": confusion.tolist(),
-        "ece": expected_calibration_error(y, probs),
-        "loss": loss,
-    }
 
 
 def evaluate(
@@ -314,32 +234,6 @@ def fit(
         "history": history,
     }
     return model, metrics
-
-
-def one_cycle(total_steps: int, warmup: float = 0.1) -> Callable[[int], float]:
-    """LR multiplier: linear warm-up over `warmup` of the steps, then cosine down to zero."""
-    warm = max(1, int(total_steps * warmup))
-
-    def factor(step: int) -> float:
-        if step < warm:
-            return (step + 1) / warm
-        return 0.5 * (
-            1.0 + math.cos(math.pi * min(1.0, (step - warm) / max(1, total_steps - warm)))
-        )
-
-    return factor
-
-
-def stratified_split(y: np.ndarray, fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(train positions, val positions): `fraction` of each class, never a class's last item."""
-    rng = np.random.default_rng(seed)
-    train, val = [], []
-    for c in np.unique(y):
-        idx = rng.permutation(np.flatnonzero(y == c))
-        n_val = min(round(len(idx) * fraction), len(idx) - 1)
-        val.extend(idx[:n_val])
-        train.extend(idx[n_val:])
-    return np.sort(np.array(train, dtype=np.int64)), np.sort(np.array(val, dtype=np.int64))
 
 
 def train_from_arrays(

@@ -12,18 +12,12 @@ import pytest
 import torch
 
 from tests.training.conftest import CLASSES, N_TRAIN, Digits, Store
+from training.batches import epoch_order, shift_augment, stratified_split
 from training.contracts import ScoreSpec, TrainConfig, TrainSpec
+from training.metrics import classification_metrics, expected_calibration_error
 from training.models import load_checkpoint
 from training.score import run_scoring
-from training.train import (
-    classification_metrics,
-    epoch_order,
-    expected_calibration_error,
-    fit,
-    run_training,
-    shift_augment,
-    stratified_split,
-)
+from training.train import fit, run_training
 
 
 def test_metrics_match_a_hand_computed_confusion_matrix() -> None:

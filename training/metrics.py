@@ -1,0 +1,54 @@
+"""Classification metrics on numpy arrays: accuracy, per-class precision/recall/F1, the
+confusion matrix, expected calibration error and log loss.
+
+    .venv/bin/python -m pytest tests/training/test_train.py -q -k metrics
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+ECE_BINS = 15  # equal-width confidence bins, the usual choice (Guo et al. 2017)
+
+
+def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE_BINS) -> float:
+    """Sum over confidence bins of |accuracy - confidence|, weighted by the bin's share."""
+    if len(y) == 0:
+        return 0.0
+    conf = probs.max(axis=1)
+    correct = probs.argmax(axis=1) == y
+    which = np.minimum((conf * bins).astype(np.int64), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        in_bin = which == b
+        if in_bin.any():
+            ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
+    return float(ece)
+
+
+def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
+    """accuracy, per-class precision/recall/F1/support, confusion (rows = true), ece, loss."""
+    k = len(classes)
+    pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
+    confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
+    per_class = {}
+    for c, name in enumerate(classes):
+        tp = confusion[c, c]
+        precision = tp / confusion[:, c].sum() if confusion[:, c].sum() else 0.0
+        recall = tp / confusion[c].sum() if confusion[c].sum() else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        per_class[name] = {
+            "precision": float(precision),
+            "recall": float(recall),
+            "f1": float(f1),
+            "support": int(confusion[c].sum()),
+        }
+    eps = 1e-12  # log(0) guard for a confidently wrong prediction
+    loss = float(-np.log(probs[np.arange(len(y)), y] + eps).mean()) if len(y) else 0.0
+    return {
+        "accuracy": float((pred == y).mean()) if len(y) else 0.0,
+        "per_class": per_class,
+        "confusion": confusion.tolist(),
+        "ece": expected_calibration_error(y, probs),
+        "loss": loss,
+    }
