@@ -39,6 +39,11 @@ class TrainConfig:
     epochs: int = 20  # upper bound on passes over the training split
     max_steps: int = 0  # if > 0, train for exactly this many optimizer steps instead of epochs
     #                     (a 20-label round is one batch per epoch; steps keep rounds comparable)
+    min_steps: int = 300  # fewer labels than `epochs` x batches of this: train this many steps,
+    #                      no early stopping. Active learning lives at 20-500 labels, where 20
+    #                      epochs are 20-300 steps and patience on a 5-30 image validation set
+    #                      stops on noise; 300 steps with shifts reach 90% on MNIST with ~half
+    #                      the labels (docs/benchmarks.md, "through the whole product")
     batch_size: int = 32  # images per optimizer step (per worker under Ray Train); small
     #                      batches regularise the few-thousand-label sets AL produces
     val_fraction: float = 0.1  # held out from train when the spec brings no validation set
@@ -95,6 +100,10 @@ class ScoreSpec:
     # the others rank after every candidate, and the batch avoids near-copies of them.
     candidates: tuple[str, ...] | None = None
     seed: int = 0
+    # Pools smaller than this are scored by one Ray task instead of a Ray Data actor pool:
+    # tasks run in worker processes Ray keeps warm between rounds, while a pool pays ~5 s of
+    # actor start-up (import torch, load the checkpoint) for ~1 s of inference at 10k images.
+    inline_below: int = 20_000
 
 
 @dataclass(frozen=True, eq=False)

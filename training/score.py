@@ -7,7 +7,8 @@
 loaded once per actor) over an actor pool sized to the cluster, one GPU per actor when the
 cluster has GPUs. Each actor reads model-ready arrays from the shared cache, so a round after
 the first never touches a JPEG. `score_arrays()` is the same computation on arrays in memory,
-used by the simulations and by each actor.
+used by the simulations and by each actor. Pools under `ScoreSpec.inline_below` images are
+scored by one Ray task in a warm worker process instead (no actor start-up).
 """
 
 from __future__ import annotations
@@ -139,7 +140,9 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     items = [it for it in items if it.key not in bad]
     n = len(items)
     by_key: dict[str, np.ndarray] = {}
-    if n:
+    if n and n < spec.inline_below:
+        by_key = _score_inline(spec, items, progress)
+    elif n:
         actors, cpus, gpus = _pool_size(cluster_gpus())
         rows = _rows_per_block(n, actors, spec.batch_size)
         keys_col = [it.key for it in items]
@@ -190,6 +193,30 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
         failed_items=tuple(failed),
         seconds=time.perf_counter() - started,
     )
+
+
+@ray.remote
+def _score_task(spec: ScoreSpec, keys: list[str], shas: list[str]) -> list[dict[str, np.ndarray]]:
+    scorer = BatchScorer(
+        spec.checkpoint_path, spec.cache_dir, spec.strategy, spec.mc_samples, spec.seed
+    )
+    step = spec.batch_size
+    return [
+        scorer({"key": np.asarray(keys[i : i + step]), "sha256": np.asarray(shas[i : i + step])})
+        for i in range(0, len(keys), step)
+    ]
+
+
+def _score_inline(spec: ScoreSpec, items: list, progress: Progress | None) -> dict[str, np.ndarray]:
+    """A small pool in one task (see `ScoreSpec.inline_below`); same rows as the pool path."""
+    keys = [it.key for it in items]
+    if progress:
+        progress("score", 0.0)
+    task = _score_task.options(num_cpus=1, num_gpus=1 if cluster_gpus() else 0)
+    parts = ray.get(task.remote(spec, keys, [it.sha256 for it in items]))
+    if progress:
+        progress("score", 1.0)
+    return _merge(parts, keys)
 
 
 def _priority_order(

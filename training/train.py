@@ -165,6 +165,11 @@ def fit(
     else:
         epochs = config.epochs
         total_steps = epochs * steps_per_epoch
+    # Few labels: a fixed step budget, no early stopping (see TrainConfig.min_steps).
+    fixed_budget = config.max_steps > 0 or total_steps < config.min_steps
+    if config.max_steps <= 0 and total_steps < config.min_steps:
+        epochs = math.ceil(config.min_steps / steps_per_epoch)
+        total_steps = config.min_steps
     if config.optimizer == "adamw":
         optimizer: torch.optim.Optimizer = torch.optim.AdamW(
             net.parameters(), lr=config.lr, weight_decay=config.weight_decay
@@ -203,7 +208,7 @@ def fit(
         steps_done += steps
         epochs_run = epoch + 1
         history["train_loss"].append(loss)
-        if has_val:
+        if has_val and not fixed_budget:
             val = evaluate(model, x_val, y_val, classes)
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val["accuracy"])
@@ -311,21 +316,17 @@ class ProgressBoard:
 
 
 @ray.remote
-class TrainActor:
-    """One training run in one process; Ray gives it a GPU when the cluster has one."""
+def train_task(
+    spec: TrainSpec, failed: list[str], board: ray.actor.ActorHandle, threads: int
+) -> TrainResult:
+    """One training run as a Ray task (a GPU when the cluster has one). A task, not an actor:
+    Ray keeps task worker processes warm, so the next round does not import torch again."""
+    torch.set_num_threads(threads)
 
-    def __init__(self, threads: int) -> None:
-        torch.set_num_threads(threads)
+    def post(stage: str, fraction: float) -> None:
+        board.post.remote(stage, fraction)
 
-    def train(
-        self, spec: TrainSpec, failed: list[str], board: ray.actor.ActorHandle
-    ) -> TrainResult:
-        def post(stage: str, fraction: float) -> None:
-            board.post.remote(stage, fraction)
-
-        return train_from_arrays(
-            spec, failed, device=pick_device(spec.config.use_gpu), progress=post
-        )
+    return train_from_arrays(spec, failed, device=pick_device(spec.config.use_gpu), progress=post)
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -381,24 +382,35 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
     config = spec.config
     gpus = cluster_gpus() if config.use_gpu is not False else 0
     threads = config.num_threads or largest_node_cpus()
-    board = ProgressBoard.remote()
+    board = _board_beside_the_driver()
     if config.num_workers > 1 or config.distributed:
         try:
             result = _run_ray_train(spec, failed, board, gpus, threads, progress)
         finally:
             ray.kill(board)
     else:
-        actor = TrainActor.options(num_cpus=threads, num_gpus=1 if gpus else 0).remote(threads)
+        task = train_task.options(num_cpus=threads, num_gpus=1 if gpus else 0)
+        ref = task.remote(spec, failed, board, threads)
         try:
-            ref = actor.train.remote(spec, failed, board)
             _follow(ref, board, progress)
             result = ray.get(ref)
         finally:
-            ray.kill(actor)  # frees its CPUs/GPU now rather than when the handle is collected
+            ray.cancel(ref, force=True)  # a no-op once finished; frees its CPUs/GPU otherwise
             ray.kill(board)
     if progress:
         progress("done", 1.0)
     return result
+
+
+def _board_beside_the_driver() -> ray.actor.ActorHandle:
+    """The progress board on this (the driver's) node: a zero-CPU actor may otherwise land on
+    any node, and the loss of that node would fail a run that Ray Train itself survives."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    return ProgressBoard.options(
+        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=True)
+    ).remote()
 
 
 def _follow(ref: ray.ObjectRef, board: ray.actor.ActorHandle, progress: Progress | None) -> None:

@@ -97,5 +97,5 @@ def _ray_session() -> Iterator[None]:
 def ray_local(_ray_session: None) -> None:
     """The session's local Ray: 2 CPUs, no dashboard (restarted if a cluster test replaced it)."""
     if not ray.is_initialized():
-        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
         quiet_ray_data()

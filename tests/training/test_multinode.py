@@ -62,7 +62,9 @@ def test_two_nodes_score_5000_images_each_exactly_once(
     cluster: Cluster, worker_node: object, store: Store, checkpoint: str
 ) -> None:
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2 and cluster_cpus() == 4
-    spec = ScoreSpec(checkpoint, store.items, store.cache_dir, strategy="margin", batch_size=100)
+    spec = ScoreSpec(
+        checkpoint, store.items, store.cache_dir, strategy="margin", batch_size=100, inline_below=0
+    )
     result = run_scoring(spec)
     assert_each_scored_once(result.keys, store)
     assert result.keys == tuple(it.key for it in store.items)
@@ -80,7 +82,9 @@ def test_scoring_completes_when_a_node_is_removed_midway(
             cluster.remove_node(worker_node)
             removed.append(fraction)
 
-    spec = ScoreSpec(checkpoint, store.items, store.cache_dir, strategy="entropy", batch_size=50)
+    spec = ScoreSpec(
+        checkpoint, store.items, store.cache_dir, strategy="entropy", batch_size=50, inline_below=0
+    )
     result = run_scoring(spec, progress=kill_worker_node)
     assert removed and removed[0] < 0.9  # the node went away with most of the pool still to do
     assert len([n for n in ray.nodes() if n["Alive"]]) == 1

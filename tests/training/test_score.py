@@ -41,11 +41,23 @@ def checkpoint(digits: Digits, tmp_path_factory: pytest.TempPathFactory) -> str:
     return small_checkpoint(digits, tmp_path_factory.mktemp("ckpt") / "model.pt")[0]
 
 
+# Both ways of scoring: a Ray Data actor pool (large pools) and one warm task (small pools).
+PATHS = pytest.mark.parametrize("inline_below", [0, 1_000_000], ids=["actor_pool", "one_task"])
+
+
+@PATHS
 def test_scoring_returns_every_item_once_in_order_with_all_outputs(
-    ray_local: None, store: Store, checkpoint: str
+    ray_local: None, store: Store, checkpoint: str, inline_below: int
 ) -> None:
     items = store.items[4000:4600]
-    spec = ScoreSpec(checkpoint, items, store.cache_dir, strategy="margin", batch_size=128)
+    spec = ScoreSpec(
+        checkpoint,
+        items,
+        store.cache_dir,
+        strategy="margin",
+        batch_size=128,
+        inline_below=inline_below,
+    )
     progress: list[tuple[str, float]] = []
     result = run_scoring(spec, progress=lambda s, f: progress.append((s, f)))
     n = len(items)
@@ -62,12 +74,20 @@ def test_scoring_returns_every_item_once_in_order_with_all_outputs(
     assert accuracy > 0.7
 
 
+@PATHS
 def test_ray_scores_equal_the_in_memory_computation(
-    ray_local: None, store: Store, checkpoint: str
+    ray_local: None, store: Store, checkpoint: str, inline_below: int
 ) -> None:
     items = store.items[4600:4800]
     for strategy in ("entropy", "bald", "random"):
-        spec = ScoreSpec(checkpoint, items, store.cache_dir, strategy=strategy, batch_size=64)
+        spec = ScoreSpec(
+            checkpoint,
+            items,
+            store.cache_dir,
+            strategy=strategy,
+            batch_size=64,
+            inline_below=inline_below,
+        )
         result = run_scoring(spec)
         model, _ = load_checkpoint(checkpoint)
         x, _, _ = load_items(items, cache_dir=store.cache_dir, size=28, channels=1)

@@ -92,12 +92,26 @@ def test_training_is_deterministic_on_cpu_for_a_fixed_seed(digits: Digits) -> No
 
 def test_early_stopping_ends_a_run_that_stopped_improving(digits: Digits) -> None:
     x, y = digits.train
-    config = TrainConfig(epochs=40, patience=2, batch_size=64, lr=3e-2)
+    config = TrainConfig(epochs=40, patience=2, batch_size=64, lr=3e-2, min_steps=0)
     _, m = fit(x[:200], y[:200], classes=CLASSES, config=config, x_val=x[200:300], y_val=y[200:300])
     assert m["epochs_run"] < 40 and m["evaluated_on"] == "val"
     best = int(np.argmin(m["history"]["val_loss"]))
     assert m["epochs_run"] == best + 1 + config.patience
     assert m["loss"] == pytest.approx(min(m["history"]["val_loss"]))  # best weights restored
+
+
+def test_a_few_labels_train_for_the_minimum_steps_without_early_stopping(digits: Digits) -> None:
+    x, y = digits.train
+    # 40 labels: 20 epochs would be 40 steps, and patience would stop on a 10-image val set.
+    config = TrainConfig(epochs=20, patience=1, batch_size=20, min_steps=120)
+    _, m = fit(x[:40], y[:40], classes=CLASSES, config=config, x_val=x[40:50], y_val=y[40:50])
+    assert m["steps"] == 120 and m["epochs_run"] == 60
+    assert m["history"]["val_loss"] == []  # no early stopping, no best-epoch pick
+    assert m["evaluated_on"] == "val" and m["n_val"] == 10  # still measured on the val set
+    _, big = fit(
+        x[:400], y[:400], classes=CLASSES, config=config, x_val=x[400:450], y_val=y[400:450]
+    )
+    assert big["history"]["val_loss"]  # 20 epochs of 20 steps exceed the minimum: epochs rule
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.services import run_request
 from labeling.learning.worker import Worker
 from labeling.learning.writeback import local_checkpoint
-from labeling.projects.models import Membership, Project, Role
+from labeling.projects.models import Membership, Project, Role, Strategy
 from labeling.projects.services import project_delete
 
 TARGETS = (0.90, 0.95)
@@ -49,7 +49,13 @@ class Command(BaseCommand):
         parser.add_argument("--batch", type=int, default=25, help="labels per round")
         parser.add_argument("--budget", type=int, default=600, help="labels in total")
         parser.add_argument("--seeds", type=int, default=3)
+        parser.add_argument(
+            "--first-seed", type=int, default=0, help="seeds run from here (more runs, new seeds)"
+        )
         parser.add_argument("--dirty", type=float, default=0.0, help="share of junk in the pool")
+        parser.add_argument(
+            "--pool-size", type=int, default=4000, help="images of the 4,000-image pool to use"
+        )
         parser.add_argument("--out", type=Path, default=Path("var/simulation"))
         parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
 
@@ -57,8 +63,15 @@ class Command(BaseCommand):
         from training.cluster import ensure_ray
 
         strategies = [options["strategy"], *options["compare"]]
+        unknown = [s for s in strategies if s not in Strategy.values]
+        if unknown:
+            raise CommandError(f"unknown strategy {unknown[0]!r}; known: {Strategy.values}")
         if options["batch"] < 1 or options["budget"] <= 20:
             raise CommandError("--batch must be >= 1 and --budget > 20")
+        if not 100 <= options["pool_size"] <= 4000:
+            raise CommandError("--pool-size must be between 100 and 4000")
+        if not 0.0 <= options["dirty"] < 1.0:
+            raise CommandError("--dirty must be a share in [0, 1)")
         ensure_ray()
         out: Path = options["out"]
         out.mkdir(parents=True, exist_ok=True)
@@ -66,9 +79,10 @@ class Command(BaseCommand):
             "simulation" + (f"-dirty{int(options['dirty'] * 100)}" if options["dirty"] else "")
         )
         pool_x, pool_y, test_x, test_y = _mnist5k(options["dirty"])
+        pool_x, pool_y = pool_x[: options["pool_size"]], pool_y[: options["pool_size"]]
         rows: list[tuple[str, int, int, float]] = []
         for strategy in strategies:
-            for seed in range(options["seeds"]):
+            for seed in range(options["first_seed"], options["first_seed"] + options["seeds"]):
                 curve = self._one(strategy, seed, pool_x, pool_y, test_x, test_y, options)
                 rows += [(strategy, seed, n, acc) for n, acc in curve]
         csv_path, png_path = out / f"{name}.csv", out / f"{name}.png"
