@@ -46,11 +46,15 @@ INSTALLED_APPS = [
     "labeling.images",
     "labeling.annotations",
     "labeling.learning",
+    "labeling.exports",
+    "labeling.webhooks",
     "labeling.web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: refuses a request over LABELLOOP_MAX_UPLOAD_BYTES.
+    "labeling.core.middleware.RequestSizeLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -93,6 +97,9 @@ else:
         "NAME": "labelloop",
         "EMBEDDED_PGDATA": str(DATA_DIR / "pgdata"),
     }
+# Check a persistent connection before each request reuses it: after a database restart
+# (or failover) the first request on a dead connection reconnects instead of failing.
+_db["CONN_HEALTH_CHECKS"] = True
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -160,6 +167,9 @@ LABELLOOP_MAX_COMPRESSION_RATIO = env_int("LABELLOOP_MAX_COMPRESSION_RATIO", 100
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("LABELLOOP_MAX_REQUEST_BYTES", 10 * 1024 * 1024)
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_NUMBER_FILES = env_int("LABELLOOP_MAX_UPLOAD_FILES", 1000, minimum=1)
+# One whole request, file parts included (labeling/core/middleware.py answers 413 past it):
+# 2 GiB holds a large zip; more should be split or imported with `manage.py import_images`.
+LABELLOOP_MAX_UPLOAD_BYTES = env_int("LABELLOOP_MAX_UPLOAD_BYTES", 2 * 1024**3, minimum=1)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -169,7 +179,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "labeling.core.schema.LabelLoopAutoSchema",  # declares error bodies
     "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("LABELLOOP_THROTTLE_AUTH", "20/min"),
@@ -189,6 +199,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # Several serializers have a "status" field with different choices: name each set.
+    "ENUM_NAME_OVERRIDES": {
+        "ImageStatusEnum": "labeling.images.models.ImageStatus",
+        "RunStatusEnum": "labeling.learning.models.RunStatus",
+        "DeliveryStatusEnum": "labeling.webhooks.models.DeliveryStatus",
+    },
 }
 
 LOGIN_URL = "/admin/login/"
@@ -210,9 +226,31 @@ LABELLOOP_PROMOTE_TOLERANCE = env_float("LABELLOOP_PROMOTE_TOLERANCE", 0.0)
 # orphaned (its worker died) and re-queued for another worker.
 LABELLOOP_WORKER_HEARTBEAT_SECONDS = env_float("LABELLOOP_WORKER_HEARTBEAT_SECONDS", 5.0)
 LABELLOOP_WORKER_STALE_SECONDS = env_float("LABELLOOP_WORKER_STALE_SECONDS", 60.0)
+# PyTorch CPU threads per training run; 0 = every CPU of the largest Ray node. On a small
+# machine shared with the web server (or with other runs), 1 degrades gracefully where 2
+# threads that wait for each other can lose 5-10x to one busy core.
+LABELLOOP_TRAIN_THREADS = env_int("LABELLOOP_TRAIN_THREADS", 0, minimum=0)
+
+# Test-only fault injection (tests/labeling/learning/test_worker_faults.py): "write-back"
+# makes the worker stop inside its write-back transaction, after the queue UPDATE and before
+# the commit, until it is killed. Empty (the default) in every real deployment.
+LABELLOOP_TEST_PAUSE_AT = env_choice("LABELLOOP_TEST_PAUSE_AT", "", ("", "write-back"))
 
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
+
+# Webhooks (sent by the worker): seconds per request before it counts as failed; attempts
+# before a delivery is given up (backoff 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 6 h, ...);
+# seconds image.labeled events wait to be batched into one request; and whether webhook URLs
+# may resolve to loopback/private/link-local addresses (off: a guard against SSRF).
+LABELLOOP_WEBHOOK_TIMEOUT = env_float("LABELLOOP_WEBHOOK_TIMEOUT", 5.0)
+if LABELLOOP_WEBHOOK_TIMEOUT <= 0:
+    raise ImproperlyConfigured(
+        f"LABELLOOP_WEBHOOK_TIMEOUT must be positive (seconds), got {LABELLOOP_WEBHOOK_TIMEOUT}"
+    )
+LABELLOOP_WEBHOOK_MAX_ATTEMPTS = env_int("LABELLOOP_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
+LABELLOOP_WEBHOOK_BATCH_SECONDS = env_float("LABELLOOP_WEBHOOK_BATCH_SECONDS", 5.0)
+LABELLOOP_WEBHOOK_ALLOW_PRIVATE = env_bool("LABELLOOP_WEBHOOK_ALLOW_PRIVATE", False)
 
 # Production hardening, on whenever DEBUG is off (manage.py check --deploy).
 SECURE_CONTENT_TYPE_NOSNIFF = True
@@ -221,5 +259,13 @@ SESSION_COOKIE_SECURE = env_bool("LABELLOOP_SECURE_COOKIES", not DEBUG)
 CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
 SECURE_HSTS_SECONDS = env_int("LABELLOOP_HSTS_SECONDS", 0 if DEBUG else 31_536_000, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
+# The browsers' preload list is a commitment for the whole domain that takes months to undo:
+# the operator opts in (LABELLOOP_HSTS_PRELOAD=true); until then check --deploy's reminder
+# (security.W021) is silenced on purpose, and only that one.
+SECURE_HSTS_PRELOAD = env_bool("LABELLOOP_HSTS_PRELOAD", False)
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]
 SECURE_SSL_REDIRECT = env_bool("LABELLOOP_SSL_REDIRECT", False)
+# Probes (docker compose, load balancers) call the health check over plain HTTP inside the
+# network; a redirect to https would read as "down".
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

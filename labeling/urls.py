@@ -15,7 +15,8 @@ from labeling.annotations.api import (
     TaskReleaseView,
     TaskRenewView,
 )
-from labeling.core.api import TokenView
+from labeling.core.api import HealthView, TokenView
+from labeling.exports.api import ProjectExportView
 from labeling.images.api import ImageDetailView, ImageFileView, ProjectImagesView
 from labeling.learning.api import (
     PredictView,
@@ -26,9 +27,16 @@ from labeling.learning.api import (
     VersionActivateView,
 )
 from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
+from labeling.webhooks.api import (
+    ProjectWebhooksView,
+    WebhookDeliveriesView,
+    WebhookDetailView,
+    WebhookTestView,
+)
 
 api = [
     path("auth/token/", TokenView.as_view(), name="auth-token"),
+    path("health/", HealthView.as_view(), name="health"),
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/<int:project_id>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<int:project_id>/members/", MembersView.as_view(), name="project-members"),
@@ -61,6 +69,19 @@ api = [
         name="version-activate",
     ),
     path("projects/<int:project_id>/predict/", PredictView.as_view(), name="project-predict"),
+    path("projects/<int:project_id>/export/", ProjectExportView.as_view(), name="project-export"),
+    path(
+        "projects/<int:project_id>/webhooks/",
+        ProjectWebhooksView.as_view(),
+        name="project-webhooks",
+    ),
+    path("webhooks/<int:webhook_id>/", WebhookDetailView.as_view(), name="webhook-detail"),
+    path(
+        "webhooks/<int:webhook_id>/deliveries/",
+        WebhookDeliveriesView.as_view(),
+        name="webhook-deliveries",
+    ),
+    path("webhooks/<int:webhook_id>/test/", WebhookTestView.as_view(), name="webhook-test"),
     path("tasks/<int:image_id>/renew/", TaskRenewView.as_view(), name="task-renew"),
     path("tasks/<int:image_id>/release/", TaskReleaseView.as_view(), name="task-release"),
     path("annotations/", AnnotationCreateView.as_view(), name="annotation-create"),
@@ -82,5 +103,6 @@ urlpatterns = [
     path("", include("labeling.web.urls")),
 ]
 
+handler400 = "labeling.core.api_errors.json_400"
 handler404 = "labeling.core.api_errors.json_404"
 handler500 = "labeling.core.api_errors.json_500"

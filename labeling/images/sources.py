@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import posixpath
+import stat
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -92,6 +93,11 @@ def zip_sources(
                 continue
             if info.flag_bits & 0x1:
                 yield SourceError(name, "encrypted archive members are not supported")
+                continue
+            if stat.S_ISLNK(info.external_attr >> 16):
+                # Its "content" is a link target, not an image; as in folder imports,
+                # links are never followed.
+                yield SourceError(name, "symbolic links are not followed")
                 continue
             if info.file_size > limits.max_bytes:
                 yield SourceError(name, f"file is over the {limits.max_bytes:,} byte limit")

@@ -8,8 +8,12 @@ S3-compatible bucket (django-storages) when ``LABELLOOP_STORAGE=s3``.
 
 from __future__ import annotations
 
+import logging
+
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+
+logger = logging.getLogger(__name__)
 
 EXTENSIONS = {
     "PNG": "png",
@@ -29,13 +33,28 @@ def storage_put(*, key: str, data: bytes) -> bool:
     """Store ``data`` under ``key``. Returns True when this call created the object."""
     if default_storage.exists(key):
         return False
-    saved = default_storage.save(key, ContentFile(data))
+    try:
+        saved = default_storage.save(key, ContentFile(data))
+    except OSError:
+        # A write that failed part-way (disk full, I/O error) can leave an empty or truncated
+        # file under the key; the next upload of the same bytes would find it "present" and
+        # keep it. Remove it, unless another writer completed the same content meanwhile.
+        _remove_partial(key=key, size=len(data))
+        raise
     if saved != key:
         # Another process stored the same content between exists() and save(); the storage
         # gave ours a new name. Keep one copy: the content is identical by construction.
         default_storage.delete(saved)
         return False
     return True
+
+
+def _remove_partial(*, key: str, size: int) -> None:
+    try:
+        if default_storage.exists(key) and default_storage.size(key) != size:
+            default_storage.delete(key)
+    except OSError:
+        logger.warning("could not remove the partial file %s from the image store", key)
 
 
 def storage_delete(*, key: str) -> None:

@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.core.errors import NotFound, ValidationFailed
+from labeling.core.schema import ErrorSerializer
 from labeling.learning import predictions, selectors, services
 from labeling.learning.models import ModelVersion, RunTrigger, TrainingRun
 from labeling.projects.models import Role
@@ -104,7 +105,11 @@ class RunDetailView(APIView):
 
 
 class RunCancelView(APIView):
-    @extend_schema(request=None, responses=TrainingRunSerializer, summary="Cancel a run")
+    @extend_schema(
+        request=None,
+        responses={200: TrainingRunSerializer, 409: ErrorSerializer},
+        summary="Cancel a run (409 when it has already finished)",
+    )
     def post(self, request: Request, run_id: int) -> Response:
         run = services.run_cancel(run=_run_for(request, run_id, Role.ADMIN))
         return Response(TrainingRunSerializer(run).data)
@@ -149,7 +154,12 @@ class PredictView(APIView):
                 },
             }
         },
-        responses={200: dict},
+        responses={
+            200: dict,
+            409: ErrorSerializer,  # no trained model yet
+            413: ErrorSerializer,  # too many files or bytes
+            503: ErrorSerializer,  # no worker answered in time
+        },
         summary="Class probabilities for uploaded images from the active model",
     )
     def post(self, request: Request, project_id: int) -> Response:

@@ -18,6 +18,7 @@ from labeling.core.errors import Conflict
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.projects.models import Project
+from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +117,8 @@ def run_requeue_stale(*, now=None) -> list[int]:
                 run.status, run.stage = RunStatus.QUEUED, "requeued"
                 logger.warning("run %d: worker %s went silent; re-queued", run.pk, run.worker)
             run.save(update_fields=["status", "stage", "finished_at", "error"])
+            if run.status == RunStatus.FAILED:
+                webhook_emit_run(run_id=run.pk)
     return touched
 
 
@@ -163,11 +166,16 @@ def run_heartbeat(*, run_id: int, worker: str, stage: str, progress: float) -> b
 
 
 def run_fail(*, run_id: int, worker: str, error: str, cancelled: bool = False) -> None:
-    TrainingRun.objects.filter(pk=run_id, status=RunStatus.RUNNING, worker=worker).update(
-        status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
-        error=error[:10_000],
-        finished_at=timezone.now(),
-    )
+    with transaction.atomic():
+        failed = TrainingRun.objects.filter(
+            pk=run_id, status=RunStatus.RUNNING, worker=worker
+        ).update(
+            status=RunStatus.CANCELLED if cancelled else RunStatus.FAILED,
+            error=error[:10_000],
+            finished_at=timezone.now(),
+        )
+        if failed and not cancelled:
+            webhook_emit_run(run_id=run_id)  # run.failed, committed with the failure
 
 
 def version_activate(*, version: ModelVersion, user: AbstractBaseUser | None = None) -> TrainingRun:
@@ -177,7 +185,9 @@ def version_activate(*, version: ModelVersion, user: AbstractBaseUser | None = N
         ModelVersion.objects.filter(project_id=version.project_id, is_active=True).exclude(
             pk=version.pk
         ).update(is_active=False)
-        ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
+        # model.activated only when it was not already the active one.
+        if ModelVersion.objects.filter(pk=version.pk, is_active=False).update(is_active=True):
+            webhook_emit_version_activated(version=version, user=user)
     run, _ = run_request(
         project=version.project,
         trigger=RunTrigger.ACTIVATION,

@@ -46,6 +46,8 @@ from labeling.learning.writeback import (
     local_checkpoint,
     local_path,
 )
+from labeling.webhooks.delivery import Deliverer
+from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
 
 logger = logging.getLogger(__name__)
 
@@ -130,6 +132,8 @@ class Worker:
         logger.info("worker %s ready", self.name)
         if predict and not once:
             Predictor(self.stopping).start()
+        if not once:
+            Deliverer(self.stopping).start()  # webhooks: sent from here, never from a request
         while not self.stopping.is_set():
             close_old_connections()
             services.run_requeue_stale()
@@ -190,7 +194,7 @@ class Worker:
         return stage
 
     def _train(self, run: TrainingRun, beat: Heartbeat, stage: Callable):
-        from training.contracts import TrainSpec
+        from training.contracts import TrainConfig, TrainSpec
         from training.train import run_training
 
         existing = ModelVersion.objects.filter(run=run).first()
@@ -214,6 +218,7 @@ class Worker:
             val_labels=tuple(snap.val_labels),
             cache_dir=str(cache_dir()),
             checkpoint_path=str(workdir / "model.pt"),
+            config=TrainConfig(num_threads=settings.LABELLOOP_TRAIN_THREADS),
             seed=run.pk,
         )
         result = stage(
@@ -355,6 +360,8 @@ class Worker:
             if scored is not None and promote:
                 result, pool = scored
                 copy_scores(project, version, result, pool)
+            if settings.LABELLOOP_TEST_PAUSE_AT == "write-back":
+                _pause_for_a_fault_test(run.pk)
             if promote:
                 ModelVersion.objects.filter(project=project, is_active=True).exclude(
                     pk=version.pk
@@ -373,6 +380,20 @@ class Worker:
                 metrics=json_safe({**metrics, "promoted": promote, "version": version.number}),
                 stage_seconds=timings_all,
             )
+            # Webhook events, committed with the result (activation runs re-score a version
+            # that version_activate already announced).
+            webhook_emit_run(run_id=run.pk)
+            if promote and run.trigger != RunTrigger.ACTIVATION:
+                webhook_emit_version_activated(version=version)
+
+
+def _pause_for_a_fault_test(run_id: int) -> None:
+    """Hold the write-back transaction open (queue already UPDATEd, nothing committed) until
+    the process is killed: a test SIGKILLs the worker here, deterministically. Only with
+    LABELLOOP_TEST_PAUSE_AT=write-back, which no deployment sets."""
+    logger.warning("run %d: paused inside write-back (LABELLOOP_TEST_PAUSE_AT)", run_id)
+    while True:
+        time.sleep(1)
 
 
 def _brief(timings: dict[str, float]) -> str:

@@ -10,6 +10,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.core.errors import PermissionDenied, ValidationFailed
+from labeling.core.schema import ErrorSerializer
 from labeling.projects import selectors, services
 from labeling.projects.models import Membership, Project, Role, Strategy
 
@@ -87,7 +88,9 @@ class ProjectListView(APIView):
         return Response(ProjectSerializer(projects, many=True, context=context).data)
 
     @extend_schema(
-        request=ProjectSerializer, responses={201: ProjectSerializer}, summary="Create (staff)"
+        request=ProjectSerializer,
+        responses={201: ProjectSerializer, 409: ErrorSerializer},
+        summary="Create (staff; 409 when the slug is taken)",
     )
     def post(self, request: Request) -> Response:
         if not request.user.is_staff:
@@ -141,7 +144,9 @@ class MembersView(APIView):
         return Response(MembershipSerializer(members, many=True).data)
 
     @extend_schema(
-        request=MembershipSerializer, responses={201: MembershipSerializer}, summary="Add or set"
+        request=MembershipSerializer,
+        responses={201: MembershipSerializer, 409: ErrorSerializer},
+        summary="Add or set (409 when it would leave the project without an admin)",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = self._project(request, project_id)
@@ -157,8 +162,8 @@ class MembersView(APIView):
     @extend_schema(
         request=MemberRemoveSerializer,
         parameters=[OpenApiParameter("username", str, description="or in the JSON body")],
-        responses={204: None},
-        summary="Remove a member",
+        responses={204: None, 409: ErrorSerializer},
+        summary="Remove a member (409 when it would leave the project without an admin)",
     )
     def delete(self, request: Request, project_id: int) -> Response:
         project = self._project(request, project_id)

