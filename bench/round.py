@@ -89,17 +89,24 @@ def main() -> None:
             total = time.perf_counter() - start
             run.refresh_from_db()
             assert run.status == "succeeded", run.error
+            metrics = run.metrics
             rows.append(
-                (run.labels_snapshot, run.stage_seconds, total, run.metrics.get("accuracy"))
+                (
+                    run.labels_snapshot,
+                    run.stage_seconds,
+                    total,
+                    metrics.get("accuracy"),
+                    "yes" if metrics.get("promoted") else "no",
+                )
             )
         print(
             f"\n{'labels':>6} "
             + " ".join(f"{s:>10}" for s in STAGES)
-            + f" {'total':>8} {'val acc':>8}"
+            + f" {'total':>8} {'val acc':>8} promoted"
         )
         for labels, stages, total, acc, promoted in rows:
             cells = " ".join(f"{stages.get(s, 0):9.2f}s" for s in STAGES)
-            print(f"{labels:6d} {cells} {total:7.2f}s {acc:8.3f} {promoted}")
+            print(f"{labels:6d} {cells} {total:7.2f}s {acc:8.3f} {promoted:>8}")
     finally:
         project_delete(project=project)
         shutil.rmtree(WORK, ignore_errors=True)
