@@ -51,9 +51,20 @@ def cluster_cpus() -> int:
     return int(ray.cluster_resources().get("CPU", 1))
 
 
-def largest_node_cpus() -> int:
-    """CPUs of the biggest alive node: the most one actor can be given."""
-    sizes = [int(n["Resources"].get("CPU", 0)) for n in ray.nodes() if n.get("Alive")]
+def largest_node_cpus(*, with_gpu: bool = False) -> int:
+    """CPUs of the biggest alive node (with a GPU, if asked): the most one task can be given.
+
+    A GPU run must ask for no more CPUs than a GPU node has, or a CPU-only head bigger than
+    every GPU node would leave it unschedulable for ever."""
+    return node_cpus(ray.nodes(), with_gpu=with_gpu)
+
+
+def node_cpus(nodes: Sequence[dict], *, with_gpu: bool = False) -> int:
+    sizes = [
+        int(n["Resources"].get("CPU", 0))
+        for n in nodes
+        if n.get("Alive") and (not with_gpu or n["Resources"].get("GPU", 0) > 0)
+    ]
     return max(sizes, default=1) or 1
 
 

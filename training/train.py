@@ -381,7 +381,7 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
         raise ValueError("no image in the training set could be read")
     config = spec.config
     gpus = cluster_gpus() if config.use_gpu is not False else 0
-    threads = config.num_threads or largest_node_cpus()
+    threads = config.num_threads or largest_node_cpus(with_gpu=bool(gpus))
     board = _board_beside_the_driver()
     if config.num_workers > 1 or config.distributed:
         try:

@@ -1,0 +1,29 @@
+"""How many CPUs a training task asks for, on clusters of different shapes.
+
+.venv/bin/python -m pytest tests/training/test_cluster.py -q
+"""
+
+from __future__ import annotations
+
+from training.cluster import node_cpus
+
+
+def node(cpus: int, gpus: int = 0, alive: bool = True) -> dict:
+    resources = {"CPU": float(cpus)} | ({"GPU": float(gpus)} if gpus else {})
+    return {"Alive": alive, "Resources": resources}
+
+
+def test_a_cpu_run_may_take_the_biggest_node() -> None:
+    assert node_cpus([node(16), node(8, gpus=1), node(64, alive=False)]) == 16
+
+
+def test_a_gpu_run_asks_no_more_cpus_than_a_gpu_node_has() -> None:
+    # A 16-CPU head without a GPU and 8-CPU GPU nodes: asking for 16 CPUs and a GPU would
+    # fit no node, and the run would wait for ever.
+    nodes = [node(16), node(8, gpus=1), node(4, gpus=2)]
+    assert node_cpus(nodes, with_gpu=True) == 8
+
+
+def test_a_node_without_cpus_still_gives_one() -> None:
+    assert node_cpus([node(0)]) == 1
+    assert node_cpus([], with_gpu=True) == 1
