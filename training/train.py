@@ -413,12 +413,23 @@ def _board_beside_the_driver() -> ray.actor.ActorHandle:
     ).remote()
 
 
+def _read_board(
+    board: ray.actor.ActorHandle, last: tuple[str, float] | None
+) -> tuple[str, float] | None:
+    """The board's state; the last one seen if the board cannot answer (its node gone, a
+    moment of RPC trouble): progress is for people watching, never a reason to fail a run."""
+    try:
+        return ray.get(board.read.remote(), timeout=10)
+    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+        return last
+
+
 def _follow(ref: ray.ObjectRef, board: ray.actor.ActorHandle, progress: Progress | None) -> None:
     """Relay the board to `progress` every half second until `ref` is ready."""
     last = None
     while True:
         ready, _ = ray.wait([ref], timeout=0.5)
-        state = ray.get(board.read.remote())
+        state = _read_board(board, last)
         if progress and state != last:
             progress(*state)
             last = state
@@ -466,7 +477,7 @@ def _run_ray_train(
         future = pool.submit(trainer.fit)
         last = None
         while not future.done():
-            state = ray.get(board.read.remote())
+            state = _read_board(board, last)
             if progress and state != last:
                 progress(*state)
                 last = state
