@@ -251,6 +251,13 @@ if LABELLOOP_WEBHOOK_TIMEOUT <= 0:
 LABELLOOP_WEBHOOK_MAX_ATTEMPTS = env_int("LABELLOOP_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 LABELLOOP_WEBHOOK_BATCH_SECONDS = env_float("LABELLOOP_WEBHOOK_BATCH_SECONDS", 5.0)
 LABELLOOP_WEBHOOK_ALLOW_PRIVATE = env_bool("LABELLOOP_WEBHOOK_ALLOW_PRIVATE", False)
+# CA certificates (a PEM file) that https webhook receivers' certificates must chain to:
+# empty = the public CAs of certifi; set it for receivers behind an internal CA.
+LABELLOOP_WEBHOOK_CA_BUNDLE = env_str("LABELLOOP_WEBHOOK_CA_BUNDLE", "").strip()
+if LABELLOOP_WEBHOOK_CA_BUNDLE and not Path(LABELLOOP_WEBHOOK_CA_BUNDLE).is_file():
+    raise ImproperlyConfigured(
+        f"LABELLOOP_WEBHOOK_CA_BUNDLE={LABELLOOP_WEBHOOK_CA_BUNDLE!r} is not a readable file"
+    )
 
 # Production hardening, on whenever DEBUG is off (manage.py check --deploy).
 SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from django.db import connection, transaction
+
 from labeling.core.errors import ValidationFailed
 from labeling.exports.selectors import (
     export_annotations_by_image,
@@ -145,9 +147,23 @@ def export_filename(*, project: Project, options: ExportOptions, now: datetime) 
 def export_stream(
     *, project: Project, options: ExportOptions, progress: Progress | None = None
 ) -> Iterator[bytes]:
-    """The export's bytes, produced as the chunks are read."""
+    """The export's bytes, produced as the chunks are read, all from one snapshot."""
     writers = {"json": _json_stream, "csv": _csv_stream, "imagefolder": _imagefolder_stream}
-    return writers[options.format](project, options, progress or (lambda count: None))
+    return _in_snapshot(writers[options.format](project, options, progress or (lambda c: None)))
+
+
+def _in_snapshot(stream: Iterator[bytes]) -> Iterator[bytes]:
+    """Run ``stream`` in one read-only REPEATABLE READ transaction, so every chunk sees the
+    database as it was when the export began: labels, uploads and retrains that land while a
+    large export streams out neither appear halfway nor change counts already written (what
+    ``pg_dump`` does too). Inside a caller's transaction, that transaction's view is used."""
+    outermost = not connection.in_atomic_block  # checked when the first chunk is asked for
+    with transaction.atomic():
+        if outermost:  # no query has run in the new transaction yet: its mode can be set
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                cursor.execute("SELECT 1")  # takes the snapshot now, before the first bytes
+        yield from stream
 
 
 def _time(value: datetime | None) -> str | None:
@@ -242,7 +258,7 @@ def _csv_stream(project: Project, options: ExportOptions, progress: Progress) ->
     count = 0
     for rows in _chunks(project, options):
         for row in rows:
-            writer.writerow(["" if row[c] is None else row[c] for c in columns])
+            writer.writerow([_csv_cell(row[c]) for c in columns])
         count += len(rows)
         yield buffer.getvalue().encode()
         buffer.seek(0)
@@ -250,6 +266,23 @@ def _csv_stream(project: Project, options: ExportOptions, progress: Progress) ->
         progress(count)
     if buffer.tell():
         yield buffer.getvalue().encode()
+
+
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def _csv_cell(value: Any) -> Any:
+    """A CSV cell that a spreadsheet shows as text: a string that starts like a formula
+    (``=``, ``@``, ``+`` or ``-`` not followed by a plain number, a tab or a carriage return)
+    gets a leading ``'``, so an uploaded ``=HYPERLINK(...).png`` cannot run in Excel (OWASP's
+    CSV injection advice). Class names such as ``-1`` stay as they are; json is unchanged."""
+    if value is None:
+        return ""
+    if isinstance(value, str) and value and value[0] in "=@+-\t\r":
+        if value[0] in "+-" and _NUMBER.fullmatch(value):
+            return value
+        return "'" + value
+    return value
 
 
 _UNSAFE = re.compile(r"[\x00-\x1f\x7f/\\:*?\"<>|]+")

@@ -24,6 +24,7 @@ from labeling.images.sources import Limits, Source, SourceError
 from labeling.images.storage import storage_delete, storage_key, storage_put
 from labeling.images.validation import Rejected, ValidImage, validate_image
 from labeling.projects.models import Project
+from labeling.webhooks.services import webhook_emit_images_labeled
 
 logger = logging.getLogger(__name__)
 
@@ -228,6 +229,11 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
                 )
                 for row, p in zip(rows, fresh, strict=True)
                 if p.label is not None
+            )
+            # Imported labels are labels too: receivers of image.labeled hear about them.
+            webhook_emit_images_labeled(
+                images=[row for row, p in zip(rows, fresh, strict=True) if p.label is not None],
+                project=project,
             )
     except StoreError as exc:
         # The image store refused (disk full, read-only, bucket gone): nothing of this batch

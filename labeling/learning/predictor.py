@@ -14,6 +14,8 @@ from labeling.learning.writeback import local_checkpoint
 
 logger = logging.getLogger(__name__)
 
+RETRY_SECONDS = 2.0  # wait before reconnecting after the database went away
+
 
 class Predictor:
     """Answers predict requests from a thread, beside whatever run the worker is busy with:
@@ -27,23 +29,37 @@ class Predictor:
     def start(self) -> None:
         self._thread.start()
 
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
+
     def _loop(self) -> None:
+        # A lost database (a restart, a failover, a dropped connection) must not end
+        # predictions for the rest of the worker's life: reconnect and carry on.
+        while not self.stopping.is_set():
+            try:
+                self._listen()
+            except Exception:
+                if self.stopping.is_set():
+                    break
+                logger.exception(
+                    "predictor: database connection lost; retrying in %g s", RETRY_SECONDS
+                )
+                self.stopping.wait(RETRY_SECONDS)
+            finally:
+                connection.close()
+
+    def _listen(self) -> None:
         import psycopg
         from django.db import connections
 
         params = connections["default"].get_connection_params()
-        try:
-            with psycopg.connect(**params, autocommit=True) as listener:
-                listener.execute(f"LISTEN {predictions.CHANNEL}")
-                while not self.stopping.is_set():
-                    self.answer_pending()
-                    # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
-                    for _ in listener.notifies(timeout=1.0, stop_after=1):
-                        pass
-        except Exception:  # a predictor crash must not take the training worker down
-            logger.exception("predictor stopped")
-        finally:
-            connection.close()
+        with psycopg.connect(**params, autocommit=True) as listener:
+            listener.execute(f"LISTEN {predictions.CHANNEL}")
+            while not self.stopping.is_set():
+                self.answer_pending()
+                # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
+                for _ in listener.notifies(timeout=1.0, stop_after=1):
+                    pass
 
     def answer_pending(self) -> None:
         while True:

@@ -26,7 +26,13 @@ from pathlib import Path
 from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import default_storage
-from django.db import close_old_connections, connection, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    close_old_connections,
+    connection,
+    transaction,
+)
 from django.db.models import Max
 from django.utils import timezone
 
@@ -54,6 +60,11 @@ logger = logging.getLogger(__name__)
 # Evaluation uses the random exploration slice (unbiased) once it has this many labels;
 # before that, a stratified split of all labels (flagged in the metrics as such).
 MIN_RANDOM_SLICE = 30
+# Seconds a stopping worker waits for its predictor and webhook threads to wind down.
+HELPER_JOIN_SECONDS = 15
+# Seconds between attempts to reach a database that went away (restart, failover).
+DATABASE_RETRY_SECONDS = 2.0
+DATABASE_ERRORS = (OperationalError, InterfaceError)
 # Share of the run's progress bar each stage accounts for.
 STAGE_SPAN = {
     "snapshot": (0.0, 0.05),
@@ -104,9 +115,17 @@ class Heartbeat:
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
-                alive = services.run_heartbeat(
-                    run_id=self.run_id, worker=self.worker, stage=self.stage, progress=self.progress
-                )
+                try:
+                    alive = services.run_heartbeat(
+                        run_id=self.run_id,
+                        worker=self.worker,
+                        stage=self.stage,
+                        progress=self.progress,
+                    )
+                except DATABASE_ERRORS:  # beat again once the database is back
+                    logger.warning("run %d: heartbeat missed, database unavailable", self.run_id)
+                    connection.close()
+                    alive = True
                 if not alive:
                     self.cancelled.set()
                 self._stop.wait(settings.LABELLOOP_WORKER_HEARTBEAT_SECONDS)
@@ -130,20 +149,48 @@ class Worker:
 
     def run_forever(self, *, once: bool = False, predict: bool = True) -> None:
         logger.info("worker %s ready", self.name)
+        helpers: list[Predictor | Deliverer] = []
         if predict and not once:
-            Predictor(self.stopping).start()
+            helpers.append(Predictor(self.stopping))
         if not once:
-            Deliverer(self.stopping).start()  # webhooks: sent from here, never from a request
-        while not self.stopping.is_set():
-            close_old_connections()
-            services.run_requeue_stale()
-            run = services.run_claim(worker=self.name)
-            if run is not None:
-                self.execute(run)
-                continue
-            if once:
-                return
-            self.stopping.wait(self.poll_seconds)
+            helpers.append(Deliverer(self.stopping))  # webhooks: sent from here, not requests
+        for helper in helpers:
+            helper.start()
+        try:
+            while not self.stopping.is_set():
+                try:
+                    close_old_connections()
+                    services.run_requeue_stale()
+                    run = services.run_claim(worker=self.name)
+                    if run is not None:
+                        self.execute(run)
+                        continue
+                except DATABASE_ERRORS as exc:
+                    if once:
+                        raise
+                    # A restart or failover: wait for the database instead of exiting. A run
+                    # it interrupted keeps its stale heartbeat and is re-queued once it is back.
+                    logger.warning(
+                        "worker %s: database unavailable (%s); retrying in %g s",
+                        self.name,
+                        str(exc).strip().splitlines()[0]
+                        if str(exc).strip()
+                        else type(exc).__name__,
+                        DATABASE_RETRY_SECONDS,
+                    )
+                    connection.close()
+                    self.stopping.wait(DATABASE_RETRY_SECONDS)
+                    continue
+                if once:
+                    return
+                self.stopping.wait(self.poll_seconds)
+        finally:
+            # Let the threads finish what they are sending and close their connections, so
+            # that a stopping worker does not die with a query in flight.
+            if helpers:
+                self.stopping.set()
+            for helper in helpers:
+                helper.join(timeout=HELPER_JOIN_SECONDS)
 
     # --- one run -------------------------------------------------------------------------
 
@@ -170,6 +217,12 @@ class Worker:
             except Cancelled:
                 services.run_fail(run_id=run.pk, worker=self.name, error="", cancelled=True)
                 logger.info("run %d: cancelled", run.pk)
+            except DATABASE_ERRORS:
+                # The database went away mid-run (a restart, a failover): not the run's fault.
+                # Leave it running; its heartbeat goes stale and it is re-queued once the
+                # database is back (at most services.MAX_ATTEMPTS times in all).
+                logger.exception("run %d: database lost; the run will be retried", run.pk)
+                raise
             except Exception as exc:  # a failed run must be recorded, whatever failed
                 logger.exception("run %d failed", run.pk)
                 services.run_fail(

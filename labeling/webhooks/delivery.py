@@ -17,10 +17,12 @@ import hmac
 import json
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-import requests
+import certifi
+import urllib3
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
@@ -33,7 +35,7 @@ from labeling.webhooks.models import (
     WebhookEvent,
     WebhookLabelEvent,
 )
-from labeling.webhooks.targets import target_check
+from labeling.webhooks.targets import Target, target_resolve
 
 logger = logging.getLogger(__name__)
 
@@ -50,9 +52,14 @@ LOG_RETENTION = timedelta(days=30)
 PRUNE_EVERY = timedelta(hours=1)
 
 
-def sign(secret: str, body: bytes) -> str:
-    """The X-LabelLoop-Signature header's value for ``body`` (the raw request body)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(secret: str, body: bytes, timestamp: int) -> str:
+    """The X-LabelLoop-Signature header's value: HMAC-SHA256 of ``"<timestamp>." + body``.
+
+    ``timestamp`` (Unix seconds, also sent as X-LabelLoop-Timestamp) is inside the MAC, so a
+    receiver that rejects old timestamps cannot be fed a captured request again later.
+    """
+    message = str(timestamp).encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def backoff(attempts: int) -> timedelta:
@@ -191,38 +198,56 @@ class Outcome:
 def _send(delivery: WebhookDelivery) -> Outcome:
     webhook = delivery.webhook
     try:
-        target_check(webhook.url)  # DNS may point elsewhere now than when it was saved
+        # Checked again now (DNS may point elsewhere than when the webhook was saved), and
+        # the connection below goes to the address checked here, not to a fresh lookup.
+        target = target_resolve(webhook.url)
     except ValidationFailed as exc:
+        if exc.code == "url_unresolvable":  # DNS down or the name not there yet: retry
+            return Outcome(DeliveryStatus.PENDING, error=exc.message)
         return Outcome(DeliveryStatus.FAILED, error=f"refused: {exc.message}")
     body = json.dumps(delivery.payload, separators=(",", ":")).encode()
+    timestamp = int(time.time())  # of this attempt: a retry is signed afresh
     headers = {
+        "Host": target.host_header,
         "Content-Type": "application/json",
         "User-Agent": USER_AGENT,
         "X-LabelLoop-Event": delivery.event,
         "X-LabelLoop-Delivery": str(delivery.pk),
         "X-LabelLoop-Attempt": str(delivery.attempts),
-        "X-LabelLoop-Signature": sign(webhook.secret, body),
+        "X-LabelLoop-Timestamp": str(timestamp),
+        "X-LabelLoop-Signature": sign(webhook.secret, body, timestamp),
     }
+    if target.username is not None:
+        credentials = f"{target.username}:{target.password or ''}"
+        headers["Authorization"] = urllib3.util.make_headers(basic_auth=credentials)[
+            "authorization"
+        ]
+    timeout = settings.LABELLOOP_WEBHOOK_TIMEOUT
     try:
-        # No redirects (a redirect could lead past the address check), no proxies or .netrc
-        # from the environment, the response body left unread.
-        with requests.Session() as session:
-            session.trust_env = False
-            response = session.post(
-                webhook.url,
-                data=body,
-                headers=headers,
-                timeout=settings.LABELLOOP_WEBHOOK_TIMEOUT,
-                allow_redirects=False,
-                stream=True,
-            )
-            response.close()
-    except requests.Timeout:
-        timeout = settings.LABELLOOP_WEBHOOK_TIMEOUT
+        # One connection to the checked address; the URL's name for the Host header, the TLS
+        # server name and the certificate check. No redirects (a redirect could lead past the
+        # check), no proxies from the environment, the response body left unread.
+        response = _pool(target, timeout).urlopen(
+            "POST",
+            target.path,
+            body=body,
+            headers=headers,
+            redirect=False,
+            retries=False,
+            assert_same_host=False,
+            preload_content=False,
+        )
+        response.release_conn()
+    except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
+        # (NewConnectionError is a ConnectTimeoutError to urllib3: caught before timeouts.)
+        where = f"{target.host_header} ({target.address})"
+        reason = getattr(exc, "__cause__", None) or exc
+        return Outcome(DeliveryStatus.PENDING, error=f"ConnectionError: {where}: {reason}"[:1000])
+    except urllib3.exceptions.TimeoutError:
         return Outcome(DeliveryStatus.PENDING, error=f"timed out after {timeout:g} s")
-    except requests.RequestException as exc:
+    except (urllib3.exceptions.HTTPError, OSError) as exc:  # TLS, a malformed answer, ...
         return Outcome(DeliveryStatus.PENDING, error=f"{type(exc).__name__}: {exc}"[:1000])
-    code = response.status_code
+    code = response.status
     if 200 <= code < 300:
         return Outcome(DeliveryStatus.DELIVERED, status_code=code)
     if code == 429 or code >= 500:
@@ -234,6 +259,22 @@ def _send(delivery: WebhookDelivery) -> Outcome:
         )
     reason = "redirects are not followed" if 300 <= code < 400 else "not retried"
     return Outcome(DeliveryStatus.FAILED, status_code=code, error=f"HTTP {code} ({reason})")
+
+
+def _pool(target: Target, timeout: float) -> urllib3.HTTPConnectionPool:
+    """A one-connection pool to ``target.address`` (kept open by nobody: one per request)."""
+    options = {"timeout": urllib3.Timeout(total=timeout), "maxsize": 1, "retries": False}
+    if target.scheme == "https":
+        return urllib3.HTTPSConnectionPool(
+            str(target.address),
+            target.port,
+            server_hostname=target.host,
+            assert_hostname=target.host,
+            cert_reqs="CERT_REQUIRED",
+            ca_certs=settings.LABELLOOP_WEBHOOK_CA_BUNDLE or certifi.where(),
+            **options,
+        )
+    return urllib3.HTTPConnectionPool(str(target.address), target.port, **options)
 
 
 def _retry_after(value: str | None) -> int | None:
@@ -298,6 +339,9 @@ class Deliverer:
 
     def start(self) -> None:
         self._thread.start()
+
+    def join(self, timeout: float | None = None) -> None:
+        self._thread.join(timeout)
 
     def run(self) -> None:
         pruned_at = None

@@ -214,6 +214,48 @@ def webhook_emit(*, project: Project, event: str, payload: dict[str, Any]) -> in
         return cursor.rowcount
 
 
+_EMIT_LABELS_SQL = """
+INSERT INTO webhooks_webhooklabelevent (webhook_id, image_id, item, created_at)
+SELECT w.id, x.image, x.item::jsonb, %(now)s
+FROM webhooks_webhook w
+CROSS JOIN unnest(%(images)s::bigint[], %(items)s::text[]) AS x(image, item)
+WHERE w.project_id = %(project)s AND w.is_active AND %(event)s = ANY(w.events)
+"""
+
+
+def webhook_emit_images_labeled(*, images: list[Image], project: Project) -> int:
+    """``image.labeled`` for many images at once (labels imported with an upload), in one
+    statement inside the caller's transaction. Returns the rows queued."""
+    if not images:
+        return 0
+    now = timezone.now()
+    items = [
+        _json(
+            {
+                "image": image.pk,
+                "original_name": image.original_name,
+                "label": image.consensus_label,
+                "agreement": image.agreement,
+                "annotations": image.annotation_count,
+                "labeled_at": now.isoformat(),
+            }
+        )
+        for image in images
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _EMIT_LABELS_SQL,
+            {
+                "images": [image.pk for image in images],
+                "items": items,
+                "now": now,
+                "project": project.pk,
+                "event": WebhookEvent.IMAGE_LABELED.value,
+            },
+        )
+        return cursor.rowcount
+
+
 def webhook_emit_image_labeled(*, image: Image, project: Project) -> int:
     """``image`` (of ``project``) has a new consensus label: called inside the submission's
     transaction."""

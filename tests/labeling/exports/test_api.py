@@ -313,3 +313,30 @@ def test_class_folders_are_safe_and_distinct_whatever_the_labels(as_user, alice,
     assert folders == ["cat", "Cat-2", "a_b", "_", "x_y"]
     assert all(name.count("/") == 1 for name in archive.namelist())
     assert archive.namelist()[0] == f"cat/{images['cat'].id}-0.png"
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_quoted(as_user, alice, bob):
+    """CSV injection: names and class names come from users; a spreadsheet must show them as
+    text. Plain numbers (a class called -1) are left alone, and json keeps the raw values."""
+    project = ProjectFactory(labels=["-1", "+1", "=cmd|' /C calc'!A0", "@SUM(A1)"])
+    project.retrain_every = 0
+    project.save()
+    Membership.objects.create(project=project, user=alice, role=Role.ADMIN)
+    Membership.objects.create(project=project, user=bob, role=Role.ANNOTATOR)
+    names = ['=HYPERLINK("http://evil.example")', "+cmd.png", "-2.5", "\tx.png", "plain.png"]
+    images = [ImageFactory(project=project, original_name=n, seed=i) for i, n in enumerate(names)]
+    for image, value in zip(images, ["=cmd|' /C calc'!A0", "-1", "@SUM(A1)", "+1"], strict=False):
+        label(image, bob, value)
+    client = as_user(alice)
+    rows = list(csv.DictReader(io.StringIO(body(client.get(url(project, "format=csv"))).decode())))
+    got = {row["id"]: (row["original_name"], row["consensus_label"]) for row in rows}
+    assert got == {
+        str(images[0].pk): ('\'=HYPERLINK("http://evil.example")', "'=cmd|' /C calc'!A0"),
+        str(images[1].pk): ("'+cmd.png", "-1"),
+        str(images[2].pk): ("-2.5", "'@SUM(A1)"),
+        str(images[3].pk): ("'\tx.png", "+1"),
+        str(images[4].pk): ("plain.png", ""),
+    }
+    data = json.loads(body(client.get(url(project, "format=json"))))
+    assert [i["original_name"] for i in data["images"]] == names
+    assert [i["consensus_label"] for i in data["images"]][:2] == ["=cmd|' /C calc'!A0", "-1"]

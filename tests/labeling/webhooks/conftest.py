@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import json
 import socket
+import ssl
 import threading
 import time
 from collections import deque
@@ -30,15 +31,16 @@ class Received:
         return json.loads(self.body)
 
     def signed_with(self, secret: str) -> bool:
-        """What a receiver does: HMAC the raw body with the shared secret, compare."""
-        expected = "sha256=" + hmac.new(secret.encode(), self.body, hashlib.sha256).hexdigest()
+        """What a receiver does: HMAC "<timestamp>." + the raw body with the shared secret."""
+        message = self.headers.get("X-LabelLoop-Timestamp", "").encode() + b"." + self.body
+        expected = "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
         return hmac.compare_digest(self.headers.get("X-LabelLoop-Signature", ""), expected)
 
 
 class Receiver:
     """Answers each POST with the next scripted (status, headers, delay), then 200s."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None, host: str = "127.0.0.1") -> None:
         self.received: list[Received] = []
         self._script: deque[tuple[int, dict[str, str], float]] = deque()
         self._lock = threading.Lock()
@@ -68,7 +70,10 @@ class Receiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/hook"
+        if tls is not None:
+            self.server.socket = tls.wrap_socket(self.server.socket, server_side=True)
+        scheme = "https" if tls is not None else "http"
+        self.url = f"{scheme}://{host}:{self.server.server_port}/hook"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self._thread.start()
 

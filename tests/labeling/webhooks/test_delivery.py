@@ -3,6 +3,9 @@ giving up, the address check at send time, concurrent deliverers, the command.""
 
 from __future__ import annotations
 
+import base64
+import socket
+import ssl
 import threading
 from datetime import timedelta
 
@@ -14,6 +17,7 @@ from django.utils import timezone
 from labeling.webhooks.delivery import webhook_deliver_due, webhook_prune_log
 from labeling.webhooks.models import DeliveryStatus, WebhookDelivery
 from labeling.webhooks.services import webhook_create, webhook_ping, webhook_update
+from tests.labeling.webhooks.conftest import Receiver
 
 pytestmark = pytest.mark.django_db
 
@@ -193,3 +197,109 @@ def test_old_finished_deliveries_are_pruned_from_the_log_but_pending_ones_stay(h
     WebhookDelivery.objects.exclude(pk=recent.pk).update(created_at=month_ago)
     assert webhook_prune_log() == 2
     assert set(WebhookDelivery.objects.values_list("pk", flat=True)) == {pending.pk, recent.pk}
+
+
+class FakeDNS:
+    """A resolver for one made-up name (what lives off this machine); every other lookup,
+    IP literals included, goes to the real one. `answers` are consumed one per lookup."""
+
+    def __init__(self, monkeypatch, name: str, *answers: str) -> None:
+        self.name, self.answers, self.lookups = name, list(answers), 0
+        real = socket.getaddrinfo
+
+        def getaddrinfo(host, port, *args, **kwargs):
+            if host != name:
+                return real(host, port, *args, **kwargs)
+            self.lookups += 1
+            address = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, port))]
+
+        monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def test_a_name_that_rebinds_to_loopback_after_the_check_cannot_reach_it(
+    project, alice, receiver, settings, monkeypatch
+):
+    """DNS rebinding: the name resolves to a public address for every check and to 127.0.0.1
+    for any later lookup. The request goes to the checked address (unreachable from this
+    offline machine), so the loopback receiver never hears from it."""
+    settings.LABELLOOP_WEBHOOK_ALLOW_PRIVATE = False
+    settings.LABELLOOP_WEBHOOK_TIMEOUT = 1.0
+    port = receiver.server.server_port
+    dns = FakeDNS(monkeypatch, "rebind.example", "93.184.216.34", "93.184.216.34", "127.0.0.1")
+    hook = webhook_create(project=project, user=alice, url=f"http://rebind.example:{port}/hook")
+    delivery = webhook_ping(webhook=hook)
+    done = webhook_deliver_due()
+    assert done.retrying == [delivery.pk]  # could not connect: retried later, not sent
+    assert receiver.received == []
+    assert dns.lookups == 2  # the save-time check and the send-time check, nothing after
+    delivery.refresh_from_db()
+    assert "93.184.216.34" in delivery.last_error or "timed out" in delivery.last_error
+
+
+def test_the_request_names_the_url_host_path_and_credentials(project, alice, receiver, monkeypatch):
+    port = receiver.server.server_port
+    FakeDNS(monkeypatch, "hooks.example", "127.0.0.1")
+    url = f"http://bot:s%40fe@hooks.example:{port}/in/labelloop?team=7&v=1"
+    webhook_ping(webhook=webhook_create(project=project, user=alice, url=url))
+    assert len(webhook_deliver_due().delivered) == 1
+    [request] = receiver.received
+    assert request.path == "/in/labelloop?team=7&v=1"
+    assert request.headers["Host"] == f"hooks.example:{port}"
+    assert request.headers["Authorization"] == "Basic " + base64.b64encode(b"bot:s@fe").decode()
+
+
+def test_an_unresolvable_name_is_retried_not_given_up(project, alice, receiver, monkeypatch):
+    """DNS that is down for a minute must not lose deliveries."""
+    port = receiver.server.server_port
+    hook = webhook_create(project=project, user=alice, url=f"http://later.example:{port}/h")
+    delivery = webhook_ping(webhook=hook)  # allowed private: the name was not resolved yet
+    assert webhook_deliver_due().retrying == [delivery.pk]
+    delivery.refresh_from_db()
+    assert "cannot be resolved" in delivery.last_error
+    FakeDNS(monkeypatch, "later.example", "127.0.0.1")
+    assert webhook_deliver_due(now=timezone.now() + timedelta(minutes=5)).delivered == [delivery.pk]
+    assert len(receiver.received) == 1
+
+
+@pytest.fixture
+def tls_receiver():
+    """An https receiver for `hooks.test` with a certificate from a throwaway CA (trustme)."""
+    import trustme
+
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("hooks.test").configure_cert(context)
+    receiver = Receiver(tls=context, host="hooks.test")
+    with ca.cert_pem.tempfile() as ca_file:
+        yield receiver, ca_file
+    receiver.close()
+
+
+def test_https_receivers_are_verified_against_the_url_name(
+    project, alice, tls_receiver, settings, monkeypatch
+):
+    receiver, ca_file = tls_receiver
+    FakeDNS(monkeypatch, "hooks.test", "127.0.0.1")
+    hook = webhook_create(project=project, user=alice, url=receiver.url)
+    # The public CAs do not know this receiver's CA: not sent, retried later.
+    first = webhook_ping(webhook=hook)
+    assert webhook_deliver_due().retrying == [first.pk]
+    first.refresh_from_db()
+    assert "CERTIFICATE_VERIFY_FAILED" in first.last_error
+    # With its CA configured the same delivery goes through, to the name in the certificate.
+    settings.LABELLOOP_WEBHOOK_CA_BUNDLE = ca_file
+    later = timezone.now() + timedelta(minutes=5)
+    assert webhook_deliver_due(now=later).delivered == [first.pk]
+    [request] = receiver.received
+    assert request.headers["Host"] == f"hooks.test:{receiver.server.server_port}"
+    assert request.signed_with(hook.secret)
+    # The same certificate presented for another name is refused, whatever the CA.
+    FakeDNS(monkeypatch, "other.test", "127.0.0.1")
+    port = receiver.server.server_port
+    other = webhook_create(project=project, user=alice, url=f"https://other.test:{port}/hook")
+    wrong = webhook_ping(webhook=other)
+    assert webhook_deliver_due(now=later).retrying == [wrong.pk]
+    wrong.refresh_from_db()
+    assert "other.test" in wrong.last_error
+    assert len(receiver.received) == 1

@@ -240,3 +240,27 @@ def test_the_worker_sends_webhooks_from_its_own_thread(hook, receiver):
         worker.stopping.set()
         thread.join(timeout=60)
     assert receiver.events() == ["ping"]
+
+
+def test_labels_imported_with_an_upload_are_announced_in_one_batch(
+    hook, receiver, project, alice, as_user, _image_store
+):
+    from tests.labeling.images.helpers import encode, make_zip, sample, upload
+
+    archive = make_zip({f"d/{n}.png": encode(sample(n), "PNG") for n in range(4)})
+    manifest = b"filename,label\n0.png,0\n1.png,1\n2.png,2\n"  # 3.png comes without a label
+    response = as_user(alice).post(
+        f"/api/projects/{project.id}/images/",
+        {"files": [upload("set.zip", archive)], "labels": upload("labels.csv", manifest)},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    ids = {r["name"]: r["image"] for r in response.json()["results"]}
+    webhook_deliver_due()
+    [request] = receiver.received
+    body = request.json
+    assert body["event"] == "image.labeled" and body["count"] == 3
+    assert sorted((i["image"], i["label"], i["original_name"]) for i in body["images"]) == sorted(
+        (ids[f"set.zip/d/{n}.png"], str(n), f"set.zip/d/{n}.png") for n in range(3)
+    )
+    assert all(i["agreement"] == 1.0 and i["annotations"] == 1 for i in body["images"])

@@ -1,0 +1,172 @@
+"""The worker survives its database going away: after every connection is cut (what a
+PostgreSQL restart or failover does) its predictor thread listens again and answers
+requests, and its main loop goes on claiming runs."""
+
+from __future__ import annotations
+
+import base64
+import io
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
+from django.db import connection
+from PIL import Image as PILImage
+
+from labeling.learning import predictions
+from labeling.learning.models import ModelVersion, PredictionRequest, RunStatus, TrainingRun
+from labeling.learning.predictor import Predictor
+from labeling.learning.worker import Worker
+from tests.factories import ImageFactory
+
+pytestmark = pytest.mark.django_db(transaction=True)  # the thread reads committed rows only
+
+
+def wait_for(condition: Callable[[], object], timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(0.1)
+    raise AssertionError(f"not true within {timeout:g} s: {condition.__doc__ or condition}")
+
+
+def outage(seconds: float) -> None:
+    """The database goes away for `seconds`: every connection to it is cut and new ones are
+    refused (what a restart or failover looks like to a client), then it comes back. Done
+    from the server's `postgres` database; the test's own connection is cut too."""
+    import psycopg
+
+    params = {**connection.get_connection_params(), "dbname": "postgres"}
+    name = connection.settings_dict["NAME"]
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+        try:
+            cut = admin.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = %s",
+                [name],
+            ).fetchone()[0]
+            assert cut >= 2, "the test and the worker thread should have been connected"
+            time.sleep(seconds)
+        finally:
+            admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
+    connection.close()  # the test's own, cut above: the next query reconnects
+
+
+def listeners() -> set[int]:
+    """Backends LISTENing for predict requests."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
+            " AND query = %s AND pid <> pg_backend_pid()",
+            [f"LISTEN {predictions.CHANNEL}"],
+        )
+        return {row[0] for row in cursor.fetchall()}
+
+
+def untrained_version(project, tmp_dir: Path) -> ModelVersion:
+    """An active model version with a real (untrained) seed_cnn checkpoint in the store."""
+    import torch
+
+    from training.models import build_model, save_checkpoint
+
+    torch.manual_seed(0)
+    model = build_model(
+        "seed_cnn", num_classes=len(project.labels), input_size=28, input_channels=1
+    )
+    meta = {
+        "arch": "seed_cnn",
+        "classes": list(project.labels),
+        "input_size": 28,
+        "input_channels": 1,
+        "dropout": 0.5,
+        "mean": [127.5],
+        "std": [127.5],
+    }
+    path = tmp_dir / "model.pt"
+    save_checkpoint(str(path), model, meta)
+    key = default_storage.save(f"checkpoints/{uuid.uuid4().hex}.pt", ContentFile(path.read_bytes()))
+    run = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
+    return ModelVersion.objects.create(
+        project=project,
+        run=run,
+        number=1,
+        checkpoint_key=key,
+        architecture="seed_cnn",
+        labels_used=0,
+        is_active=True,
+    )
+
+
+def png() -> str:
+    out = io.BytesIO()
+    PILImage.new("L", (28, 28), 128).save(out, format="PNG")
+    return base64.b64encode(out.getvalue()).decode()
+
+
+def test_the_predictor_listens_again_and_answers_after_the_database_went_away(project, tmp_path):
+    version = untrained_version(project, tmp_path)
+    stop = threading.Event()
+    predictor = Predictor(stop)
+    predictor.start()
+    try:
+        first = wait_for(listeners)
+        outage(3.0)
+        second = wait_for(lambda: listeners() - first)
+        assert second and not second & first
+        request = PredictionRequest.objects.create(
+            project=project, model_version=version, images=[{"name": "grey.png", "data": png()}]
+        )
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_notify(%s, %s)", [predictions.CHANNEL, str(request.pk)])
+        wait_for(
+            lambda: (
+                PredictionRequest.objects.get(pk=request.pk).status
+                != PredictionRequest.Status.PENDING
+            )
+        )
+        request.refresh_from_db()
+        assert request.status == PredictionRequest.Status.DONE, request.error
+        [result] = request.result
+        assert set(result["probabilities"]) == set(project.labels)
+        assert abs(sum(result["probabilities"].values()) - 1) < 1e-3
+    finally:
+        stop.set()
+        predictor.join(timeout=10)
+    assert not predictor._thread.is_alive(), "the predictor did not stop when asked"
+
+
+def test_a_worker_waits_out_a_lost_database_and_goes_on_claiming_runs(project):
+    """The worker's loop used to exit on the first OperationalError: `make demo`'s worker died
+    with the database. Now it retries, and a run queued after the cut is taken."""
+    stop = threading.Event()
+    worker = Worker(poll_seconds=0.2)
+    worker.stopping = stop
+
+    def serve() -> None:
+        try:
+            worker.run_forever(predict=False)
+        finally:
+            connection.close()  # this thread's own connection
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        time.sleep(1.0)  # a few polls on its first connection
+        outage(3.0)  # polls every 0.2 s: several of them meet a refused connection
+        assert thread.is_alive(), "the worker exited when the database went away"
+        ImageFactory(project=project)
+        run = TrainingRun.objects.create(project=project, trigger="manual")  # nothing labeled
+        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == RunStatus.FAILED)
+        run.refresh_from_db()
+        assert "no consensus labels yet" in run.error
+    finally:
+        stop.set()
+        thread.join(timeout=20)
+    assert not thread.is_alive(), "the worker did not stop when asked"
