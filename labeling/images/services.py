@@ -21,7 +21,13 @@ from labeling.annotations.models import Annotation, AnnotationSource
 from labeling.images.manifest import manifest_lookup
 from labeling.images.models import Image, ImageStatus
 from labeling.images.sources import Limits, Source, SourceError
-from labeling.images.storage import storage_delete, storage_key, storage_put
+from labeling.images.storage import (
+    storage_delete,
+    storage_exists,
+    storage_key,
+    storage_put,
+    store_lock,
+)
 from labeling.images.validation import Rejected, ValidImage, validate_image
 from labeling.projects.models import Project
 from labeling.webhooks.services import webhook_emit_images_labeled
@@ -203,6 +209,8 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
         keys = [storage_key(sha256=p.result.sha256, image_format=p.info.format) for p in fresh]
         _write_files(keys=keys, fresh=fresh, created_keys=created_keys)
         with transaction.atomic():
+            store_lock(shared=True)  # no sweep deletes files until these rows are committed
+            _restore_reused(keys=keys, fresh=fresh, created_keys=created_keys)
             rows = [
                 Image(
                     project=project,
@@ -282,6 +290,21 @@ def _write_files(*, keys: list[str], fresh: list[_Pending], created_keys: list[s
         raise StoreError() from failure
 
 
+def _restore_reused(*, keys: list[str], fresh: list[_Pending], created_keys: list[str]) -> None:
+    """Files this batch found already stored may have been swept since (their old rows were
+    deleted): under the store lock, write back any that are gone, so no row is committed
+    without its file."""
+    created = set(created_keys)
+    for key, pending in zip(keys, fresh, strict=True):
+        if key in created or storage_exists(key=key):
+            continue
+        try:
+            if storage_put(key=key, data=pending.data):
+                created_keys.append(key)
+        except OSError as exc:
+            raise StoreError() from exc
+
+
 def _label_fields(label: str | None) -> dict[str, object]:
     """Imported labels are ground truth: the image is labeled with a unanimous consensus."""
     if label is None:
@@ -298,13 +321,18 @@ def _remove_unreferenced(keys: list[str]) -> None:
     if not keys:
         return
     try:
-        referenced = set(
-            Image.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
-        )
+        with transaction.atomic():
+            store_lock(shared=False)  # no upload may start referencing them meanwhile
+            referenced = set(
+                Image.objects.filter(storage_key__in=keys).values_list("storage_key", flat=True)
+            )
+            for key in keys:
+                if key not in referenced:
+                    storage_delete(key=key)
+        return
     except DatabaseError:
-        # The database is gone: nothing of ours was committed, and these keys did not exist
-        # before this batch, so removing them all is safe.
-        referenced = set()
+        pass
+    # The database is gone: nothing of ours was committed, and these keys did not exist
+    # before this batch, so removing them all is safe.
     for key in keys:
-        if key not in referenced:
-            storage_delete(key=key)
+        storage_delete(key=key)

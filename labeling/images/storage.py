@@ -4,6 +4,13 @@ The key is derived from the bytes (``images/ab/cd/<sha256>.<ext>``), so the same
 stored once however many projects import it, and a retried upload rewrites nothing.
 The backend is ``STORAGES["default"]``: the filesystem under ``var/media`` by default, an
 S3-compatible bucket (django-storages) when ``LABELLOOP_STORAGE=s3``.
+
+Because a file can outlive its rows (a deleted project) and a new upload can reuse a file
+that is already there, "nothing references this file, delete it" and "this file exists,
+reference it" must not interleave. ``store_lock``: ingest holds it shared while it inserts
+rows (and re-checks that reused files are still there); whoever deletes unreferenced files
+(``manage.py sweep_store``, an ingest undoing a failed batch) holds it exclusively while it
+re-checks the references and deletes.
 """
 
 from __future__ import annotations
@@ -12,8 +19,11 @@ import logging
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import connection
 
 logger = logging.getLogger(__name__)
+
+STORE_LOCK_KEY = 0x4C4C5354  # a PostgreSQL advisory lock id ("LLST"), for store_lock
 
 EXTENSIONS = {
     "PNG": "png",
@@ -57,6 +67,10 @@ def _remove_partial(*, key: str, size: int) -> None:
         logger.warning("could not remove the partial file %s from the image store", key)
 
 
+def storage_exists(*, key: str) -> bool:
+    return default_storage.exists(key)
+
+
 def storage_delete(*, key: str) -> None:
     default_storage.delete(key)
 
@@ -71,3 +85,11 @@ def storage_local_path(*, key: str) -> str | None:
         return default_storage.path(key)
     except NotImplementedError:
         return None
+
+
+def store_lock(*, shared: bool) -> None:
+    """Take the image store's advisory lock until the current transaction ends (call it in
+    ``transaction.atomic()``): shared to reference files, exclusive to delete them."""
+    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {function}(%s)", [STORE_LOCK_KEY])

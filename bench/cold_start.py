@@ -1,0 +1,106 @@
+"""Does a TypiClust-style pick beat `diverse` at the low budgets where MNIST reaches 90%?
+
+    .venv/bin/python -m bench.cold_start [--seeds 9] [--budget 245]
+
+The engine's in-memory simulation (`training/simulate.py`, MNIST-5k, 20 initial labels, 25 per
+round, the worker's `TrainConfig()` recipe, 10% exploration), run to 90% test accuracy for
+three acquisition rules side by side:
+
+- `diverse`: the product's default (`training/acquisition.py`);
+- `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget": k-means of the model's
+  embeddings (PCA to 50 dimensions) into labeled + batch clusters; each pick takes the most
+  typical image (inverse mean distance to its 20 nearest neighbours) of the largest cluster
+  with the fewest labels; the model's uncertainty plays no part;
+- `random`.
+
+Prints labels to 90% per seed and the means. Kept as a measured negative result: see
+docs/benchmarks.md ("A typicality-only cold start").
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import replace
+
+import numpy as np
+
+import training.simulate as sim
+from bench.protocol import _mnist5k
+from training import acquisition
+from training.contracts import TrainConfig
+
+CONFIG = replace(TrainConfig(), num_threads=1, val_fraction=0.0)
+PICK_NEIGHBOURS = 20
+
+
+def typiclust(embeddings: np.ndarray, labeled: np.ndarray, k: int, seed: int) -> np.ndarray:
+    from sklearn.cluster import KMeans
+    from sklearn.decomposition import PCA
+
+    points = acquisition.unit_rows(np.concatenate([embeddings, labeled]))
+    z = PCA(n_components=min(50, points.shape[1]), random_state=seed).fit_transform(points)
+    clusters = len(labeled) + k
+    assign = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(z).labels_
+    pool = assign[: len(embeddings)]
+    covered = np.bincount(assign[len(embeddings) :], minlength=clusters)
+    size = np.bincount(pool, minlength=clusters)
+    picks: list[int] = []
+    while len(picks) < k and size.any():
+        open_ = np.flatnonzero(size > 0)
+        c = open_[np.lexsort((-size[open_], covered[open_]))[0]]  # fewest labels, then largest
+        members = np.setdiff1d(np.flatnonzero(pool == c), picks)
+        if len(members) == 0:
+            size[c] = 0
+            continue
+        d = np.sqrt(acquisition.squared_distances(z[members], z[members]))
+        n = min(PICK_NEIGHBOURS, len(members) - 1)
+        density = 1.0 / (np.sort(d, axis=1)[:, 1 : n + 1].mean(axis=1) + 1e-9) if n else d[:, 0]
+        picks.append(int(members[np.argmax(density)]))
+        covered[c] += 1
+    return np.array(picks, dtype=np.int64)
+
+
+def typiclust_select(scores, k, *, strategy, embeddings=None, exploration_fraction=0.0, seed=0,
+                     labeled_embeddings=None):  # fmt: skip
+    """`acquisition.select`'s signature; the same share of random exploration picks."""
+    rng = np.random.default_rng(seed)
+    n_explore = round(k * exploration_fraction)
+    picks = typiclust(embeddings, labeled_embeddings, k - n_explore, seed)
+    rest = np.setdiff1d(np.arange(len(scores)), picks)
+    return acquisition._interleave(picks, rng.choice(rest, size=n_explore, replace=False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seeds", type=int, default=9)
+    parser.add_argument("--budget", type=int, default=245)
+    args = parser.parse_args()
+    pool_x, pool_y, test_x, test_y = _mnist5k()
+    classes = tuple(str(i) for i in range(10))
+    means = {}
+    for rule in ("diverse", "typiclust", "random"):
+        sim.select = typiclust_select if rule == "typiclust" else acquisition.select
+        started, reached = time.perf_counter(), []
+        for seed in range(args.seeds):
+            curve = sim.simulate(
+                pool_x, pool_y, test_x, test_y,
+                classes=classes,
+                strategy="random" if rule == "random" else "diverse",
+                seed=seed,
+                max_labels=args.budget,
+                target=0.90,
+                exploration_fraction=0.0 if rule == "random" else 0.1,
+                config=CONFIG,
+            )  # fmt: skip
+            reached.append(curve.labels_to_reach(0.90) or args.budget)
+        means[rule] = float(np.mean(reached))
+        took = time.perf_counter() - started
+        print(f"{rule:>9}: labels to 90% {reached} mean {means[rule]:.1f} ({took:.0f}s)")
+    sim.select = acquisition.select
+    for rule in ("diverse", "typiclust"):
+        print(f"{rule:>9} / random: {means[rule] / means['random']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""Delete image-store files that no row references any more: ``manage.py sweep_store``.
+
+Deleting a project removes its rows in a few statements but leaves its files: the store is
+content-addressed, so a file may still serve another project, and deciding that needs the
+references of every project. This sweep decides it in constant memory: it walks the store's
+keys and the referenced keys (images and model checkpoints) both in byte order and merges
+the two streams. A file is deleted only when no row references it and it is older than
+``min_age`` (an upload writes its files before its rows, and a run its checkpoint before its
+model version). Deleting happens in batches under the store's exclusive lock
+(``labeling/images/storage.py``), after re-checking the rows written since the walk began,
+so an upload that reuses a file meanwhile either keeps it or writes it back.
+
+Only what LabelLoop writes (``images/``, ``models/``) is looked at; nothing else in the
+bucket or folder is touched.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from django.core.files.storage import default_storage
+from django.db import connection, transaction
+from django.utils import timezone
+
+from labeling.images.storage import store_lock
+
+PREFIXES = ("images", "models")  # in byte order, like everything the merge reads
+BATCH = 500  # orphans deleted per lock
+PROGRESS_EVERY_SECONDS = 2.0
+
+_REFERENCED_SQL = """
+SELECT key FROM (
+    SELECT storage_key AS key FROM images_image
+    UNION SELECT checkpoint_key FROM learning_modelversion
+) refs
+ORDER BY key COLLATE "C"
+"""
+
+_TAKEN_SINCE_SQL = """
+SELECT storage_key FROM images_image WHERE id > %(image)s AND storage_key = ANY(%(keys)s)
+UNION
+SELECT checkpoint_key FROM learning_modelversion
+WHERE id > %(version)s AND checkpoint_key = ANY(%(keys)s)
+"""
+
+
+@dataclass
+class SweepSummary:
+    dry_run: bool
+    scanned: int = 0  # files in the store under PREFIXES
+    referenced: int = 0
+    too_recent: int = 0  # unreferenced but younger than min_age: left for a later sweep
+    deleted: list[str] = field(default_factory=list)  # or, in a dry run, would be
+    deleted_bytes: int = 0
+    kept_late: int = 0  # unreferenced during the walk, referenced again before deletion
+
+
+def store_sweep(
+    *,
+    min_age: timedelta = timedelta(hours=24),
+    dry_run: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> SweepSummary:
+    summary = SweepSummary(dry_run=dry_run)
+    say = progress or (lambda message: None)
+    marks = _marks()
+    # The referenced keys stream from a server-side cursor; outside a transaction Django
+    # makes it WITH HOLD, so each batch below commits (and releases the lock) on its own.
+    referenced = _referenced_keys()
+    try:
+        _merge(referenced, marks, timezone.now() - min_age, summary, say)
+    finally:
+        referenced.close()  # the server-side cursor, when the store's keys ran out first
+    return summary
+
+
+def _merge(
+    referenced: Iterator[str],
+    marks: dict[str, int],
+    cutoff,
+    summary: SweepSummary,
+    say: Callable[[str], None],
+) -> None:
+    pending: list[tuple[str, int]] = []
+    last_report = time.monotonic()
+    ref = next(referenced, None)
+    for key in _store_keys():
+        summary.scanned += 1
+        while ref is not None and ref < key:
+            ref = next(referenced, None)
+        if ref == key:
+            summary.referenced += 1
+        elif _modified(key) > cutoff:
+            summary.too_recent += 1
+        else:
+            pending.append((key, _size(key)))
+            if len(pending) >= BATCH:
+                _delete(pending, marks, summary)
+                pending = []
+        if time.monotonic() - last_report > PROGRESS_EVERY_SECONDS:
+            last_report = time.monotonic()
+            say(
+                f"{summary.scanned:,} files scanned, {summary.referenced:,} in use, "
+                f"{len(summary.deleted) + len(pending):,} unreferenced"
+            )
+    _delete(pending, marks, summary)
+
+
+def _marks() -> dict[str, int]:
+    """The highest row ids once no upload is half-done (taking the exclusive lock waits for
+    every upload transaction holding it shared): every row at or below them is committed and
+    seen by the walk; rows above them are re-checked before anything is deleted."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        store_lock(shared=False)
+        cursor.execute(
+            "SELECT (SELECT coalesce(max(id), 0) FROM images_image),"
+            " (SELECT coalesce(max(id), 0) FROM learning_modelversion)"
+        )
+        image, version = cursor.fetchone()
+    return {"image": image, "version": version}
+
+
+def _referenced_keys() -> Iterator[str]:
+    with connection.chunked_cursor() as cursor:
+        cursor.execute(_REFERENCED_SQL)
+        while rows := cursor.fetchmany(2000):
+            for (key,) in rows:
+                yield key
+
+
+def _store_keys(prefix: str = "") -> Iterator[str]:
+    """Every file key under PREFIXES, in byte order (what ORDER BY ... COLLATE "C" gives)."""
+    if not prefix:
+        for top in PREFIXES:
+            yield from _store_keys(top)
+        return
+    try:
+        dirs, files = default_storage.listdir(prefix)
+    except (FileNotFoundError, NotADirectoryError):
+        return
+    # A folder's keys all start with "name/": sort it as that, so "a.png" < "a/..." holds.
+    entries = sorted([(f"{d}/", True) for d in dirs] + [(f, False) for f in files])
+    for name, is_dir in entries:
+        if is_dir:
+            yield from _store_keys(f"{prefix}/{name[:-1]}")
+        else:
+            yield f"{prefix}/{name}"
+
+
+def _modified(key: str):
+    return default_storage.get_modified_time(key)
+
+
+def _size(key: str) -> int:
+    try:
+        return default_storage.size(key)
+    except OSError:
+        return 0
+
+
+def _delete(batch: list[tuple[str, int]], marks: dict[str, int], summary: SweepSummary) -> None:
+    if not batch:
+        return
+    keys = [key for key, _ in batch]
+    with transaction.atomic(), connection.cursor() as cursor:
+        store_lock(shared=False)  # no upload commits a row for one of these meanwhile
+        cursor.execute(_TAKEN_SINCE_SQL, {**marks, "keys": keys})
+        taken = {row[0] for row in cursor.fetchall()}
+        for key, size in batch:
+            if key in taken:
+                summary.kept_late += 1
+                continue
+            if not summary.dry_run:
+                default_storage.delete(key)
+            summary.deleted.append(key)
+            summary.deleted_bytes += size
