@@ -35,6 +35,7 @@ DUPLICATE_RADIUS = 0.1  # near-duplicate: closer than this fraction of the media
 PROJECTED_DIM = 256  # typicality's kNN runs on a random projection of wider embeddings
 TYPICALITY_POWER = 2  # weight = uncertainty x typicality^2: outliers (noise, inverted) fall far
 COLD_START_SIDE = 8  # px; cold-start coverage compares 8x8 thumbnails, enough for layout
+PROJECT_CHUNK = 4096  # rows converted to float32 and projected at a time (26 MB at 1600-d)
 
 
 def least_confidence(probs: np.ndarray) -> np.ndarray:
@@ -107,23 +108,38 @@ def squared_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def typicality(
-    points: np.ndarray, *, neighbours: int = NEIGHBOURS, reference: int = 2000, seed: int = 0
+    points: np.ndarray,
+    *,
+    neighbours: int = NEIGHBOURS,
+    reference: int = 2000,
+    seed: int = 0,
+    normalize: bool = False,
 ) -> np.ndarray:
     """Density rank in (0, 1]: 1 for the most typical item, ~0 for the most isolated.
 
     Density is 1 / mean distance to the `neighbours` nearest of a random reference sample
     (at most `reference` items, so the cost is O(N * reference), fine for large pools).
     A rank, not the raw density, so it multiplies uncertainties without rescaling them.
+    `normalize`: measure between unit-length rows (cosine), done a chunk at a time like the
+    projection, so a float16 pool of a million embeddings is never copied whole to float32.
     """
     n = len(points)
     if n < 3:  # no neighbourhood to speak of: everything is equally typical
         return np.ones(n)
     rng = np.random.default_rng(seed)
+    proj = None
     if points.shape[1] > PROJECTED_DIM:
         # Johnson-Lindenstrauss: a Gaussian projection keeps distances within ~10% and makes
         # the kNN search 6x cheaper on seed_cnn's 1600-d features.
         proj = rng.standard_normal((points.shape[1], PROJECTED_DIM)).astype(np.float32)
-        points = points.astype(np.float32, copy=False) @ (proj / np.sqrt(PROJECTED_DIM))
+        proj = proj / np.sqrt(PROJECTED_DIM)
+    if proj is not None or normalize or points.dtype != np.float32:
+        out = np.empty((n, PROJECTED_DIM if proj is not None else points.shape[1]), np.float32)
+        for start in range(0, n, PROJECT_CHUNK):
+            chunk = points[start : start + PROJECT_CHUNK].astype(np.float32)
+            chunk = unit_rows(chunk) if normalize else chunk
+            out[start : start + PROJECT_CHUNK] = chunk @ proj if proj is not None else chunk
+        points = out
     ref_idx = np.sort(rng.choice(n, size=min(n, reference), replace=False))
     ref = points[ref_idx]
     k = min(neighbours, len(ref) - 1) if len(ref) > 1 else 1
@@ -191,9 +207,10 @@ def unit_rows(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), EPS)
 
 
-def _median_distance(points: np.ndarray, seed: int) -> float:
+def _median_distance(points: np.ndarray, seed: int, *, normalize: bool = False) -> float:
     rng = np.random.default_rng(seed)
     sample = points[rng.choice(len(points), size=min(len(points), 500), replace=False)]
+    sample = unit_rows(sample) if normalize else sample
     d = np.sqrt(squared_distances(sample, sample))
     positive = d[d > 0]
     return float(np.median(positive)) if positive.size else 0.0
@@ -225,20 +242,20 @@ def select(
     if strategy == "diverse":
         if embeddings is None:
             raise ValueError("diverse selection needs embeddings")
-        unit = unit_rows(embeddings)
-        weights = scores * typicality(unit, seed=seed) ** TYPICALITY_POWER
+        # Cosine geometry throughout; only the candidates are ever held as float32 rows.
+        weights = scores * typicality(embeddings, seed=seed, normalize=True) ** TYPICALITY_POWER
         by_weight = rest[np.argsort(-weights[rest], kind="stable")]
         need = k - n_explore
         size = need * CANDIDATES_PER_PICK
         # Distance scale from the whole pool: among the candidates alone it collapses when they
         # are mostly copies of one image (150 blank frames), and so would the duplicate radius.
-        median = _median_distance(unit, seed)
+        median = _median_distance(embeddings, seed, normalize=True)
         while True:
             # A pool full of near-copies (150 blank frames, say) can leave too few distinct
             # candidates: widen the candidate set until the batch fills or the pool runs out.
             pool = np.concatenate([explore, by_weight[:size]])
             local = k_center_greedy(
-                unit[pool],
+                unit_rows(embeddings[pool]),
                 need,
                 weights=weights[pool] + EPS,
                 selected=range(n_explore),

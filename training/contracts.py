@@ -115,7 +115,7 @@ class ScoreResult:
     confidence: np.ndarray  # (N,) float32 max probability
     probabilities: np.ndarray  # (N, C) float32
     scores: np.ndarray  # (N,) float32 acquisition score, higher = more informative
-    embeddings: np.ndarray  # (N, D) float32 penultimate-layer features
+    embeddings: np.ndarray  # (N, D) float16 penultimate-layer features (half the memory)
     priority: np.ndarray  # (N,) int64 position in the labeling queue, 0 = label first
     failed_items: tuple[str, ...] = ()
     seconds: float = 0.0

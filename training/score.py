@@ -178,7 +178,7 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     k = len(meta["classes"])
     d = by_key["embeddings"].shape[1] if n else 0
     scores = by_key["scores"] if n else np.zeros(0, np.float32)
-    embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float32)
+    embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float16)
     order = _priority_order(spec, keys, scores, embeddings)
     if progress:
         progress("done", 1.0)
@@ -255,19 +255,25 @@ def _merge(parts: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.
         raise RuntimeError(f"scoring returned {len(got)} rows for {len(keys)} distinct items")
     where = {key: i for i, key in enumerate(keys)}
     rows = np.array([where[key] for key in got], dtype=np.int64)
-    out: dict[str, np.ndarray] = {}
+    # Embeddings stay float16, as the actors send them (3.2 KB per seed_cnn image instead of
+    # 6.4 KB); acquisition converts a chunk or a candidate set at a time.
     dtypes = {"predicted": np.int64, "confidence": np.float32, "probabilities": np.float32}
-    dtypes |= {"scores": np.float32, "embeddings": np.float32}
-    for field, dtype in dtypes.items():
-        first = np.asarray(parts[0][field])
-        out[field] = np.empty((len(keys), *first.shape[1:]), dtype=dtype)
-        start = 0
-        for p in parts:  # one copy, straight into place: the embeddings are hundreds of MB
-            values = np.asarray(p[field])
-            at = rows[start : start + len(values)]
-            if len(at) and at[-1] - at[0] == len(at) - 1 and (np.diff(at) == 1).all():
-                out[field][at[0] : at[-1] + 1] = values  # a block in order: a plain slice copy
+    dtypes |= {"scores": np.float32, "embeddings": np.float16}
+    out = {
+        field: np.empty((len(keys), *np.asarray(parts[0][field]).shape[1:]), dtype=dtype)
+        for field, dtype in dtypes.items()
+    }
+    start = 0
+    for i, part in enumerate(parts):  # one copy, straight into place; each part let go after
+        size = len(part["key"])
+        at = rows[start : start + size]
+        in_order = len(at) and at[-1] - at[0] == len(at) - 1 and (np.diff(at) == 1).all()
+        for field in dtypes:
+            values = np.asarray(part[field])
+            if in_order:
+                out[field][at[0] : at[-1] + 1] = values  # a block in order: a slice copy
             else:
                 out[field][at] = values
-            start += len(values)
+        parts[i] = None
+        start += size
     return out

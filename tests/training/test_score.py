@@ -64,7 +64,7 @@ def test_scoring_returns_every_item_once_in_order_with_all_outputs(
     assert result.keys == tuple(it.key for it in items)
     assert result.probabilities.shape == (n, 10) and result.probabilities.dtype == np.float32
     np.testing.assert_allclose(result.probabilities.sum(1), 1.0, atol=1e-5)
-    assert result.embeddings.shape == (n, 1600) and result.embeddings.dtype == np.float32
+    assert result.embeddings.shape == (n, 1600) and result.embeddings.dtype == np.float16
     np.testing.assert_array_equal(result.predicted, result.probabilities.argmax(1))
     np.testing.assert_allclose(result.confidence, result.probabilities.max(1))
     np.testing.assert_array_equal(np.sort(result.priority), np.arange(n))
