@@ -28,6 +28,7 @@ from labeling.learning.api import (
 )
 from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
 from labeling.webhooks.api import (
+    DeliveryRedeliverView,
     ProjectWebhooksView,
     WebhookDeliveriesView,
     WebhookDetailView,
@@ -80,6 +81,11 @@ api = [
         "webhooks/<int:webhook_id>/deliveries/",
         WebhookDeliveriesView.as_view(),
         name="webhook-deliveries",
+    ),
+    path(
+        "webhooks/<int:webhook_id>/deliveries/<int:delivery_id>/redeliver/",
+        DeliveryRedeliverView.as_view(),
+        name="webhook-redeliver",
     ),
     path("webhooks/<int:webhook_id>/test/", WebhookTestView.as_view(), name="webhook-test"),
     path("tasks/<int:image_id>/renew/", TaskRenewView.as_view(), name="task-renew"),

@@ -198,6 +198,19 @@ class WebhookTestView(APIView):
         return Response(DeliverySerializer(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
+class DeliveryRedeliverView(APIView):
+    @extend_schema(
+        request=None,
+        responses={202: DeliverySerializer, 409: ErrorSerializer},
+        summary="Send a delivery's body again, as a new delivery (failed or lost ones)",
+    )
+    def post(self, request: Request, webhook_id: int, delivery_id: int) -> Response:
+        webhook = selectors.webhook_get_for_user(user=request.user, webhook_id=webhook_id)
+        delivery = selectors.delivery_get(webhook=webhook, delivery_id=delivery_id)
+        again = services.webhook_redeliver(delivery=delivery)
+        return Response(DeliverySerializer(again).data, status=status.HTTP_202_ACCEPTED)
+
+
 class DeliveryFilter(django_filters.FilterSet):
     status = django_filters.ChoiceFilter(choices=DeliveryStatus.choices)
     event = django_filters.CharFilter()

@@ -36,3 +36,15 @@ def delivery_list(*, webhook: Webhook, status: str | None = None) -> QuerySet[We
     if status:
         deliveries = deliveries.filter(status=status)
     return deliveries.order_by("-id")
+
+
+def delivery_get(*, webhook: Webhook, delivery_id: int) -> WebhookDelivery:
+    """A delivery of this webhook; NotFound for another webhook's (or none)."""
+    delivery = (
+        WebhookDelivery.objects.select_related("webhook", "webhook__project")
+        .filter(pk=delivery_id, webhook=webhook)
+        .first()
+    )
+    if delivery is None:
+        raise NotFound(f"webhook {webhook.pk} has no delivery {delivery_id}")
+    return delivery

@@ -126,6 +126,29 @@ def webhook_delete(*, webhook: Webhook) -> None:
     webhook.delete()
 
 
+def webhook_redeliver(*, delivery: WebhookDelivery) -> WebhookDelivery:
+    """Queue the same body again as a new delivery (a new X-LabelLoop-Delivery id), for a
+    delivery that failed, or one a receiver lost after acknowledging it."""
+    webhook = delivery.webhook
+    if delivery.status == DeliveryStatus.PENDING:
+        raise Conflict(
+            f"delivery {delivery.pk} is still pending (attempt {delivery.attempts} so far); "
+            "it is retried by itself",
+            code="delivery_pending",
+        )
+    if not webhook.is_active:
+        raise Conflict(
+            "this webhook is disabled; enable it (is_active: true) to send it anything",
+            code="webhook_disabled",
+        )
+    return WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=delivery.event,
+        payload=delivery.payload,
+        next_attempt_at=timezone.now(),
+    )
+
+
 def webhook_ping(*, webhook: Webhook, user: AbstractBaseUser | None = None) -> WebhookDelivery:
     """Queue a ``ping`` to this one webhook (to check the receiver and its signature check)."""
     if not webhook.is_active:

@@ -18,7 +18,7 @@ import pytest
 from django.utils import timezone
 
 from labeling.learning.models import ModelVersion, TrainingRun
-from labeling.webhooks.models import Webhook, WebhookEvent
+from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from tests.factories import ImageFactory, png_bytes
 from tests.labeling.images.helpers import upload
 
@@ -196,6 +196,12 @@ ENDPOINTS = {
     "ping webhook": Endpoint(
         "post", lambda c: f"/api/webhooks/{c['webhook'].id}/test/", "admin", 202
     ),
+    "redeliver": Endpoint(
+        "post",
+        lambda c: f"/api/webhooks/{c['webhook'].id}/deliveries/{c['delivery'].id}/redeliver/",
+        "admin",
+        202,
+    ),
 }
 
 # Routes under /api/ that act on no project's objects, and why they are not in ENDPOINTS.
@@ -228,6 +234,14 @@ def world(project) -> dict:
         url="https://93.184.216.34/hook",
         events=list(WebhookEvent.values),
         secret="s" * 32,
+    )
+    context["delivery"] = WebhookDelivery.objects.create(
+        webhook=context["webhook"],
+        event=WebhookEvent.RUN_FAILED,
+        payload={"event": "run.failed"},
+        status=DeliveryStatus.FAILED,
+        attempts=8,
+        next_attempt_at=timezone.now(),
     )
     return context
 
@@ -362,7 +376,7 @@ def test_every_api_route_is_in_the_matrix():
                         routes.add((pattern.name, method))
 
     walk(get_resolver().url_patterns, "")
-    ids = {key: 1 for key in ("project", "image", "run", "version", "webhook")}
+    ids = {key: 1 for key in ("project", "image", "run", "version", "webhook", "delivery")}
     context = {key: type("Obj", (), {"id": 1})() for key in ids}
     covered = {
         (resolve(endpoint.path(context).split("?")[0]).url_name, endpoint.method)

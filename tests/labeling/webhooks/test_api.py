@@ -223,3 +223,44 @@ def test_the_api_schema_describes_the_webhook_endpoints(api):
     assert "post" in paths["/api/webhooks/{webhook_id}/test/"]
     assert "secret" in schema["components"]["schemas"]["WebhookSecret"]["properties"]
     assert "secret" not in schema["components"]["schemas"]["Webhook"]["properties"]
+
+
+def test_a_failed_delivery_is_sent_again_on_request(alice, as_user, project, hook, receiver):
+    receiver.answer(410)  # the receiver was misconfigured: the delivery fails at once
+    first = webhook_ping(webhook=hook)
+    assert webhook_deliver_due().failed == [first.pk]
+    admin = as_user(alice)
+    url = f"/api/webhooks/{hook.id}/deliveries/{first.pk}/redeliver/"
+    response = admin.post(url)
+    assert response.status_code == 202, response.content
+    again = response.json()
+    assert again["id"] != first.pk and again["status"] == "pending" and again["attempts"] == 0
+    first.refresh_from_db()
+    assert again["payload"] == first.payload and again["event"] == "ping"
+    assert webhook_deliver_due().delivered == [again["id"]]
+    assert [r.headers["X-LabelLoop-Delivery"] for r in receiver.received] == [
+        str(first.pk),
+        str(again["id"]),
+    ]
+    assert receiver.received[0].body == receiver.received[1].body
+    assert receiver.received[1].signed_with(hook.secret)
+
+
+def test_redelivery_refuses_pending_disabled_and_foreign_deliveries(alice, as_user, project, hook):
+    admin = as_user(alice)
+    pending = webhook_ping(webhook=hook)
+    response = admin.post(f"/api/webhooks/{hook.id}/deliveries/{pending.pk}/redeliver/")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "delivery_pending"
+
+    other = webhook_create(project=project, user=alice, url="https://93.184.216.34/other")
+    response = admin.post(f"/api/webhooks/{other.id}/deliveries/{pending.pk}/redeliver/")
+    assert response.status_code == 404  # a delivery of another webhook, even in my project
+    assert response.json()["error"]["code"] == "not_found"
+
+    WebhookDelivery.objects.filter(pk=pending.pk).update(status="failed")
+    admin.patch(f"/api/webhooks/{hook.id}/", {"is_active": False}, format="json")
+    response = admin.post(f"/api/webhooks/{hook.id}/deliveries/{pending.pk}/redeliver/")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "webhook_disabled"
+    assert WebhookDelivery.objects.filter(webhook=hook).count() == 1  # nothing queued
