@@ -9,7 +9,6 @@ import io
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,18 +22,9 @@ from labeling.learning.models import ModelVersion, PredictionRequest, RunStatus,
 from labeling.learning.predictor import Predictor
 from labeling.learning.worker import Worker
 from tests.factories import ImageFactory
+from tests.labeling.learning.test_worker_faults import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)  # the thread reads committed rows only
-
-
-def wait_for(condition: Callable[[], object], timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"not true within {timeout:g} s: {condition.__doc__ or condition}")
 
 
 def outage(seconds: float) -> None:
@@ -116,9 +106,9 @@ def test_the_predictor_listens_again_and_answers_after_the_database_went_away(pr
     predictor = Predictor(stop)
     predictor.start()
     try:
-        first = wait_for(listeners)
+        first = wait_for(listeners, 30, "a LISTEN of the predictor")
         outage(3.0)
-        second = wait_for(lambda: listeners() - first)
+        second = wait_for(lambda: listeners() - first, 30, "a new LISTEN after the outage")
         assert second and not second & first
         request = PredictionRequest.objects.create(
             project=project, model_version=version, images=[{"name": "grey.png", "data": png()}]
@@ -129,7 +119,9 @@ def test_the_predictor_listens_again_and_answers_after_the_database_went_away(pr
             lambda: (
                 PredictionRequest.objects.get(pk=request.pk).status
                 != PredictionRequest.Status.PENDING
-            )
+            ),
+            30,
+            "the prediction to be answered",
         )
         request.refresh_from_db()
         assert request.status == PredictionRequest.Status.DONE, request.error
@@ -163,7 +155,11 @@ def test_a_worker_waits_out_a_lost_database_and_goes_on_claiming_runs(project):
         assert thread.is_alive(), "the worker exited when the database went away"
         ImageFactory(project=project)
         run = TrainingRun.objects.create(project=project, trigger="manual")  # nothing labeled
-        wait_for(lambda: TrainingRun.objects.get(pk=run.pk).status == RunStatus.FAILED)
+        wait_for(
+            lambda: TrainingRun.objects.get(pk=run.pk).status == RunStatus.FAILED,
+            30,
+            "the run queued after the outage to be taken",
+        )
         run.refresh_from_db()
         assert "no consensus labels yet" in run.error
     finally:
