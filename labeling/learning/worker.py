@@ -217,7 +217,11 @@ class Worker:
             except Cancelled:
                 services.run_fail(run_id=run.pk, worker=self.name, error="", cancelled=True)
                 logger.info("run %d: cancelled", run.pk)
-            except DATABASE_ERRORS:
+            except DATABASE_ERRORS as exc:
+                if _database_answers():  # the statement failed (disk full, a timeout, ...)
+                    logger.exception("run %d failed", run.pk)
+                    services.run_fail(run_id=run.pk, worker=self.name, error=_error_text(exc))
+                    return
                 # The database went away mid-run (a restart, a failover): not the run's fault.
                 # Leave it running; its heartbeat goes stale and it is re-queued once the
                 # database is back (at most services.MAX_ATTEMPTS times in all).
@@ -225,11 +229,7 @@ class Worker:
                 raise
             except Exception as exc:  # a failed run must be recorded, whatever failed
                 logger.exception("run %d failed", run.pk)
-                services.run_fail(
-                    run_id=run.pk,
-                    worker=self.name,
-                    error=f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}",
-                )
+                services.run_fail(run_id=run.pk, worker=self.name, error=_error_text(exc))
 
     def _stage_runner(self, beat: Heartbeat, timings: dict[str, float]) -> Callable:
         def stage(name: str, fn: Callable):
@@ -451,3 +451,19 @@ def _pause_for_a_fault_test(run_id: int) -> None:
 
 def _brief(timings: dict[str, float]) -> str:
     return ", ".join(f"{k} {v:.1f}s" for k, v in timings.items())
+
+
+def _error_text(exc: BaseException) -> str:
+    """What a failed run records: the error, then the traceback (call inside ``except``)."""
+    return f"{type(exc).__name__}: {exc}\n\n{traceback.format_exc()}"
+
+
+def _database_answers() -> bool:
+    """After a database error: is the connection still good (the statement failed) or gone
+    (the server restarted, the network dropped)? Never reconnects to find out."""
+    if connection.connection is None:
+        return False
+    try:
+        return connection.is_usable()
+    except Exception:  # any failure to ask means it does not answer
+        return False

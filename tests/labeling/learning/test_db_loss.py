@@ -166,3 +166,30 @@ def test_a_worker_waits_out_a_lost_database_and_goes_on_claiming_runs(project):
         stop.set()
         thread.join(timeout=20)
     assert not thread.is_alive(), "the worker did not stop when asked"
+
+
+def test_a_failed_statement_is_told_from_a_lost_database():
+    """A run whose statement fails (disk full, a timeout) is failed with that error; a run
+    whose database went away is left to be re-queued. The worker tells them apart by asking
+    its own connection, without reconnecting."""
+    from django.db import OperationalError
+
+    from labeling.learning.worker import _database_answers
+
+    with connection.cursor() as cursor:
+        cursor.execute("SET statement_timeout = '50ms'")
+        with pytest.raises(OperationalError, match="statement timeout"):
+            cursor.execute("SELECT pg_sleep(1)")
+        cursor.execute("SET statement_timeout = 0")
+    assert _database_answers()
+
+    import psycopg
+
+    params = {**connection.get_connection_params(), "dbname": "postgres"}
+    mine = connection.connection.info.backend_pid
+    with psycopg.connect(**params, autocommit=True) as admin:
+        admin.execute("SELECT pg_terminate_backend(%s)", [mine])
+    with pytest.raises(OperationalError), connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    assert not _database_answers()
+    connection.close()
