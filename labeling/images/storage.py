@@ -90,6 +90,8 @@ def storage_local_path(*, key: str) -> str | None:
 def store_lock(*, shared: bool) -> None:
     """Take the image store's advisory lock until the current transaction ends (call it in
     ``transaction.atomic()``): shared to reference files, exclusive to delete them."""
-    function = "pg_advisory_xact_lock_shared" if shared else "pg_advisory_xact_lock"
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {function}(%s)", [STORE_LOCK_KEY])
+        if shared:
+            cursor.execute("SELECT pg_advisory_xact_lock_shared(%s)", [STORE_LOCK_KEY])
+        else:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [STORE_LOCK_KEY])

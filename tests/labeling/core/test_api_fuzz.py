@@ -22,6 +22,7 @@ import schemathesis
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.signals import request_finished, request_started
 from django.db import close_old_connections, transaction
+from django.utils import timezone
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis.errors import Unsatisfiable
@@ -36,7 +37,7 @@ from labeling.annotations.models import Annotation
 from labeling.images.models import ImageStatus
 from labeling.images.storage import storage_put
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
-from labeling.webhooks.models import Webhook, WebhookEvent
+from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from tests.factories import ImageFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -51,6 +52,7 @@ ID_PARAMS = {
     "run_id": "run",
     "version_id": "version",
     "webhook_id": "webhook",
+    "delivery_id": "delivery",
 }
 
 
@@ -89,6 +91,14 @@ def fuzz_world(project, alice, bob, staff, settings):
         secret="s" * 32,
         created_by=alice,
     )
+    failed = WebhookDelivery.objects.create(
+        webhook=webhook,
+        event=WebhookEvent.RUN_FAILED,
+        payload={"event": "run.failed"},
+        status=DeliveryStatus.FAILED,
+        attempts=8,
+        next_attempt_at=timezone.now(),
+    )
     return {
         "ids": {
             "project": project.id,
@@ -96,6 +106,7 @@ def fuzz_world(project, alice, bob, staff, settings):
             "run": queued.id,
             "version": version.id,
             "webhook": webhook.id,
+            "delivery": failed.id,
         },
         "tokens": {
             "staff": Token.objects.create(user=staff).key,
