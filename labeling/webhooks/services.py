@@ -195,45 +195,26 @@ FROM webhooks_webhook w
 WHERE w.project_id = %(project)s AND w.is_active AND %(event)s = ANY(w.events)
 """
 
-_EMIT_LABEL_SQL = """
-INSERT INTO webhooks_webhooklabelevent (webhook_id, image_id, item, created_at)
-SELECT w.id, %(image)s, %(item)s::jsonb, %(now)s
-FROM webhooks_webhook w
-WHERE w.project_id = %(project)s AND w.is_active AND %(event)s = ANY(w.events)
-"""
-
 
 def webhook_emit(*, project: Project, event: str, payload: dict[str, Any]) -> int:
     """Queue ``event`` for each active webhook of ``project`` subscribed to it, inside the
-    caller's transaction. For ``image.labeled``, ``payload`` is one image's entry (batched
-    into requests by the delivery loop); otherwise the event's own keys, which go into the
-    body beside ``event``, ``project`` and ``occurred_at``. Returns the rows queued."""
-    if event not in EVENTS:
-        raise ValueError(f"unknown webhook event {event!r}")
+    caller's transaction: ``payload`` holds the event's own keys, which go into the body
+    beside ``event``, ``project`` and ``occurred_at``. Returns the rows queued.
+    (``image.labeled`` is batched: see ``webhook_emit_images_labeled``.)"""
+    if event not in EVENTS or event == WebhookEvent.IMAGE_LABELED:
+        raise ValueError(f"webhook_emit does not queue {event!r} events")
     now = timezone.now()
     with connection.cursor() as cursor:
-        if event == WebhookEvent.IMAGE_LABELED:
-            cursor.execute(
-                _EMIT_LABEL_SQL,
-                {
-                    "image": payload["image"],
-                    "item": _json(payload),
-                    "now": now,
-                    "project": project.pk,
-                    "event": event,
-                },
-            )
-        else:
-            cursor.execute(
-                _EMIT_SQL,
-                {
-                    "event": event,
-                    "payload": _json(_envelope(event, project, now, payload)),
-                    "pending": DeliveryStatus.PENDING,
-                    "now": now,
-                    "project": project.pk,
-                },
-            )
+        cursor.execute(
+            _EMIT_SQL,
+            {
+                "event": event,
+                "payload": _json(_envelope(event, project, now, payload)),
+                "pending": DeliveryStatus.PENDING,
+                "now": now,
+                "project": project.pk,
+            },
+        )
         return cursor.rowcount
 
 
@@ -247,8 +228,9 @@ WHERE w.project_id = %(project)s AND w.is_active AND %(event)s = ANY(w.events)
 
 
 def webhook_emit_images_labeled(*, images: list[Image], project: Project) -> int:
-    """``image.labeled`` for many images at once (labels imported with an upload), in one
-    statement inside the caller's transaction. Returns the rows queued."""
+    """``image.labeled`` for these images (one submission's, or an upload's imported labels),
+    in one statement inside the caller's transaction; the delivery loop batches the rows
+    into requests. Returns the rows queued."""
     if not images:
         return 0
     now = timezone.now()
@@ -282,18 +264,7 @@ def webhook_emit_images_labeled(*, images: list[Image], project: Project) -> int
 def webhook_emit_image_labeled(*, image: Image, project: Project) -> int:
     """``image`` (of ``project``) has a new consensus label: called inside the submission's
     transaction."""
-    return webhook_emit(
-        project=project,
-        event=WebhookEvent.IMAGE_LABELED,
-        payload={
-            "image": image.pk,
-            "original_name": image.original_name,
-            "label": image.consensus_label,
-            "agreement": image.agreement,
-            "annotations": image.annotation_count,
-            "labeled_at": timezone.now().isoformat(),
-        },
-    )
+    return webhook_emit_images_labeled(images=[image], project=project)
 
 
 def webhook_emit_run(*, run_id: int) -> int:
