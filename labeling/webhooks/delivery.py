@@ -227,17 +227,18 @@ def _send(delivery: WebhookDelivery) -> Outcome:
         # One connection to the checked address; the URL's name for the Host header, the TLS
         # server name and the certificate check. No redirects (a redirect could lead past the
         # check), no proxies from the environment, the response body left unread.
-        response = _pool(target, timeout).urlopen(
-            "POST",
-            target.path,
-            body=body,
-            headers=headers,
-            redirect=False,
-            retries=False,
-            assert_same_host=False,
-            preload_content=False,
-        )
-        response.release_conn()
+        with _pool(target, timeout) as pool:  # closed on the way out, body unread
+            response = pool.urlopen(
+                "POST",
+                target.path,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                assert_same_host=False,
+                preload_content=False,
+            )
+            response.release_conn()
     except (urllib3.exceptions.NewConnectionError, urllib3.exceptions.ProtocolError) as exc:
         # (NewConnectionError is a ConnectTimeoutError to urllib3: caught before timeouts.)
         where = f"{target.host_header} ({target.address})"
@@ -262,7 +263,7 @@ def _send(delivery: WebhookDelivery) -> Outcome:
 
 
 def _pool(target: Target, timeout: float) -> urllib3.HTTPConnectionPool:
-    """A one-connection pool to ``target.address`` (kept open by nobody: one per request)."""
+    """A one-connection pool to ``target.address``, for one request."""
     options = {"timeout": urllib3.Timeout(total=timeout), "maxsize": 1, "retries": False}
     if target.scheme == "https":
         return urllib3.HTTPSConnectionPool(
