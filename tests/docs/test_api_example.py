@@ -209,7 +209,8 @@ def test_the_python_example_in_the_api_guide_runs_the_whole_loop(server, tmp_pat
     assert f"upload: {{'created': {IMAGES}, 'duplicate': 0, 'rejected': 0}}" in out
     assert f"labeled {LABELS} images" in out
     assert re.search(r"run \d+ running train \d+%", out), "no progress was shown"
-    assert re.search(r"run \d+ succeeded: model v1, validation accuracy 0\.\d+", out)
+    # A validation set of a few images can score 1.0.
+    assert re.search(r"run \d+ succeeded: model v1, validation accuracy (0\.\d+|1\.0)\b", out)
     export = env["LABELLOOP_EXPORT"]
     assert f"export: {IMAGES} rows in {export}, {LABELS} labeled, {IMAGES} with a prediction" in out
 
