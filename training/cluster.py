@@ -13,13 +13,15 @@ import logging
 import os
 from collections.abc import Sequence
 
+import numpy as np
 import ray
 import ray.data
 
-from training.contracts import ImageRef
+from training.contracts import ColdStartOrder, ImageRef
 from training.data import ArrayCache
 
 DECODE_CHUNK = 2048  # images per decode task and per cache shard: ~1.6 MB at 28x28 L
+THUMBNAIL_CHUNK = 4096  # cached arrays read at a time when making cold-start thumbnails
 
 
 def ensure_ray() -> None:
@@ -94,3 +96,32 @@ def fill_cache(
         cache.refresh()
     failed_shas = {item.sha256 for item in todo if item.key in failed_keys}
     return cache, [item.key for item in items if item.sha256 in failed_shas]
+
+
+def run_cold_start(
+    items: Sequence[ImageRef],
+    *,
+    cache_dir: str,
+    input_size: int,
+    input_channels: int,
+    limit: int = 1000,
+    seed: int = 0,
+) -> ColdStartOrder:
+    """The first labels' order for a pool no model has seen: `acquisition.coverage_order` on
+    thumbnails. Decoding runs on Ray (`fill_cache`, which also warms the cache for the first
+    training run); the ordering itself is numpy on 8x8 thumbnails, read a chunk at a time so
+    a pool of large RGB images is never held whole."""
+    from training.acquisition import coverage_order, thumbnails
+
+    ensure_ray()
+    cache, failed = fill_cache(items, cache_dir=cache_dir, size=input_size, channels=input_channels)
+    bad = set(failed)
+    kept = [it for it in items if it.key not in bad]
+    thumbs = [
+        thumbnails(cache.get([it.sha256 for it in kept[i : i + THUMBNAIL_CHUNK]]))
+        for i in range(0, len(kept), THUMBNAIL_CHUNK)
+    ]
+    if not kept:
+        return ColdStartOrder((), tuple(failed))
+    order = coverage_order(np.concatenate(thumbs), limit=limit, seed=seed)
+    return ColdStartOrder(tuple(kept[i].key for i in order), tuple(failed))

@@ -21,6 +21,7 @@ class RunTrigger(models.TextChoices):
     MANUAL = "manual", "Requested by an admin"
     AUTOMATIC = "automatic", "retrain_every new labels arrived"
     ACTIVATION = "activation", "A model version was activated: re-score the queue"
+    COLD_START = "cold_start", "Images arrived and no model exists: order the queue for coverage"
 
 
 class TrainingRun(models.Model):

@@ -17,7 +17,7 @@ from django.utils import timezone
 from labeling.core.errors import Conflict
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.projects.models import Project
+from labeling.projects.models import Project, Strategy
 from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,29 @@ def run_request(
             # A newer activation supersedes a queued re-score of another version.
             queued.source_version, queued.trigger = source_version, trigger
             queued.save(update_fields=["source_version", "trigger"])
+        elif queued.trigger == RunTrigger.COLD_START and trigger != RunTrigger.COLD_START:
+            # A training run orders the queue by its model: it replaces a queued cold start.
+            queued.trigger, queued.requested_by = trigger, user
+            queued.save(update_fields=["trigger", "requested_by"])
         return queued, False
+
+
+def run_request_cold_start(*, project: Project) -> TrainingRun | None:
+    """After images arrive in a project that has no model yet: queue a run that orders the
+    queue for coverage (typical, diverse images first; see training.acquisition), so the
+    first labels span the data instead of falling where insertion order or chance puts them.
+    Random projects keep their random order; a queued run of any kind covers the new images
+    too, since it reads the pool when it starts."""
+    if project.strategy == Strategy.RANDOM:
+        return None
+    if ModelVersion.objects.filter(project=project).exists():
+        return None
+    if not Image.objects.filter(project=project, status=ImageStatus.UNLABELED).exists():
+        return None
+    run, created = run_request(project=project, trigger=RunTrigger.COLD_START)
+    if created:
+        logger.info("cold-start ordering of %s queued (run %d)", project.slug, run.pk)
+    return run
 
 
 def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
@@ -57,13 +79,14 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     last run's snapshot. Called after a label makes an image labeled."""
     if project.retrain_every <= 0:
         return None
-    if TrainingRun.objects.filter(
+    busy = TrainingRun.objects.filter(
         project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).exists():
+    ).exclude(status=RunStatus.QUEUED, trigger=RunTrigger.COLD_START)  # superseded below
+    if busy.exists():
         return None
     last = (
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(trigger=RunTrigger.ACTIVATION)
+        .exclude(trigger__in=[RunTrigger.ACTIVATION, RunTrigger.COLD_START])
         .values_list("labels_snapshot", flat=True)
         .first()
     ) or 0

@@ -51,6 +51,7 @@ from labeling.learning.writeback import (
     json_safe,
     local_checkpoint,
     local_path,
+    write_cold_start,
 )
 from labeling.webhooks.delivery import Deliverer
 from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
@@ -60,6 +61,11 @@ logger = logging.getLogger(__name__)
 # Evaluation uses the random exploration slice (unbiased) once it has this many labels;
 # before that, a stratified split of all labels (flagged in the metrics as such).
 MIN_RANDOM_SLICE = 30
+# Cold start: the first this-many images of the coverage order get priorities (the rest keep
+# random order), chosen from at most COLD_START_SAMPLE unlabeled images drawn at random, which
+# bounds the decode and the O(sample x head) k-center however large the pool.
+COLD_START_HEAD = 1000
+COLD_START_SAMPLE = 50_000
 # Seconds a stopping worker waits for its predictor and webhook threads to wind down.
 HELPER_JOIN_SECONDS = 15
 # Seconds between attempts to reach a database that went away (restart, failover).
@@ -67,6 +73,7 @@ DATABASE_RETRY_SECONDS = 2.0
 DATABASE_ERRORS = (OperationalError, InterfaceError)
 # Share of the run's progress bar each stage accounts for.
 STAGE_SPAN = {
+    "order": (0.0, 0.95),  # cold-start runs: order the queue for coverage, then write-back
     "snapshot": (0.0, 0.05),
     "train": (0.05, 0.65),
     "evaluate": (0.65, 0.72),
@@ -202,6 +209,11 @@ class Worker:
         with Heartbeat(run.pk, self.name) as beat:
             stage = self._stage_runner(beat, timings)
             try:
+                if run.trigger == RunTrigger.COLD_START:
+                    ordered = stage("order", lambda: self._cold_start(run))
+                    stage("write-back", lambda: self._write_back_cold_start(run, ordered, timings))
+                    logger.info("run %d: queue ordered for coverage (%s)", run.pk, _brief(timings))
+                    return
                 if run.trigger == RunTrigger.ACTIVATION:
                     version = run.source_version
                     promote = True
@@ -438,6 +450,56 @@ class Worker:
             webhook_emit_run(run_id=run.pk)
             if promote and run.trigger != RunTrigger.ACTIVATION:
                 webhook_emit_version_activated(version=version)
+
+    def _cold_start(self, run: TrainingRun):
+        """The coverage order of (a random sample of) the unlabeled pool; see training.cluster."""
+        from training.cluster import run_cold_start
+        from training.contracts import ImageRef
+
+        project = run.project
+        rows = list(
+            Image.objects.filter(project=project, status__in=QUEUE_STATUSES)
+            .order_by("random_key")
+            .values_list("id", "sha256", "storage_key")[:COLD_START_SAMPLE]
+        )
+        items = tuple(ImageRef(key=str(i), sha256=s, path=local_path(k)) for i, s, k in rows)
+        order = run_cold_start(
+            items,
+            cache_dir=str(cache_dir()),
+            input_size=project.input_size,
+            input_channels=project.input_channels,
+            limit=COLD_START_HEAD,
+            seed=run.pk,
+        )
+        return order, len(rows)
+
+    def _write_back_cold_start(self, run, ordered, timings) -> None:
+        """One transaction: the head of the coverage order first, everything else after it."""
+        order, sampled = ordered
+        head = [int(key) for key in order.keys[:COLD_START_HEAD]]
+        started = time.perf_counter()
+        with transaction.atomic():
+            current = TrainingRun.objects.select_for_update().get(pk=run.pk)
+            if current.status != RunStatus.RUNNING or current.worker != self.name:
+                raise Cancelled()
+            write_cold_start(run.project, head)
+            TrainingRun.objects.filter(pk=run.pk).update(
+                status=RunStatus.SUCCEEDED,
+                stage="done",
+                progress=1.0,
+                finished_at=timezone.now(),
+                metrics={
+                    "ordered": len(head),
+                    "sampled": sampled,
+                    "failed_items": len(order.failed_items),
+                },
+                stage_seconds={
+                    **current.stage_seconds,
+                    **timings,
+                    "write-back": round(time.perf_counter() - started, 3),
+                },
+            )
+            webhook_emit_run(run_id=run.pk)
 
 
 def _pause_for_a_fault_test(run_id: int) -> None:

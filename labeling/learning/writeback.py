@@ -72,6 +72,36 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
         )
 
 
+def write_cold_start(project, head: list[int]) -> None:
+    """Queue priorities before any model: head[0] first, then the rest of the head, then every
+    other unlabeled image at 0 (ties break on random_key: random order). Runs inside the
+    caller's transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            UPDATE images_image
+            SET priority = 0, updated_at = now()
+            WHERE project_id = %(project)s AND status IN ('unlabeled', 'partial')
+              AND priority <> 0 AND NOT (id = ANY(%(head)s::bigint[]))
+            """,
+            {"project": project.id, "head": head},
+        )
+        cursor.execute(
+            """
+            UPDATE images_image i
+            SET priority = h.priority, updated_at = now()
+            FROM unnest(%(head)s::bigint[], %(priority)s::float8[]) AS h(image_id, priority)
+            WHERE i.id = h.image_id AND i.project_id = %(project)s
+              AND i.status IN ('unlabeled', 'partial')
+            """,
+            {
+                "project": project.id,
+                "head": head,
+                "priority": [float(len(head) - i) for i in range(len(head))],
+            },
+        )
+
+
 def cache_dir() -> Path:
     path = Path(settings.DATA_DIR) / "cache" / "arrays"
     path.mkdir(parents=True, exist_ok=True)

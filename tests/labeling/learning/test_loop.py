@@ -46,11 +46,15 @@ def test_labels_flow_in_a_model_comes_out_and_the_queue_reorders(
     ray_session, mnist_project, bob, alice, as_user
 ):
     project, truth = mnist_project
+    # No model yet: the worker first orders the queue for coverage (a cold-start run).
+    Worker(poll_seconds=0.1).run_forever(once=True)
+    cold = TrainingRun.objects.get(project=project)
+    assert (cold.trigger, cold.status) == (RunTrigger.COLD_START, RunStatus.SUCCEEDED)
     annotator = as_user(bob)
     label_through_the_api(annotator, project, truth, 99)
-    assert not TrainingRun.objects.filter(project=project).exists()  # 99 < retrain_every
+    assert TrainingRun.objects.filter(project=project).count() == 1  # 99 < retrain_every
     label_through_the_api(annotator, project, truth, 1)
-    run = TrainingRun.objects.get(project=project)
+    run = TrainingRun.objects.exclude(pk=cold.pk).get(project=project)
     assert (run.trigger, run.status) == (RunTrigger.AUTOMATIC, RunStatus.QUEUED)
 
     Worker(poll_seconds=0.1).run_forever(once=True)

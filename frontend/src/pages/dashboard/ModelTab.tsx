@@ -67,6 +67,8 @@ export function ModelTab({ project }: { project: Project }) {
   // Follow the watched run until it ends, then show what it made.
   const runId = run?.id;
   const runActive = run ? ACTIVE.includes(run.status) : false;
+  // A queued cold start (ordering the queue before any model) gives way to a training run.
+  const canRetrain = !runActive || (run?.status === "queued" && run.trigger === "cold_start");
   useEffect(() => {
     if (!runId || !runActive) return;
     let stopped = false;
@@ -150,7 +152,7 @@ export function ModelTab({ project }: { project: Project }) {
                 type="button"
                 className="btn btn-primary"
                 onClick={retrain}
-                disabled={busy || runActive || trainingAvailable === null}
+                disabled={busy || !canRetrain || trainingAvailable === null}
               >
                 Retrain now
               </button>
