@@ -47,6 +47,8 @@ class TrainConfig:
     batch_size: int = 32  # images per optimizer step (per worker under Ray Train); small
     #                      batches regularise the few-thousand-label sets AL produces
     val_fraction: float = 0.1  # held out from train when the spec brings no validation set
+    refit: bool = True  # under a fixed step budget, measure on that split, then ship a model
+    #                     trained on every label (twice the training time, on small sets only)
     patience: int = 8  # epochs without a better validation loss before early stopping
     dropout: float = 0.5  # before the head; also what MC dropout (BALD) samples
     augment_shift: int = 2  # px; random translations up to this many pixels, 0 disables

@@ -15,10 +15,11 @@ import torch
 from tests.training.conftest import CLASSES, N_TRAIN, Digits, Store
 from training.batches import epoch_order, shift_augment, stratified_split
 from training.contracts import ScoreSpec, TrainConfig, TrainSpec
+from training.data import ArrayCache
 from training.metrics import classification_metrics, expected_calibration_error
 from training.models import load_checkpoint
 from training.score import run_scoring
-from training.train import ProgressBoard, _read_board, fit, run_training
+from training.train import ProgressBoard, _read_board, fit, run_training, train_from_arrays
 
 
 def test_metrics_match_a_hand_computed_confusion_matrix() -> None:
@@ -115,6 +116,35 @@ def test_a_few_labels_train_for_the_minimum_steps_without_early_stopping(digits:
     assert big["history"]["val_loss"]  # 20 epochs of 20 steps exceed the minimum: epochs rule
 
 
+def test_few_labels_are_measured_on_a_split_then_the_model_learns_from_all(
+    store: Store, tmp_path: Path
+) -> None:
+    ArrayCache(store.cache_dir, size=28, channels=1).fill(store.items[:400])
+    spec = TrainSpec(
+        classes=CLASSES,
+        input_size=28,
+        input_channels=1,
+        items=store.items[:60],
+        labels=store.labels[:60],
+        cache_dir=store.cache_dir,
+        checkpoint_path=str(tmp_path / "few.pt"),
+        config=TrainConfig(min_steps=100, num_threads=1),  # 20 epochs x 2 steps < 100
+        seed=1,
+    )
+    cpu = torch.device("cpu")
+    m = train_from_arrays(spec, [], device=cpu).metrics
+    assert (m["refit_on_all"], m["n_train"], m["n_val"], m["evaluated_on"]) == (True, 60, 7, "val")
+    held = replace(spec, config=replace(spec.config, refit=False))
+    m = train_from_arrays(held, [], device=cpu).metrics
+    assert (m["n_train"], m["n_val"]) == (53, 7) and "refit_on_all" not in m
+    # Enough labels for the epochs rule: the split stops training early, so the model that
+    # ships is the one it picked; nothing is refit.
+    big = replace(spec, items=store.items[:400], labels=store.labels[:400])
+    big = replace(big, config=replace(big.config, epochs=2, min_steps=20))  # 2 x 12 steps
+    m = train_from_arrays(big, [], device=cpu).metrics
+    assert m["n_train"] + m["n_val"] == 400 and "refit_on_all" not in m
+
+
 @pytest.mark.slow
 def test_seed_cnn_trained_on_ray_reaches_97_5_percent_on_mnist(
     ray_local: None, store: Store, tmp_path: Path
@@ -179,7 +209,7 @@ def test_unreadable_training_images_are_skipped_and_reported(
     )
     result = run_training(spec)
     assert sorted(result.failed_items) == ["broken", "gone"]
-    assert result.metrics["n_train"] + result.metrics["n_val"] == 200
+    assert result.metrics["n_train"] == 200  # measured on a split, then refit on all 200
     assert result.metrics["failed"] == 2
 
 
