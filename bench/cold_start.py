@@ -1,20 +1,24 @@
-"""Does a TypiClust-style pick beat `diverse` at the low budgets where MNIST reaches 90%?
+"""How many labels to 90% on MNIST-5k, by acquisition rule and by how a project starts.
 
-    .venv/bin/python -m bench.cold_start [--seeds 9] [--budget 245]
+    .venv/bin/python -m bench.cold_start [--seeds 9] [--budget 245] [--start queue|balanced] \
+        [--rules diverse typiclust random]
 
-The engine's in-memory simulation (`training/simulate.py`, MNIST-5k, 20 initial labels, 25 per
+The engine's in-memory simulation (`training/simulate.py`, MNIST-5k, 20 first labels, 25 per
 round, the worker's `TrainConfig()` recipe, 10% exploration), run to 90% test accuracy for
-three acquisition rules side by side:
+each rule side by side:
 
 - `diverse`: the product's default (`training/acquisition.py`);
 - `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget": k-means of the model's
   embeddings (PCA to 50 dimensions) into labeled + batch clusters; each pick takes the most
   typical image (inverse mean distance to its 20 nearest neighbours) of the largest cluster
-  with the fewest labels; the model's uncertainty plays no part;
+  with the fewest labels; the model's uncertainty plays no part (kept as a measured negative
+  result: docs/benchmarks.md, "A typicality-only cold start");
 - `random`.
 
-Prints labels to 90% per seed and the means. Kept as a measured negative result: see
-docs/benchmarks.md ("A typicality-only cold start").
+`--start queue` (the default) gives each rule the first 20 labels the product's queue serves an
+empty project: the cold-start coverage order for `diverse` and `typiclust`, random order for
+`random`. `--start balanced` hands every rule 2 random labels of each class instead.
+Prints labels to 90% per seed, the means and each rule's ratio to random.
 """
 
 from __future__ import annotations
@@ -75,11 +79,23 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=9)
     parser.add_argument("--budget", type=int, default=245)
+    parser.add_argument(
+        "--start",
+        choices=["queue", "balanced"],
+        default="queue",
+        help="first 20 labels: what the queue serves an empty project, or 2 of each class",
+    )
+    parser.add_argument(
+        "--rules",
+        nargs="+",
+        choices=["diverse", "typiclust", "random"],
+        default=["diverse", "random"],
+    )
     args = parser.parse_args()
     pool_x, pool_y, test_x, test_y = _mnist5k()
     classes = tuple(str(i) for i in range(10))
     means = {}
-    for rule in ("diverse", "typiclust", "random"):
+    for rule in args.rules:
         sim.select = typiclust_select if rule == "typiclust" else acquisition.select
         started, reached = time.perf_counter(), []
         for seed in range(args.seeds):
@@ -92,14 +108,16 @@ def main() -> None:
                 target=0.90,
                 exploration_fraction=0.0 if rule == "random" else 0.1,
                 config=CONFIG,
+                start=args.start,
             )  # fmt: skip
             reached.append(curve.labels_to_reach(0.90) or args.budget)
         means[rule] = float(np.mean(reached))
         took = time.perf_counter() - started
         print(f"{rule:>9}: labels to 90% {reached} mean {means[rule]:.1f} ({took:.0f}s)")
     sim.select = acquisition.select
-    for rule in ("diverse", "typiclust"):
-        print(f"{rule:>9} / random: {means[rule] / means['random']:.2f}")
+    if "random" in means:
+        for rule in (r for r in args.rules if r != "random"):
+            print(f"{rule:>9} / random: {means[rule] / means['random']:.2f}")
 
 
 if __name__ == "__main__":

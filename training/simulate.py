@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from training.acquisition import select
+from training.acquisition import coverage_order, select, thumbnails
 from training.contracts import TrainConfig
 from training.score import score_arrays
 from training.train import evaluate, fit
@@ -52,6 +52,26 @@ def initial_labels(y: np.ndarray, per_class: int, seed: int) -> np.ndarray:
     return np.sort(np.concatenate(picks))
 
 
+def first_labels(
+    x: np.ndarray, y: np.ndarray, *, strategy: str, start: str, per_class: int, seed: int
+) -> np.ndarray:
+    """Pool positions of the first labels, `per_class` x classes of them.
+
+    "balanced": that many of each class (Gal et al.'s start: it needs the labels it is about
+    to collect). "queue": what the product's queue serves an empty project - the cold-start
+    coverage order (`acquisition.coverage_order` on thumbnails) for a model-driven strategy,
+    random order for `random`.
+    """
+    if start == "balanced":
+        return initial_labels(y, per_class, seed)
+    if start != "queue":
+        raise ValueError(f"unknown start {start!r}; use 'balanced' or 'queue'")
+    n = per_class * len(np.unique(y))
+    if strategy == "random":
+        return np.sort(np.random.default_rng(seed).permutation(len(y))[:n])
+    return np.sort(coverage_order(thumbnails(x), limit=n, seed=seed)[:n])
+
+
 def simulate(
     pool_x: np.ndarray,
     pool_y: np.ndarray,
@@ -68,15 +88,21 @@ def simulate(
     exploration_fraction: float = 0.0,
     config: TrainConfig = SIM_CONFIG,
     arch: str = "seed_cnn",
+    start: str = "balanced",
 ) -> Curve:
     """Run rounds until `target` accuracy (if given) or `max_labels`; returns the curve.
 
-    `pool_y` is what the oracle answers, junk included; `initial_labels` picks the start.
+    `pool_y` is what the oracle answers, junk included; `first_labels(start=...)` picks the
+    first `initial_per_class` x classes labels.
     """
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     labeled = np.zeros(len(pool_y), dtype=bool)
-    labeled[initial_labels(pool_y, initial_per_class, seed)] = True
+    labeled[
+        first_labels(
+            pool_x, pool_y, strategy=strategy, start=start, per_class=initial_per_class, seed=seed
+        )
+    ] = True
     keys = [str(i) for i in range(len(pool_y))]
     curve = Curve(strategy, seed)
     for round_ in range(10_000):

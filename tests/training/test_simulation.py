@@ -15,7 +15,7 @@ import ray
 
 from tests.training.conftest import CLASSES, Digits
 from training.contracts import DEFAULT_STRATEGY
-from training.simulate import JUNK_KINDS, Curve, dirty_pool, simulate
+from training.simulate import JUNK_KINDS, Curve, dirty_pool, first_labels, simulate
 
 TARGET = 0.9
 CLEAN_SEEDS = (0, 1, 2, 3)
@@ -120,3 +120,23 @@ def test_default_strategy_needs_no_more_labels_than_random_on_a_dirty_pool(
     assert np.mean([junk_share(c) for c in entropy_curves]) > 2 * np.mean(
         [junk_share(c) for c in default_curves]
     )
+
+
+def test_a_queue_start_covers_the_pool_and_a_balanced_start_takes_each_class_alike() -> None:
+    # Eight looks (a bright square in one of eight places), 25 noisy copies of each.
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(8), 25)
+    x = rng.normal(20, 10, (len(y), 1, 28, 28))
+    for i, look in enumerate(y):
+        top, left = 2 + 13 * (look // 4), 1 + 7 * (look % 4)
+        x[i, 0, top : top + 10, left : left + 6] += 200
+    x = np.clip(x, 0, 255).astype(np.uint8)
+
+    covered = first_labels(x, y, strategy="diverse", start="queue", per_class=1, seed=0)
+    assert sorted(y[covered]) == list(range(8))  # 8 of 200 in random order: p = 0.002
+    shuffled = first_labels(x, y, strategy="random", start="queue", per_class=1, seed=0)
+    assert len(set(shuffled)) == 8
+    balanced = first_labels(x, y, strategy="random", start="balanced", per_class=2, seed=0)
+    assert sorted(y[balanced]) == sorted(list(range(8)) * 2)
+    with pytest.raises(ValueError, match="unknown start 'first'"):
+        first_labels(x, y, strategy="diverse", start="first", per_class=1, seed=0)

@@ -22,7 +22,7 @@ def test_simulate_writes_curves_for_each_strategy_and_cleans_up(ray_session, tmp
         "--compare",
         "random",
         "--batch=25",
-        "--budget=45",
+        "--budget=50",
         "--seeds=1",
         "--first-seed=4",
         "--pool-size=300",
@@ -33,12 +33,12 @@ def test_simulate_writes_curves_for_each_strategy_and_cleans_up(ray_session, tmp
     )
     with (tmp_path / "tiny.csv").open() as handle:
         rows = list(csv.DictReader(handle))
-    # 20 initial labels (2 per class), then one round of 25: two points per strategy.
+    # An empty project, then two rounds of 25 tasks from the queue: two points per strategy.
     assert [(r["strategy"], r["seed"], r["labels"]) for r in rows] == [
-        ("margin", "4", "20"),
-        ("margin", "4", "45"),
-        ("random", "4", "20"),
-        ("random", "4", "45"),
+        ("margin", "4", "25"),
+        ("margin", "4", "50"),
+        ("random", "4", "25"),
+        ("random", "4", "50"),
     ]
     accuracies = [float(r["test_accuracy"]) for r in rows]
     assert all(0.3 < a <= 1.0 for a in accuracies), accuracies  # far above chance (0.1)
@@ -50,12 +50,32 @@ def test_simulate_writes_curves_for_each_strategy_and_cleans_up(ray_session, tmp
     assert not TrainingRun.objects.exists()
 
 
+def test_simulate_can_start_from_a_class_balanced_handful_of_labels(ray_session, tmp_path):
+    call_command(
+        "simulate",
+        "--strategy=diverse",
+        "--initial-per-class=2",
+        "--batch=25",
+        "--budget=45",
+        "--seeds=1",
+        "--pool-size=300",
+        f"--out={tmp_path}",
+        "--name=balanced",
+        stdout=io.StringIO(),
+        stderr=io.StringIO(),
+    )
+    with (tmp_path / "balanced.csv").open() as handle:
+        labels = [r["labels"] for r in csv.DictReader(handle)]
+    assert labels == ["20", "45"]  # 2 per class, then one round of 25
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["--strategy=smart"], "unknown strategy 'smart'"),
         (["--compare", "nope"], "unknown strategy 'nope'"),
-        (["--budget=20"], "--budget > 20"),
+        (["--budget=20"], "--budget more than one batch"),
+        (["--initial-per-class=-1"], "--initial-per-class must be between 0 and 50"),
         (["--batch=0"], "--batch must be >= 1"),
         (["--pool-size=50"], "--pool-size must be between 100 and 4000"),
         (["--dirty=1.5"], "--dirty must be a share"),

@@ -4,11 +4,14 @@
         --seeds 3 --compare random [--dirty 0.15] [--out docs/simulation]
 
 Real database, real services, real worker, real Ray: for each strategy and seed a project is
-made from MNIST-5k's 4,000-image pool (1,000 held out as the test set), 20 labels (2 per
-class) are given, then every round the oracle labels the next `--batch` tasks the queue
-serves, a training run retrains and re-prioritises, and the new model is measured on the
-held-out test set. Writes `<out>/<name>.csv` (strategy, seed, labels, test accuracy) and
-`<out>/<name>.png`, and prints labels-to-90% and labels-to-95% for each strategy.
+made from MNIST-5k's 4,000-image pool (1,000 held out as the test set) and starts as a user's
+would, with no labels: every round the oracle labels the next `--batch` tasks the queue
+serves (the first round, the project's cold-start order), a training run retrains and
+re-prioritises, and the new model is measured on the held-out test set.
+`--initial-per-class N` instead hands the project N random labels of every class first (the
+class-balanced start of Gal et al. 2017, which no real project gets). Writes
+`<out>/<name>.csv` (strategy, seed, labels, test accuracy) and `<out>/<name>.png`, and prints
+labels-to-90% and labels-to-95% for each strategy.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from labeling.annotations.services import annotation_submit, task_lease_next
 from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
-from labeling.learning.models import ModelVersion, RunTrigger
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.learning.services import run_request
 from labeling.learning.worker import Worker
 from labeling.learning.writeback import local_checkpoint
@@ -52,6 +55,12 @@ class Command(BaseCommand):
         parser.add_argument(
             "--first-seed", type=int, default=0, help="seeds run from here (more runs, new seeds)"
         )
+        parser.add_argument(
+            "--initial-per-class",
+            type=int,
+            default=0,
+            help="start with this many random labels of each class (0: an empty project)",
+        )
         parser.add_argument("--dirty", type=float, default=0.0, help="share of junk in the pool")
         parser.add_argument(
             "--pool-size", type=int, default=4000, help="images of the 4,000-image pool to use"
@@ -66,8 +75,10 @@ class Command(BaseCommand):
         unknown = [s for s in strategies if s not in Strategy.values]
         if unknown:
             raise CommandError(f"unknown strategy {unknown[0]!r}; known: {Strategy.values}")
-        if options["batch"] < 1 or options["budget"] <= 20:
-            raise CommandError("--batch must be >= 1 and --budget > 20")
+        if options["batch"] < 1 or options["budget"] <= options["batch"]:
+            raise CommandError("--batch must be >= 1 and --budget more than one batch")
+        if not 0 <= options["initial_per_class"] <= 50:
+            raise CommandError("--initial-per-class must be between 0 and 50")
         if not 100 <= options["pool_size"] <= 4000:
             raise CommandError("--pool-size must be between 100 and 4000")
         if not 0.0 <= options["dirty"] < 1.0:
@@ -122,20 +133,29 @@ class Command(BaseCommand):
                 project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
             )
             names = dict(Image.objects.filter(project=project).values_list("id", "original_name"))
-            rng = np.random.default_rng(seed)
-            first = [
-                image_id
-                for digit in range(10)
-                for image_id in rng.choice(
-                    sorted(i for i, n in names.items() if truth[n] == str(digit)), 2, replace=False
+            queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).first()
+            if queued is not None:  # the cold-start ordering the ingest asked for
+                worker = Worker()
+                worker.execute(_claim(queued, worker.name))
+            curve: list[tuple[int, float]] = []
+            per_class = options["initial_per_class"]
+            if per_class:
+                rng = np.random.default_rng(seed)
+                first = [
+                    image_id
+                    for digit in range(10)
+                    for image_id in rng.choice(
+                        sorted(i for i, n in names.items() if truth[n] == str(digit)),
+                        per_class,
+                        replace=False,
+                    )
+                ]
+                self._label(project, user, truth, names, [int(i) for i in first])
+                curve.append(self._round(project, seed, test_x, test_y))
+                self.stdout.write(
+                    f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
                 )
-            ]
-            self._label(project, user, truth, names, [int(i) for i in first])
-            curve = [self._round(project, seed, test_x, test_y)]
-            self.stdout.write(
-                f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
-            )
-            while curve[-1][0] < options["budget"]:
+            while not curve or curve[-1][0] < options["budget"]:
                 tasks = task_lease_next(project=project, user=user, count=options["batch"])
                 if not tasks:
                     break
