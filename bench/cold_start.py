@@ -12,7 +12,7 @@ each rule side by side:
   embeddings (PCA to 50 dimensions) into labeled + batch clusters; each pick takes the most
   typical image (inverse mean distance to its 20 nearest neighbours) of the largest cluster
   with the fewest labels; the model's uncertainty plays no part (kept as a measured negative
-  result: docs/benchmarks.md, "A typicality-only cold start");
+  result: docs/benchmarks.md, "A typicality-only acquisition");
 - `random`.
 
 `--start queue` (the default) gives each rule the first 20 labels the product's queue serves an
