@@ -19,7 +19,8 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from django.utils import timezone
 
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning import services
+from labeling.learning.coldstart import COLD_START_HEAD, cold_start_order
 from labeling.learning.models import (
     ModelVersion,
     RunStatus,
@@ -61,11 +63,6 @@ logger = logging.getLogger(__name__)
 # Evaluation uses the random exploration slice (unbiased) once it has this many labels;
 # before that, a stratified split of all labels (flagged in the metrics as such).
 MIN_RANDOM_SLICE = 30
-# Cold start: the first this-many images of the coverage order get priorities (the rest keep
-# random order), chosen from at most COLD_START_SAMPLE unlabeled images drawn at random, which
-# bounds the decode and the O(sample x head) k-center however large the pool.
-COLD_START_HEAD = 1000
-COLD_START_SAMPLE = 50_000
 # Seconds a stopping worker waits for its predictor and webhook threads to wind down.
 HELPER_JOIN_SECONDS = 15
 # Seconds between attempts to reach a database that went away (restart, failover).
@@ -210,7 +207,7 @@ class Worker:
             stage = self._stage_runner(beat, timings)
             try:
                 if run.trigger == RunTrigger.COLD_START:
-                    ordered = stage("order", lambda: self._cold_start(run))
+                    ordered = stage("order", lambda: cold_start_order(run))
                     stage("write-back", lambda: self._write_back_cold_start(run, ordered, timings))
                     logger.info("run %d: queue ordered for coverage (%s)", run.pk, _brief(timings))
                     return
@@ -418,10 +415,7 @@ class Worker:
         """One transaction: queue priorities, predictions, scores, version, run status."""
         project = run.project
         started = time.perf_counter()
-        with transaction.atomic():
-            current = TrainingRun.objects.select_for_update().get(pk=run.pk)
-            if current.status != RunStatus.RUNNING or current.worker != self.name:
-                raise Cancelled()  # re-queued to another worker meanwhile: let it finish
+        with self._owned(run) as current:
             if scored is not None and promote:
                 result, pool = scored
                 copy_scores(project, version, result, pool)
@@ -432,74 +426,51 @@ class Worker:
                     pk=version.pk
                 ).update(is_active=False)
                 ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
-            timings_all = {
-                **current.stage_seconds,
-                **timings,
-                "write-back": round(time.perf_counter() - started, 3),
-            }
-            TrainingRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.SUCCEEDED,
-                stage="done",
-                progress=1.0,
-                finished_at=timezone.now(),
-                metrics=json_safe({**metrics, "promoted": promote, "version": version.number}),
-                stage_seconds=timings_all,
-            )
-            # Webhook events, committed with the result (activation runs re-score a version
-            # that version_activate already announced).
-            webhook_emit_run(run_id=run.pk)
+            metrics = {**metrics, "promoted": promote, "version": version.number}
+            _succeed(run, current, metrics, timings, started)
+            # Activation runs re-score a version that version_activate already announced.
             if promote and run.trigger != RunTrigger.ACTIVATION:
                 webhook_emit_version_activated(version=version)
-
-    def _cold_start(self, run: TrainingRun):
-        """The coverage order of (a random sample of) the unlabeled pool; see training.cluster."""
-        from training.cluster import run_cold_start
-        from training.contracts import ImageRef
-
-        project = run.project
-        rows = list(
-            Image.objects.filter(project=project, status__in=QUEUE_STATUSES)
-            .order_by("random_key")
-            .values_list("id", "sha256", "storage_key")[:COLD_START_SAMPLE]
-        )
-        items = tuple(ImageRef(key=str(i), sha256=s, path=local_path(k)) for i, s, k in rows)
-        order = run_cold_start(
-            items,
-            cache_dir=str(cache_dir()),
-            input_size=project.input_size,
-            input_channels=project.input_channels,
-            limit=COLD_START_HEAD,
-            seed=run.pk,
-        )
-        return order, len(rows)
 
     def _write_back_cold_start(self, run, ordered, timings) -> None:
         """One transaction: the head of the coverage order first, everything else after it."""
         order, sampled = ordered
         head = [int(key) for key in order.keys[:COLD_START_HEAD]]
         started = time.perf_counter()
+        with self._owned(run) as current:
+            write_cold_start(run.project, head)
+            metrics = {
+                "ordered": len(head),
+                "sampled": sampled,
+                "failed_items": len(order.failed_items),
+            }
+            _succeed(run, current, metrics, timings, started)
+
+    @contextmanager
+    def _owned(self, run: TrainingRun) -> Iterator[TrainingRun]:
+        """The write-back transaction, entered only while this worker still owns the run."""
         with transaction.atomic():
             current = TrainingRun.objects.select_for_update().get(pk=run.pk)
             if current.status != RunStatus.RUNNING or current.worker != self.name:
-                raise Cancelled()
-            write_cold_start(run.project, head)
-            TrainingRun.objects.filter(pk=run.pk).update(
-                status=RunStatus.SUCCEEDED,
-                stage="done",
-                progress=1.0,
-                finished_at=timezone.now(),
-                metrics={
-                    "ordered": len(head),
-                    "sampled": sampled,
-                    "failed_items": len(order.failed_items),
-                },
-                stage_seconds={
-                    **current.stage_seconds,
-                    **timings,
-                    "write-back": round(time.perf_counter() - started, 3),
-                },
-            )
-            webhook_emit_run(run_id=run.pk)
+                raise Cancelled()  # re-queued to another worker meanwhile: let it finish
+            yield current
+
+
+def _succeed(run, current, metrics: dict, timings: dict, started: float) -> None:
+    """Mark the run succeeded, inside the write-back transaction; run.succeeded goes out with it."""
+    TrainingRun.objects.filter(pk=run.pk).update(
+        status=RunStatus.SUCCEEDED,
+        stage="done",
+        progress=1.0,
+        finished_at=timezone.now(),
+        metrics=json_safe(metrics),
+        stage_seconds={
+            **current.stage_seconds,
+            **timings,
+            "write-back": round(time.perf_counter() - started, 3),
+        },
+    )
+    webhook_emit_run(run_id=run.pk)
 
 
 def _pause_for_a_fault_test(run_id: int) -> None:
