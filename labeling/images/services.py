@@ -29,7 +29,7 @@ from labeling.images.storage import (
     store_lock,
 )
 from labeling.images.validation import Rejected, ValidImage, validate_image
-from labeling.learning.services import run_request_cold_start
+from labeling.learning.services import run_maybe_trigger, run_request_cold_start
 from labeling.projects.models import Project
 from labeling.webhooks.services import webhook_emit_images_labeled
 
@@ -167,7 +167,11 @@ def images_ingest(
         if result.status == "duplicate" and result.image_id is None and result.sha256:
             result.image_id = seen[result.sha256].image_id
     logger.info("ingest into %s: %s", project.slug, report.summary)
-    if report.count("created"):
+    created = [r for r in report.results if r.status == "created"]
+    # Imported labels count toward retrain_every like any others: enough of them queue a
+    # training run now (taking over a queued cold start), not at the next human label.
+    trained = any(r.label is not None for r in created) and run_maybe_trigger(project=project)
+    if created and not trained:
         # No model yet: the worker orders the queue for coverage before the first labels.
         run_request_cold_start(project=project)
     return report

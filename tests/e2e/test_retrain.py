@@ -60,6 +60,8 @@ def worker_in_background() -> tuple[threading.Thread, list[BaseException]]:
 def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     ray_session, page, alice, project
 ):
+    project.retrain_every = 0  # automatic retrains off: the 100 imported labels wait for her
+    project.save(update_fields=["retrain_every"])
     add_digits(project, alice, 100, labeled=True)
     add_digits(project, alice, 100, start=100)
     log_in(page, "alice")

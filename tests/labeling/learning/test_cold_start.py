@@ -56,9 +56,12 @@ def make_project(alice, strategy: str = Strategy.DIVERSE, **fields) -> Project:
     return project
 
 
-def ingest(project, user, folder) -> None:
+def ingest(project, user, folder, manifest: dict[str, str] | None = None) -> None:
     report = images_ingest(
-        project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
+        project=project,
+        user=user,
+        sources=folder_sources(folder, limits=ingest_limits()),
+        manifest=manifest,
     )
     assert report.count("created") > 0
 
@@ -161,3 +164,34 @@ def test_labels_reaching_retrain_every_turn_a_queued_cold_start_into_a_retrain(a
 
     run = TrainingRun.objects.get(project=project)
     assert (run.trigger, run.status) == (RunTrigger.AUTOMATIC, RunStatus.QUEUED)
+
+
+def test_imported_labels_count_toward_retrain_every(alice, tmp_path):
+    kind_of = write_pool(tmp_path / "first", kinds=range(2), copies=5)
+    project = make_project(alice, retrain_every=12)
+    # 7 imported labels (and 3 unlabeled images): too few to train, so the queue is ordered.
+    first = {name: str(kind) for name, kind in sorted(kind_of.items())[:7]}
+    ingest(project, alice, tmp_path / "first", manifest=first)
+    run = TrainingRun.objects.get(project=project)
+    assert (run.trigger, run.status) == (RunTrigger.COLD_START, RunStatus.QUEUED)
+
+    # 7 more bring the project to 14 labels: the import itself queues the retrain, in place of
+    # the cold start (no human label has to arrive first).
+    kind_of = write_pool(tmp_path / "more", kinds=range(2, 4), copies=5, seed=1)
+    more = {name: str(kind) for name, kind in sorted(kind_of.items())[:7]}
+    ingest(project, alice, tmp_path / "more", manifest=more)
+    run = TrainingRun.objects.get(project=project)
+    assert (run.trigger, run.status) == (RunTrigger.AUTOMATIC, RunStatus.QUEUED)
+    labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
+    assert labeled == 14
+
+
+def test_an_import_with_labels_into_a_project_without_automatic_retrains_queues_no_retrain(
+    alice, tmp_path
+):
+    kind_of = write_pool(tmp_path / "pool", kinds=range(2), copies=10)
+    project = make_project(alice, retrain_every=0)
+    labels = {name: str(kind) for name, kind in sorted(kind_of.items())[:15]}
+    ingest(project, alice, tmp_path / "pool", manifest=labels)
+    run = TrainingRun.objects.get(project=project)  # the 5 unlabeled images still get ordered
+    assert (run.trigger, run.status) == (RunTrigger.COLD_START, RunStatus.QUEUED)
