@@ -162,10 +162,15 @@ class Worker:
                     metrics = {"activated_version": version.number}
                 else:
                     version, promote, metrics = self._train(run, beat, stage)
-                result = stage("score", lambda: self._score(run, version, beat))
+                # A model kept out still leaves a queue to re-prioritise: the labels since the
+                # last scoring took its head, so the active model orders what is left.
+                scorer = version if promote else self._active(run) or version
+                result = stage("score", lambda: self._score(run, scorer, beat))
                 stage(
                     "write-back",
-                    lambda: self._write_back(run, version, promote, metrics, result, timings),
+                    lambda: self._write_back(
+                        run, version, promote, metrics, result, timings, scorer=scorer
+                    ),
                 )
                 logger.info("run %d: succeeded (%s)", run.pk, _brief(timings))
             except Cancelled:
@@ -284,7 +289,7 @@ class Worker:
     def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict:
         """Not significantly worse than the active model on this run's validation labels
         (`training.metrics.promotion_verdict`; configurable). Returns the verdict's figures."""
-        active = ModelVersion.objects.filter(project=run.project, is_active=True).first()
+        active = self._active(run)
         if active is None or not settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE:
             return {"promote": True, "active_accuracy": None}
         if not snap.val_items or active.metrics.get("val_source") != "random_slice":
@@ -370,14 +375,21 @@ class Worker:
         )
         return result, pool
 
-    def _write_back(self, run, version, promote: bool, metrics, scored, timings) -> None:
-        """One transaction: queue priorities, predictions, scores, version, run status."""
+    def _active(self, run: TrainingRun) -> ModelVersion | None:
+        return ModelVersion.objects.filter(project=run.project, is_active=True).first()
+
+    def _write_back(self, run, version, promote: bool, metrics, scored, timings, *, scorer) -> None:
+        """One transaction: queue priorities, predictions, scores, version, run status.
+        `scorer` made the scores: the new version when promoted, else the active one."""
         project = run.project
         started = time.perf_counter()
         with self._owned(run) as current:
-            if scored is not None and promote:
+            active = self._active(run)
+            if scored is not None and (promote or scorer == active):
+                # (Not promoted and the active model changed meanwhile - an admin rolled back:
+                # that activation's own run re-scores the queue.)
                 result, pool = scored
-                copy_scores(project, version, result, pool)
+                copy_scores(project, scorer, result, pool)
             if settings.LABELLOOP_TEST_PAUSE_AT == "write-back":
                 _pause_for_a_fault_test(run.pk)
             if promote:
