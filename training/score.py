@@ -28,8 +28,8 @@ from training import acquisition
 from training.cluster import cluster_cpus, cluster_gpus, ensure_ray, fill_cache
 from training.contracts import STRATEGIES, ScoreResult, ScoreSpec
 from training.data import ArrayCache
+from training.inference import pick_device
 from training.models import Classifier, load_checkpoint
-from training.train import pick_device
 
 Progress = Callable[[str, float], None]
 BLOCKS_PER_ACTOR = 8

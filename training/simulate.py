@@ -17,8 +17,9 @@ import torch
 
 from training.acquisition import coverage_order, select, thumbnails
 from training.contracts import TrainConfig
+from training.inference import evaluate
 from training.score import score_arrays
-from training.train import evaluate, fit
+from training.train import fit
 
 # The protocol of Gal, Islam & Ghahramani (2017), whose MNIST curves are the usual yardstick:
 # 20 initial labels, retrain from scratch every round, no augmentation. Training is a fixed

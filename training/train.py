@@ -28,17 +28,11 @@ from training.batches import channel_stats, epoch_order, one_cycle, shift_augmen
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
-from training.metrics import classification_metrics
+from training.inference import bf16_ok, evaluate, pick_device
 from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
 
 Progress = Callable[[str, float], None]
 DEFAULT_CONFIG = TrainConfig()
-
-
-def pick_device(use_gpu: bool | None = None) -> torch.device:
-    if use_gpu is False or not torch.cuda.is_available():
-        return torch.device("cpu")
-    return torch.device("cuda")
 
 
 def seed_everything(seed: int) -> None:
@@ -65,7 +59,7 @@ def train_one_epoch(
     """One pass (or `max_steps` steps) over this rank's shard; returns (mean loss, steps)."""
     net.train()
     device = x.device
-    amp_dtype = torch.bfloat16 if _bf16_ok(device) else torch.float16
+    amp_dtype = torch.bfloat16 if bf16_ok(device) else torch.float16
     use_amp = config.amp and device.type == "cuda"
     order = epoch_order(y, config, gen, rank, world_size).to(device)
     total, steps = 0.0, 0
@@ -84,36 +78,6 @@ def train_one_epoch(
         total += loss.item()
         steps += 1
     return total / max(steps, 1), steps
-
-
-def _bf16_ok(device: torch.device) -> bool:
-    return device.type == "cuda" and torch.cuda.is_bf16_supported()
-
-
-@torch.inference_mode()
-def predict_probabilities(
-    model: Classifier, x: np.ndarray | torch.Tensor, *, batch_size: int = 512
-) -> np.ndarray:
-    """Softmax outputs (N, C) float32 in eval mode."""
-    model.eval()
-    device = next(model.parameters()).device
-    use_amp = device.type == "cuda"
-    dtype = torch.bfloat16 if _bf16_ok(device) else torch.float16
-    out = []
-    for start in range(0, len(x), batch_size):
-        xb = torch.as_tensor(x[start : start + batch_size]).to(device, non_blocking=True)
-        with torch.autocast(device.type, dtype=dtype, enabled=use_amp):
-            logits = model(xb)
-        out.append(F.softmax(logits.float(), dim=1).cpu())
-    if not out:
-        return np.zeros((0, model.num_classes), dtype=np.float32)
-    return torch.cat(out).numpy()
-
-
-def evaluate(
-    model: Classifier, x: np.ndarray | torch.Tensor, y: np.ndarray, classes: tuple[str, ...]
-) -> dict:
-    return classification_metrics(np.asarray(y), predict_probabilities(model, x), classes)
 
 
 def is_fixed_budget(n: int, config: TrainConfig, world_size: int = 1) -> bool:
@@ -190,7 +154,7 @@ def fit(
     else:
         raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'sgd'")
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
-    use_scaler = config.amp and device.type == "cuda" and not _bf16_ok(device)
+    use_scaler = config.amp and device.type == "cuda" and not bf16_ok(device)
     scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
     gen = torch.Generator().manual_seed(seed)
 

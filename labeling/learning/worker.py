@@ -245,9 +245,9 @@ class Worker:
             "evaluate",
             lambda: self._should_promote(run, spec, snap, result.checkpoint_path),
         )
-        promote = verdict.pop("promote")
-        metrics["active_accuracy_on_this_val"] = verdict.get("active_accuracy")
-        if len(verdict) > 1:
+        promote = verdict is None or verdict["promote"]
+        metrics["active_accuracy_on_this_val"] = verdict and verdict["active_accuracy"]
+        if verdict is not None:
             metrics["promotion"] = verdict
         metrics["promote"] = promote
         version = stage(
@@ -286,16 +286,17 @@ class Worker:
             total=len(rows),
         )
 
-    def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict:
+    def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict | None:
         """Not significantly worse than the active model on this run's validation labels
-        (`training.metrics.promotion_verdict`; configurable). Returns the verdict's figures."""
+        (`training.metrics.promotion_verdict`; configurable). None: no comparison to make,
+        the new model is promoted."""
         active = self._active(run)
         if active is None or not settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE:
-            return {"promote": True, "active_accuracy": None}
+            return None
         if not snap.val_items or active.metrics.get("val_source") != "random_slice":
             # Nothing held out, or the active model trained on these very labels (it was
             # evaluated on a split): no fair comparison exists, so the newer model wins.
-            return {"promote": True, "active_accuracy": None}
+            return None
         import numpy as np
 
         from training.contracts import ScoreSpec
