@@ -185,6 +185,26 @@ describe("Outbox", () => {
     expect(second.outbox.size).toBe(0);
   });
 
+  it("still counts a label delivered after a reload as handled, so its task is not shown again", async () => {
+    // The old tab stored the label and died; the new one sends it while a task list asked
+    // for earlier (holding that image's lease) is on its way: the image must stay handled.
+    const storage = new MemoryStorage();
+    const offline = fakeServer();
+    offline.setOnline(false);
+    const first = setup(storage, offline);
+    first.outbox.enqueue(label(7));
+    await first.outbox.flush();
+    first.outbox.dispose();
+
+    const second = setup(storage, fakeServer());
+    expect(second.outbox.handled(7)).toBe(true);
+    second.outbox.kick();
+    await second.outbox.flush();
+    expect(second.outbox.hasPending(7)).toBe(false);
+    expect(second.outbox.handled(7)).toBe(true);
+    expect(second.outbox.handled(8)).toBe(false);
+  });
+
   it("retries with growing delays while offline, and sends everything when back", async () => {
     const { outbox, server, clock } = setup();
     server.setOnline(false);

@@ -130,6 +130,9 @@ export class Outbox {
   private droppedItems: DroppedItem[] = [];
   // Items this tab saw leave (sent or dropped): another tab's copy of them is not adopted.
   private gone = new Set<string>();
+  // Images whose label this outbox delivered: a task list asked for before the label landed
+  // may still hold one (the annotator's own lease, handed back), and it must not show again.
+  private delivered = new Set<number>();
   private inFlight: string | null = null;
   private pass: Promise<void> | null = null;
   private again = false;
@@ -174,6 +177,11 @@ export class Outbox {
 
   hasPending(image: number): boolean {
     return this.items.some((item) => item.image === image);
+  }
+
+  /** Labeled through this outbox: still waiting, or delivered since the page loaded. */
+  handled(image: number): boolean {
+    return this.delivered.has(image) || this.hasPending(image);
   }
 
   subscribe(listener: () => void): () => void {
@@ -274,6 +282,7 @@ export class Outbox {
       }
       if (outcome.kind === "sent") {
         this.remove(item);
+        this.delivered.add(item.image);
       } else if (outcome.kind === "drop") {
         this.remove(item);
         this.droppedItems.push({ ...item, reason: outcome.error, code: outcome.code ?? null });

@@ -128,7 +128,7 @@ function Annotator({ project }: { project: Project }) {
       lowWater: LOOKAHEAD - 2,
       leaseSeconds: project.lease_seconds,
       pendingCount: () => pendingFor(outbox, project.id),
-      isHandled: (image) => labeledHere.current.has(image) || outbox.hasPending(image),
+      isHandled: (image) => labeledHere.current.has(image) || outbox.handled(image),
       onChange: () => setVersion((n) => n + 1),
     });
     setQueue(created);
