@@ -18,10 +18,21 @@ Why shards and not one file per image or one big file:
     and a reader never sees half a shard;
   * content addressing makes duplicates harmless (the first shard that holds a digest wins).
 The cache is per (mode, size), so changing a project's input spec starts a new one.
+
+Compaction: a project that keeps receiving images adds a small shard per round that follows
+an upload, and every reader opens every shard. Once `COMPACT_AT` shards hold fewer than
+`SMALL_SHARD_ROWS` rows each, the writer that made the last one merges them (up to
+`COMPACT_MAX_BYTES`) into one: it writes and fsyncs the merged shard, publishes it like any
+other, then deletes the small ones. Readers need no lock: a memory map outlives its file, and a
+shard that disappears between a reader's listing and its opening is skipped (its rows are in
+the merged shard, which was published first). A lock file keeps two writers from merging the
+same shards at once; if it is held, merging waits for the next write.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import os
 import uuid
@@ -34,6 +45,9 @@ from PIL import Image, ImageOps
 from training.contracts import ImageRef
 
 CACHE_VERSION = 1
+SMALL_SHARD_ROWS = 2048  # a shard with fewer rows than a full decode chunk is "small"
+COMPACT_AT = 16  # merge the small shards once there are this many
+COMPACT_MAX_BYTES = 256 << 20  # at most this much is rewritten by one merge
 
 # What a missing, truncated, non-image, or absurdly large file raises from open() and Pillow.
 # Pillow signals some broken headers with SyntaxError and oversized ones with
@@ -134,6 +148,7 @@ class ArrayCache:
         self.root.mkdir(parents=True, exist_ok=True)
         self._index: dict[str, tuple[int, int]] = {}  # digest -> (shard number, row)
         self._shards: list[np.ndarray] = []  # memory maps, in load order
+        self._names: list[str] = []  # the shard each map came from
         self._loaded: set[str] = set()
         self.refresh()
 
@@ -143,10 +158,14 @@ class ArrayCache:
             name = keys_path.name.removesuffix(".keys.npy")
             if name in self._loaded:
                 continue
-            keys = np.load(keys_path)
-            shard = np.load(self.root / f"{name}.npy", mmap_mode="r")
+            try:
+                keys = np.load(keys_path)
+                shard = np.load(self.root / f"{name}.npy", mmap_mode="r")
+            except FileNotFoundError:  # merged away since the listing: its rows are elsewhere
+                continue
             number = len(self._shards)
             self._shards.append(shard)
+            self._names.append(name)
             self._loaded.add(name)
             for row, sha in enumerate(keys.tolist()):
                 self._index.setdefault(sha.decode("ascii"), (number, row))
@@ -177,13 +196,66 @@ class ArrayCache:
         expected = (len(shas), self.channels, self.size, self.size)
         if arrays.shape != expected or arrays.dtype != np.uint8:
             raise ValueError(f"arrays must be uint8 {expected}, got {arrays.dtype} {arrays.shape}")
+        self._publish(arrays, np.array(shas, dtype="S64"))
+        self.refresh()
+        if len(shas) < SMALL_SHARD_ROWS:
+            self.compact()
+
+    def _publish(self, arrays: np.ndarray, keys: np.ndarray, *, durable: bool = False) -> str:
+        """Write one shard: the arrays, then the keys file, whose rename is the commit.
+        `durable` fsyncs both first (a merge deletes the only other copy of the rows)."""
         name = f"shard-{uuid.uuid4().hex}"
-        for suffix, value in ((".npy", arrays), (".keys.npy", np.array(shas, dtype="S64"))):
+        for suffix, value in ((".npy", arrays), (".keys.npy", keys)):
             tmp = self.root / f".{name}{suffix}.tmp"
             with open(tmp, "wb") as f:
                 np.save(f, value)
+                if durable:
+                    f.flush()
+                    os.fsync(f.fileno())
             os.replace(tmp, self.root / f"{name}{suffix}")
+        if durable:
+            directory = os.open(self.root, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+        return name
+
+    def compact(self, *, at: int = COMPACT_AT, max_bytes: int = COMPACT_MAX_BYTES) -> int:
+        """Merge the small shards into one when there are `at` or more; returns how many were
+        merged (0 when there was nothing to do or another writer holds the merge lock)."""
+        small = [i for i, shard in enumerate(self._shards) if len(shard) < SMALL_SHARD_ROWS]
+        if len(small) < at:
+            return 0
+        with open(self.root / ".compact.lock", "a") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0
+            picked, size = [], 0
+            for i in sorted(small, key=lambda i: len(self._shards[i])):
+                name, shard = self._names[i], self._shards[i]
+                if not (self.root / f"{name}.keys.npy").exists():
+                    continue  # merged by another writer since this cache loaded it
+                if picked and size + shard.nbytes > max_bytes:
+                    break
+                picked.append(i)
+                size += shard.nbytes
+            if len(picked) < 2:
+                return 0
+            keys = np.concatenate(
+                [np.load(self.root / f"{self._names[i]}.keys.npy") for i in picked]
+            )
+            arrays = np.concatenate([self._shards[i] for i in picked])
+            self._publish(arrays, keys, durable=True)
+            for i in picked:
+                for suffix in (".keys.npy", ".npy"):  # keys first: readers skip the rest
+                    with contextlib.suppress(FileNotFoundError):
+                        (self.root / f"{self._names[i]}{suffix}").unlink()
+        # Start over from the files, so this cache lets go of the merged shards' maps.
+        self._index, self._shards, self._names, self._loaded = {}, [], [], set()
         self.refresh()
+        return len(picked)
 
     def get(self, shas: Sequence[str]) -> np.ndarray:
         """Rows for `shas` in order, (N, C, H, W) uint8. KeyError if one is not cached."""

@@ -118,6 +118,60 @@ def test_two_writers_publish_separate_shards_and_both_are_read(
     np.testing.assert_array_equal(fresh.get(shas), b.get(shas))
 
 
+def test_small_shards_are_merged_and_every_row_still_reads_back(
+    store: Store, tmp_path: Path
+) -> None:
+    """A project that keeps receiving images adds a small shard a round; readers stay fast."""
+    items = list(store.items[:60])
+    early = data.ArrayCache(tmp_path, size=28, channels=1)
+    early.fill(items[:3])  # a reader that maps the first shards, then never looks again
+    held = early.get([it.sha256 for it in items[:3]])
+    writer = data.ArrayCache(tmp_path, size=28, channels=1)
+    for start in range(3, 60, 3):  # 20 small writes in all
+        writer.fill(items[start : start + 3])
+    on_disk = sorted(p.name for p in writer.root.glob("shard-*.keys.npy"))
+    assert len(on_disk) < data.COMPACT_AT  # 20 writes, merged once the 16th landed
+    assert writer.num_shards == len(on_disk)  # the writer let go of the merged maps
+    fresh = data.ArrayCache(tmp_path, size=28, channels=1)
+    assert len(fresh) == 60
+    x = fresh.get([it.sha256 for it in items])
+    for row, item in zip(x, items, strict=True):
+        np.testing.assert_array_equal(row[0], np.asarray(Image.open(item.path)))
+    # The early reader's maps outlive the merged files, and it finds the rest by looking again.
+    np.testing.assert_array_equal(early.get([it.sha256 for it in items[:3]]), held)
+    np.testing.assert_array_equal(early.get([it.sha256 for it in items]), x)
+    assert not list(writer.root.glob(".*.tmp"))
+
+
+def test_a_merge_leaves_full_shards_alone_and_a_held_lock_defers_it(
+    store: Store, tmp_path: Path
+) -> None:
+    import fcntl
+
+    cache = data.ArrayCache(tmp_path, size=28, channels=1)
+    big = np.zeros((data.SMALL_SHARD_ROWS, 1, 28, 28), dtype=np.uint8)
+    cache.add([f"{i:064x}" for i in range(len(big))], big)
+    with open(cache.root / ".compact.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # another writer is merging
+        for start in range(0, 3 * data.COMPACT_AT, 3):
+            cache.fill(store.items[start : start + 3])
+        assert cache.num_shards == 1 + data.COMPACT_AT
+    assert cache.compact() == data.COMPACT_AT
+    assert cache.num_shards == 2 and len(cache) == len(big) + 3 * data.COMPACT_AT
+    assert cache.compact() == 0  # one small shard left: nothing to merge
+
+
+def test_a_shard_gone_between_listing_and_opening_is_skipped(store: Store, tmp_path: Path) -> None:
+    cache = data.ArrayCache(tmp_path, size=28, channels=1)
+    cache.fill(store.items[:4])
+    cache.fill(store.items[4:8])
+    (first,) = [p for p in cache.root.glob("shard-*.npy") if not p.name.endswith("keys.npy")][:1]
+    first.unlink()  # as a merge does, keys file still listed: the reader must not fail
+    fresh = data.ArrayCache(tmp_path, size=28, channels=1)
+    assert fresh.num_shards == 1 and len(fresh) == 4
+    assert len(fresh.missing(store.items[:8])) == 4
+
+
 def test_a_different_input_size_gets_its_own_cache(store: Store, tmp_path: Path) -> None:
     x32, _, _ = data.load_items(store.items[:3], cache_dir=str(tmp_path), size=32, channels=1)
     x28, _, _ = data.load_items(store.items[:3], cache_dir=str(tmp_path), size=28, channels=1)
