@@ -191,3 +191,41 @@ def test_a_forced_restore_that_fails_keeps_what_it_was_to_replace(labeled_projec
     assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
     assert "pg_restore failed (exit 1), nothing was changed" in failed.stderr, failed.stderr
     assert "could not read from input file" in failed.stderr  # pg_restore's own words
+
+
+# Run in the target deployment: from now on its server refuses every CREATE TABLE (an event
+# trigger is a database object, so the --force drops leave it in place).
+REFUSE_CREATE_TABLE = """
+from django.db import connection
+with connection.cursor() as cursor:
+    cursor.execute(
+        "CREATE FUNCTION refuse_ddl() RETURNS event_trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN RAISE EXCEPTION 'this server takes no new tables'; END $$"
+    )
+    cursor.execute(
+        "CREATE EVENT TRIGGER refuse_create ON ddl_command_end "
+        "WHEN TAG IN ('CREATE TABLE') EXECUTE FUNCTION refuse_ddl()"
+    )
+"""
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_forced_restore_whose_sql_the_server_refuses_keeps_what_it_was_to_replace(
+    labeled_project, tmp_path
+):
+    backup = tmp_path / "backup"
+    call_command("backup", out=backup, stdout=io.StringIO())
+    fresh = tmp_path / "fresh"
+    assert manage("restore", "--from", str(backup), data_dir=fresh).returncode == 0
+    refuse = manage("shell", "-c", REFUSE_CREATE_TABLE, data_dir=fresh)
+    assert refuse.returncode == 0, refuse.stderr
+
+    # The dump is whole; the drops succeed, then the server refuses the first CREATE TABLE.
+    failed = manage("restore", "--from", str(backup), "--force", data_dir=fresh)
+    assert failed.returncode != 0
+
+    seen = manage("shell", "-c", INSPECT, data_dir=fresh)
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
+    assert "psql failed (exit 3), nothing was changed" in failed.stderr, failed.stderr
+    assert "this server takes no new tables" in failed.stderr  # the server's own words
