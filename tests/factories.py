@@ -6,6 +6,7 @@ import hashlib
 import io
 import itertools
 import random
+import uuid
 
 import factory
 from django.contrib.auth import get_user_model
@@ -82,3 +83,25 @@ class ImageFactory(factory.django.DjangoModelFactory):
         storage_put(key=key, data=data)
         kwargs.update(sha256=sha, storage_key=key, size_bytes=len(data))
         return super()._create(model_class, *args, **kwargs)
+
+
+def digits_project_from(folder, *, admin, annotator, name: str, retrain_every: int) -> Project:
+    """A ten-digit project (alice-style admin, bob-style annotator) holding every image file
+    in ``folder``, uploaded through ingest into the current image store."""
+    from labeling.images.services import images_ingest, ingest_limits
+    from labeling.images.sources import folder_sources
+
+    project = Project.objects.create(
+        name=name,
+        slug=f"{name.lower().replace(' ', '-')}-{uuid.uuid4().hex[:8]}",
+        labels=DIGITS,
+        retrain_every=retrain_every,
+        exploration_fraction=0.1,
+    )
+    Membership.objects.create(project=project, user=admin, role=Role.ADMIN)
+    Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
+    report = images_ingest(
+        project=project, user=admin, sources=folder_sources(folder, limits=ingest_limits())
+    )
+    assert report.summary["rejected"] == 0, report.results
+    return project

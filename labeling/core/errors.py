@@ -47,3 +47,10 @@ class Conflict(ServiceError):
 class PayloadTooLarge(ServiceError):
     status = 413
     code = "too_large"
+
+
+class Unavailable(ServiceError):
+    """Something the request needs is down (the image store, say); worth retrying later."""
+
+    status = 503
+    code = "unavailable"

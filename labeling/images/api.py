@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import mimetypes
 import zipfile
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ import django_filters
 from django.db.models import F
 from django.http import FileResponse
 from django.urls import reverse
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import filters, generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -18,7 +19,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.core.errors import ValidationFailed
+from labeling.core.errors import NotFound, Unavailable, ValidationFailed
+from labeling.core.schema import ErrorSerializer
 from labeling.images import selectors
 from labeling.images.manifest import manifest_parse
 from labeling.images.models import Image, ImageStatus
@@ -27,6 +29,8 @@ from labeling.images.sources import Source, SourceError, file_source, zip_source
 from labeling.images.storage import EXTENSIONS, storage_open
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
+
+logger = logging.getLogger(__name__)
 
 IMAGE_MEDIA_TYPES = sorted(
     {
@@ -228,13 +232,34 @@ class ImageDetailView(APIView):
 class ImageFileView(APIView):
     @extend_schema(
         # The stored file as it was uploaded, in its own format's media type.
-        responses={(200, media_type): bytes for media_type in IMAGE_MEDIA_TYPES},
+        responses={
+            **{(200, media_type): bytes for media_type in IMAGE_MEDIA_TYPES},
+            404: OpenApiResponse(
+                ErrorSerializer,
+                description="No such image (not_found), or its file is not in the image "
+                "store (file_missing).",
+            ),
+            503: OpenApiResponse(
+                ErrorSerializer, description="The image store cannot be reached (unavailable)."
+            ),
+        },
         summary="Image bytes",
     )
     def get(self, request: Request, image_id: int) -> FileResponse:
         image = selectors.image_get_for_user(user=request.user, image_id=image_id)
         content_type = mimetypes.guess_type(image.storage_key)[0] or "application/octet-stream"
-        response = FileResponse(storage_open(key=image.storage_key), content_type=content_type)
+        try:
+            handle = storage_open(key=image.storage_key)
+        except FileNotFoundError as exc:
+            logger.error("image %d: its file is missing from the image store (%s)", image.pk, exc)
+            raise NotFound(
+                f"image {image.pk}'s file is missing from the image store; restore the store "
+                "from a backup (docs/reliability.md)",
+                code="file_missing",
+            ) from exc
+        except OSError as exc:
+            raise Unavailable(f"the image store could not be read: {exc}") from exc
+        response = FileResponse(handle, content_type=content_type)
         # Content-addressed: these bytes never change, so browsers may keep them.
         response["Cache-Control"] = "private, max-age=31536000, immutable"
         response["ETag"] = f'"{image.sha256}"'

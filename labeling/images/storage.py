@@ -16,6 +16,8 @@ re-checks the references and deletes.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -35,16 +37,44 @@ EXTENSIONS = {
 }
 
 
+class StoreUnavailable(OSError):
+    """The image store refused or could not be reached: a bucket gone, an endpoint down,
+    credentials refused. An ``OSError``, like a full disk, so whatever handles the filesystem
+    store's failures (an upload's rejected files, an export's error list) handles a bucket's."""
+
+
+def _backend_errors() -> tuple[type[BaseException], ...]:
+    """What an S3 store raises besides ``OSError`` (django-storages already turns a missing
+    object into ``FileNotFoundError``); nothing to add without boto3."""
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+    except ImportError:
+        return ()
+    return (BotoCoreError, ClientError)
+
+
+BACKEND_ERRORS = _backend_errors()
+
+
+@contextmanager
+def _translated() -> Iterator[None]:
+    try:
+        yield
+    except BACKEND_ERRORS as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
 def storage_key(*, sha256: str, image_format: str) -> str:
     return f"images/{sha256[:2]}/{sha256[2:4]}/{sha256}.{EXTENSIONS[image_format]}"
 
 
 def storage_put(*, key: str, data: bytes) -> bool:
     """Store ``data`` under ``key``. Returns True when this call created the object."""
-    if default_storage.exists(key):
+    if storage_exists(key=key):
         return False
     try:
-        saved = default_storage.save(key, ContentFile(data))
+        with _translated():
+            saved = default_storage.save(key, ContentFile(data))
     except OSError:
         # A write that failed part-way (disk full, I/O error) can leave an empty or truncated
         # file under the key; the next upload of the same bytes would find it "present" and
@@ -54,29 +84,35 @@ def storage_put(*, key: str, data: bytes) -> bool:
     if saved != key:
         # Another process stored the same content between exists() and save(); the storage
         # gave ours a new name. Keep one copy: the content is identical by construction.
-        default_storage.delete(saved)
+        storage_delete(key=saved)
         return False
     return True
 
 
 def _remove_partial(*, key: str, size: int) -> None:
     try:
-        if default_storage.exists(key) and default_storage.size(key) != size:
-            default_storage.delete(key)
+        with _translated():
+            if default_storage.exists(key) and default_storage.size(key) != size:
+                default_storage.delete(key)
     except OSError:
         logger.warning("could not remove the partial file %s from the image store", key)
 
 
 def storage_exists(*, key: str) -> bool:
-    return default_storage.exists(key)
+    with _translated():
+        return default_storage.exists(key)
 
 
 def storage_delete(*, key: str) -> None:
-    default_storage.delete(key)
+    with _translated():
+        default_storage.delete(key)
 
 
 def storage_open(*, key: str):
-    return default_storage.open(key, "rb")
+    """The stored file, open for reading. ``FileNotFoundError`` when it is not in the store,
+    ``StoreUnavailable`` when the store cannot say."""
+    with _translated():
+        return default_storage.open(key, "rb")
 
 
 def storage_local_path(*, key: str) -> str | None:

@@ -25,8 +25,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
-from django.core.files import File
-from django.core.files.storage import default_storage
 from django.db import (
     close_old_connections,
     connection,
@@ -48,6 +46,7 @@ from labeling.learning.models import (
 from labeling.learning.predictor import Predictor
 from labeling.learning.writeback import (
     cache_dir,
+    checkpoint_store,
     copy_scores,
     json_safe,
     local_checkpoint,
@@ -326,11 +325,7 @@ class Worker:
         )
 
     def _register(self, run, spec, checkpoint_path: str, metrics: dict, snap) -> ModelVersion:
-        key = f"models/{run.project.slug}/run-{run.pk}.pt"
-        if default_storage.exists(key):
-            default_storage.delete(key)
-        with open(checkpoint_path, "rb") as handle:
-            saved = default_storage.save(key, File(handle))
+        saved = checkpoint_store(project=run.project, run=run, path=checkpoint_path)
         number = (
             ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0
         ) + 1

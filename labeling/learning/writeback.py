@@ -4,11 +4,13 @@ temporary table, then one UPDATE of the queue and one upsert of the per-image sc
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tempfile
 from pathlib import Path
 
 from django.conf import settings
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
 
@@ -128,6 +130,26 @@ def local_path(key: str) -> str:
 
 def local_checkpoint(key: str) -> str:
     return local_path(key)
+
+
+def checkpoint_store(*, project, run, path: str) -> str:
+    """Store a run's checkpoint file in the image store; returns its key.
+
+    The key names the content (``models/<slug>/run-<id>-<sha256 prefix>.pt``) because local
+    copies of a remote store's objects (``local_path``) are kept by key: a key that named
+    new weights later would be served from a stale copy. Run ids repeat after a database
+    restore, and a run re-executed after a crash trains different weights. Storing the same
+    weights again rewrites their object (a crash may have left a partial file under it).
+    """
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    key = f"models/{project.slug}/run-{run.pk}-{digest.hexdigest()[:16]}.pt"
+    if default_storage.exists(key):
+        default_storage.delete(key)
+    with open(path, "rb") as handle:
+        return default_storage.save(key, File(handle))
 
 
 def json_safe(value):

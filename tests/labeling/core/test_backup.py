@@ -54,9 +54,9 @@ print(json.dumps({
 """
 
 
-def manage(*args: str, data_dir: Path) -> subprocess.CompletedProcess:
+def manage(*args: str, data_dir: Path, **settings: str) -> subprocess.CompletedProcess:
     """A manage.py command in another deployment: its own data dir, database and store."""
-    env = {**os.environ, "LABELLOOP_DATA_DIR": str(data_dir)}
+    env = {**os.environ, "LABELLOOP_DATA_DIR": str(data_dir), **settings}
     env["LABELLOOP_MEDIA_ROOT"] = str(data_dir / "media")
     env.pop("DATABASE_URL", None)
     return subprocess.run(
@@ -128,6 +128,29 @@ def test_a_backup_restores_into_a_fresh_deployment_byte_for_byte(labeled_project
     seen = manage("shell", "-c", INSPECT, data_dir=fresh)
     assert seen.returncode == 0, seen.stderr
     assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_an_s3_store_the_backup_is_the_database_and_restores_onto_the_bucket(
+    s3_store, labeled_project, tmp_path
+):
+    backup = tmp_path / "backup"
+    out = io.StringIO()
+    call_command("backup", out=backup, stdout=out)
+    assert "not a local folder (S3): sync the bucket separately" in out.getvalue()
+    manifest = json.loads((backup / "manifest.json").read_text())
+    assert (manifest["storage"], manifest["media"]) == ("s3", None)
+    assert sorted(p.name for p in backup.iterdir()) == ["database.dump", "manifest.json"]
+
+    # A new deployment on the same bucket: the rows come back and every file they name reads.
+    fresh = tmp_path / "fresh"
+    restored = manage("restore", "--from", str(backup), data_dir=fresh, **s3_store.env)
+    assert restored.returncode == 0, restored.stderr
+    assert "restore complete" in restored.stdout
+    seen = manage("shell", "-c", INSPECT, data_dir=fresh, **s3_store.env)
+    assert seen.returncode == 0, seen.stderr
+    assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
+    assert not (fresh / "media").exists()
 
 
 @pytest.mark.django_db(transaction=True)

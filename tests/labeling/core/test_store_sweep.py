@@ -21,25 +21,11 @@ from labeling.learning.models import ModelVersion, TrainingRun
 from labeling.projects.models import Membership, Role
 from labeling.projects.services import project_delete
 from tests.factories import ProjectFactory
-from tests.labeling.images.helpers import encode, sample, upload
+from tests.labeling.images.helpers import png, post_files
 
 pytestmark = pytest.mark.django_db
 
 DAY = 24 * 3600
-
-
-def png(seed: int) -> bytes:
-    return encode(sample(seed), "PNG")
-
-
-def post(client, project, **files: bytes) -> dict[str, int]:
-    response = client.post(
-        f"/api/projects/{project.id}/images/",
-        {"files": [upload(name, data) for name, data in files.items()]},
-        format="multipart",
-    )
-    assert response.status_code == 201, response.content
-    return {r["name"]: r["image"] for r in response.json()["results"]}
 
 
 def age(store, *keys: str, seconds: float = 2 * DAY) -> None:
@@ -58,8 +44,8 @@ def two_projects(alice, as_user):
     for project in (a, b):
         Membership.objects.create(project=project, user=alice, role=Role.ADMIN)
     client = as_user(alice)
-    in_a = post(client, a, **{"only-a.png": png(1), "shared.png": png(2)})
-    in_b = post(client, b, **{"shared.png": png(2), "only-b.png": png(3)})
+    in_a = post_files(client, a, **{"only-a.png": png(1), "shared.png": png(2)})
+    in_b = post_files(client, b, **{"shared.png": png(2), "only-b.png": png(3)})
     keys = {
         "only-a": key_of(in_a["only-a.png"]),
         "shared": key_of(in_b["shared.png"]),
@@ -139,7 +125,7 @@ def test_an_upload_reusing_a_file_swept_under_it_writes_it_back(
         default_storage.delete(keys["only-a"])  # a sweep deletes it before the rows commit
 
     monkeypatch.setattr(image_services, "_write_files", swept_right_after)
-    ids = post(as_user(alice), b, **{"again.png": png(1)})
+    ids = post_files(as_user(alice), b, **{"again.png": png(1)})
     image = Image.objects.get(pk=ids["again.png"])
     assert image.storage_key == keys["only-a"]
     with default_storage.open(image.storage_key, "rb") as f:

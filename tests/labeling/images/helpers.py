@@ -34,3 +34,19 @@ def upload(name: str, data: bytes, content_type: str = "application/octet-stream
 
 def media_files(root) -> list[str]:
     return sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+
+
+def png(seed: int) -> bytes:
+    """A 32x32 RGB PNG of random pixels: a different file for each seed."""
+    return encode(sample(seed), "PNG")
+
+
+def post_files(client, project, **files: bytes) -> dict[str, int]:
+    """Upload ``name=bytes`` through the API; every file must be stored. Name -> image id."""
+    response = client.post(
+        f"/api/projects/{project.id}/images/",
+        {"files": [upload(name, data) for name, data in files.items()]},
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    return {r["name"]: r["image"] for r in response.json()["results"]}

@@ -101,6 +101,18 @@ def test_image_bytes_come_back_exactly_with_cache_headers(bob, as_user, project)
     assert "immutable" in response["Cache-Control"]
 
 
+def test_an_image_whose_file_is_gone_from_the_store_is_a_404_that_says_so(
+    bob, as_user, project, _image_store
+):
+    image = ImageFactory(project=project)
+    (_image_store / image.storage_key).unlink()
+    response = as_user(bob).get(f"/api/images/{image.id}/file/")
+    assert response.status_code == 404
+    error = response.json()["error"]
+    assert error["code"] == "file_missing"
+    assert error["message"].startswith(f"image {image.id}'s file is missing from the image store")
+
+
 def test_stats_count_images_classes_and_annotators(bob, alice, as_user, project):
     ImageFactory.create_batch(2, project=project)
     labeled = ImageFactory(project=project, status=ImageStatus.LABELED, consensus_label="7")
