@@ -47,6 +47,7 @@ bench: install
 	$(PY) -m bench.queue
 	$(PY) -m bench.round
 	$(PY) -m bench.score
+	$(PY) -m bench.fetch
 
 clean:
 	rm -rf $(VENV) var

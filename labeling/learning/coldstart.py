@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import TrainingRun
-from labeling.learning.writeback import cache_dir, local_path
+from labeling.learning.writeback import cache_dir, local_paths
 
 # The first this-many images of the coverage order get priorities (the rest keep random
 # order), chosen from at most COLD_START_SAMPLE unlabeled images drawn at random, which bounds
@@ -29,7 +29,10 @@ def cold_start_order(run: TrainingRun):
         .order_by("random_key")
         .values_list("id", "sha256", "storage_key")[:COLD_START_SAMPLE]
     )
-    items = tuple(ImageRef(key=str(i), sha256=s, path=local_path(k)) for i, s, k in rows)
+    paths = local_paths([k for _, _, k in rows])
+    items = tuple(
+        ImageRef(key=str(i), sha256=s, path=p) for (i, s, _), p in zip(rows, paths, strict=True)
+    )
     order = run_cold_start(
         items,
         cache_dir=str(cache_dir()),

@@ -50,7 +50,7 @@ from labeling.learning.writeback import (
     copy_scores,
     json_safe,
     local_checkpoint,
-    local_path,
+    local_paths,
     write_cold_start,
 )
 from labeling.webhooks.delivery import Deliverer
@@ -266,11 +266,11 @@ class Worker:
             .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
             .order_by("id")
         )
+        usable = [row for row in rows if row[3] in index]  # a class removed since: skipped
+        paths = local_paths([key for _, _, key, _, _ in usable])
         train, val = [], []
-        for image_id, sha, key, label, random_slice in rows:
-            if label not in index:
-                continue
-            ref = ImageRef(key=str(image_id), sha256=sha, path=local_path(key))
+        for (image_id, sha, _, label, random_slice), path in zip(usable, paths, strict=True):
+            ref = ImageRef(key=str(image_id), sha256=sha, path=path)
             (val if random_slice else train).append((ref, index[label]))
         source = "random_slice"
         if len(val) < MIN_RANDOM_SLICE:
@@ -351,7 +351,11 @@ class Worker:
                 "id", "sha256", "storage_key", "status"
             )
         )
-        items = tuple(ImageRef(key=str(i), sha256=s, path=local_path(k)) for i, s, k, _ in rows)
+        paths = local_paths([k for _, _, k, _ in rows])
+        items = tuple(
+            ImageRef(key=str(i), sha256=s, path=p)
+            for (i, s, _, _), p in zip(rows, paths, strict=True)
+        )
         pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
         if not items:
             return None

@@ -5,8 +5,12 @@ temporary table, then one UPDATE of the queue and one upsert of the per-image sc
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from django.conf import settings
@@ -14,7 +18,14 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from labeling.images.storage import storage_local_path
+from labeling.images.storage import storage_local_path, storage_open
+
+logger = logging.getLogger(__name__)
+
+# Parallel downloads from a remote image store: S3 answers each request in 10-50 ms whatever
+# else is in flight. django-storages shares one boto3 client among threads (it caches its
+# bucket object), and a boto3 client keeps 10 connections: more threads would only queue.
+FETCH_THREADS = 10
 
 
 def copy_scores(project, version, result, pool: set[str]) -> None:
@@ -112,20 +123,56 @@ def cache_dir() -> Path:
 
 def local_path(key: str) -> str:
     """A filesystem path to an object of the image store (downloaded once for remote stores)."""
-    local = storage_local_path(key=key)
-    if local is not None:
-        return local
-    target = Path(settings.DATA_DIR) / "cache" / "objects" / key
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with (
-            default_storage.open(key, "rb") as src,
-            tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp,
-        ):
+    return local_paths([key])[0]
+
+
+def local_paths(keys: Sequence[str]) -> list[str]:
+    """Filesystem paths to objects of the image store, for the Ray actors to read.
+
+    A local store's own paths; for a remote one (S3) copies under ``cache/objects/`` in the
+    data dir, shared with the Ray nodes. What is not copied yet is downloaded in parallel
+    (``FETCH_THREADS``): a bucket answers each request in tens of milliseconds, so one at a
+    time, a first round over a large pool would spend hours waiting. An object that is not in
+    the store gets a path to nothing, which the engine reports as a failed item (as it does a
+    file missing from a local store); any other failure of the store fails the call.
+    """
+    if not keys:
+        return []
+    if storage_local_path(key=keys[0]) is not None:
+        return [storage_local_path(key=key) for key in keys]
+    root = Path(settings.DATA_DIR) / "cache" / "objects"
+    targets = [root / key for key in keys]
+    missing = [(key, target) for key, target in zip(keys, targets, strict=True)]
+    missing = [(key, target) for key, target in missing if not target.exists()]
+    if missing:
+        started = last = time.monotonic()
+        with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
+            for done, _ in enumerate(pool.map(lambda pair: _download(*pair), missing), start=1):
+                if time.monotonic() - last >= 10 or done == len(missing):
+                    last = time.monotonic()
+                    logger.info(
+                        "copied %d of %d objects from the image store (%.0f s)",
+                        done, len(missing), last - started,
+                    )  # fmt: skip
+    return [str(target) for target in targets]
+
+
+def _download(key: str, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        src = storage_open(key=key)
+    except FileNotFoundError:
+        logger.warning("%s is not in the image store; the run will report it as failed", key)
+        return
+    with src, tempfile.NamedTemporaryFile(dir=target.parent, delete=False) as tmp:
+        try:
             for chunk in iter(lambda: src.read(1 << 20), b""):
                 tmp.write(chunk)
-        os.replace(tmp.name, target)
-    return str(target)
+        except BaseException:
+            tmp.close()
+            os.unlink(tmp.name)
+            raise
+    os.replace(tmp.name, target)  # never a partial copy under the real name
 
 
 def local_checkpoint(key: str) -> str:

@@ -254,21 +254,31 @@ def small_mnist_project(mnist_pngs, alice, bob, tmp_path):
 
 @pytest.mark.django_db(transaction=True)
 def test_the_worker_trains_scores_and_predicts_from_the_bucket(
-    settings, ray_session, s3_store, small_mnist_project, alice, bob, as_user
+    settings, ray_session, s3_store, small_mnist_project, alice, bob, as_user, tmp_path
 ):
     project, truth = small_mnist_project
     image_keys = set(Image.objects.filter(project=project).values_list("storage_key", flat=True))
     assert set(s3_store.keys("images/")) == image_keys and len(image_keys) == 300
     assert media_files(s3_store.disk) == []
 
-    Worker(poll_seconds=0.1).run_forever(once=True)  # the cold start reads local copies
+    # A data dir of its own: no local copy and no decoded array from an earlier test. One
+    # image's object is gone from the bucket: the runs go on without it and say so.
+    settings.DATA_DIR = tmp_path / "data"
+    lost = Image.objects.filter(project=project).order_by("pk").last()
+    s3_store.client.delete_object(Bucket=s3_store.bucket, Key=lost.storage_key)
+
+    Worker(poll_seconds=0.1).run_forever(once=True)  # the cold start copies the pool
     cold = TrainingRun.objects.get(project=project)
     assert cold.status == RunStatus.SUCCEEDED, cold.error
+    assert cold.metrics["failed_items"] == 1
     copies = Path(settings.DATA_DIR) / "cache" / "objects"
-    for key in image_keys:
+    for key in image_keys - {lost.storage_key}:
         assert hashlib.sha256((copies / key).read_bytes()).hexdigest() in key
+    assert not (copies / lost.storage_key).exists()
 
-    ordered = sorted(Image.objects.filter(project=project), key=lambda i: -i.priority)
+    ordered = sorted(
+        Image.objects.filter(project=project).exclude(pk=lost.pk), key=lambda i: -i.priority
+    )
     for image in ordered[:120]:
         label = truth[image.original_name]
         annotation_submit(image=image, user=bob, label=label, client_id=uuid.uuid4())
@@ -280,7 +290,8 @@ def test_the_worker_trains_scores_and_predicts_from_the_bucket(
     version = ModelVersion.objects.get(run=run)
     assert version.is_active
     assert version.checkpoint_key in s3_store.keys("models/")
-    assert ImageScore.objects.filter(model_version=version).count() == 300
+    assert ImageScore.objects.filter(model_version=version).count() == 299
+    assert not ImageScore.objects.filter(image=lost).exists()
 
     # Predictions load the checkpoint back from the bucket: the same model the worker scored
     # the pool with, so the same probabilities for the same images.
