@@ -43,6 +43,7 @@ from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
 
 from labeling.core.errors import Conflict, ValidationFailed
+from labeling.core.store_sweep import store_missing
 
 Progress = Callable[[str], None]
 
@@ -381,9 +382,27 @@ def backup_restore(*, source: Path, force: bool = False, progress: Progress = _q
         missing = sorted(k for k in referenced_files() if not (root / k).is_file())
         if missing:
             raise BackupError(f"{len(missing):,} files named by rows are missing: {missing[:5]}")
+    else:
+        # The bucket is backed up and restored apart from the database (aws s3 sync): say
+        # whether it holds what the restored rows name, without failing a restore that may
+        # simply come before the sync.
+        progress("checking the bucket for the files the rows name")
+        check = store_missing(progress=progress)
+        if check.missing:
+            progress(
+                f"warning: missing from the bucket: {_files(check.missing)} that the rows name "
+                f"(e.g. {', '.join(check.missing_sample[:5])}); sync the bucket back from "
+                "its backup, then check again with `manage.py sweep_store --dry-run`"
+            )
+        else:
+            progress(f"the bucket holds all {_files(check.referenced)} the rows name")
     seconds = time.monotonic() - started
     progress(
         f"restore complete in {seconds:,.1f} s: "
         f"{', '.join(f'{v:,} {k}' for k, v in counts.items())}; {files:,} files"
     )
     return Summary(source, counts, files, file_bytes, dump.stat().st_size, seconds)
+
+
+def _files(n: int) -> str:
+    return f"{n:,} file" + ("" if n == 1 else "s")

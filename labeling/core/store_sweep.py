@@ -12,6 +12,10 @@ so an upload that reuses a file meanwhile either keeps it or writes it back.
 
 Only what LabelLoop writes (``images/``, ``models/``) is looked at; nothing else in the
 bucket or folder is touched.
+
+The same merge finds the opposite too: keys that rows name and the store does not hold (a
+bucket restored short of a database, files deleted by hand). Those are counted and the first
+``MISSING_SAMPLE`` listed; nothing is changed for them.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from labeling.images.storage import store_lock
 
 PREFIXES = ("images", "models")  # in byte order, like everything the merge reads
 BATCH = 500  # orphans deleted per lock
+MISSING_SAMPLE = 20  # missing files named in the summary
 PROGRESS_EVERY_SECONDS = 2.0
 
 _REFERENCED_SQL = """
@@ -56,6 +61,8 @@ class SweepSummary:
     deleted: list[str] = field(default_factory=list)  # or, in a dry run, would be
     deleted_bytes: int = 0
     kept_late: int = 0  # unreferenced during the walk, referenced again before deletion
+    missing: int = 0  # named by a row, not in the store
+    missing_sample: list[str] = field(default_factory=list)  # the first MISSING_SAMPLE of them
 
 
 def store_sweep(
@@ -77,6 +84,18 @@ def store_sweep(
     return summary
 
 
+def store_missing(*, progress: Callable[[str], None] | None = None) -> SweepSummary:
+    """The same walk, read-only: which files that rows name the store does not hold.
+    Unreferenced files are only counted (``scanned - referenced``), never looked at."""
+    summary = SweepSummary(dry_run=True)
+    referenced = _referenced_keys()
+    try:
+        _merge(referenced, {}, None, summary, progress or (lambda message: None))
+    finally:
+        referenced.close()
+    return summary
+
+
 def _merge(
     referenced: Iterator[str],
     marks: dict[str, int],
@@ -84,15 +103,20 @@ def _merge(
     summary: SweepSummary,
     say: Callable[[str], None],
 ) -> None:
+    """Walk both streams; ``cutoff`` None: only count (``store_missing``)."""
     pending: list[tuple[str, int]] = []
     last_report = time.monotonic()
     ref = next(referenced, None)
     for key in _store_keys():
         summary.scanned += 1
         while ref is not None and ref < key:
+            _note_missing(ref, summary)
             ref = next(referenced, None)
         if ref == key:
             summary.referenced += 1
+            ref = next(referenced, None)
+        elif cutoff is None:
+            pass
         elif _modified(key) > cutoff:
             summary.too_recent += 1
         else:
@@ -107,6 +131,15 @@ def _merge(
                 f"{len(summary.deleted) + len(pending):,} unreferenced"
             )
     _delete(pending, marks, summary)
+    while ref is not None:  # named by rows, past the store's last key
+        _note_missing(ref, summary)
+        ref = next(referenced, None)
+
+
+def _note_missing(key: str, summary: SweepSummary) -> None:
+    summary.missing += 1
+    if len(summary.missing_sample) < MISSING_SAMPLE:
+        summary.missing_sample.append(key)
 
 
 def _marks() -> dict[str, int]:

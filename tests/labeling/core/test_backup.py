@@ -147,10 +147,21 @@ def test_with_an_s3_store_the_backup_is_the_database_and_restores_onto_the_bucke
     restored = manage("restore", "--from", str(backup), data_dir=fresh, **s3_store.env)
     assert restored.returncode == 0, restored.stderr
     assert "restore complete" in restored.stdout
+    assert "the bucket holds all 7 files the rows name" in restored.stdout
     seen = manage("shell", "-c", INSPECT, data_dir=fresh, **s3_store.env)
     assert seen.returncode == 0, seen.stderr
     assert json.loads(seen.stdout.strip().splitlines()[-1]) == labeled_project
     assert not (fresh / "media").exists()
+
+    # Onto a bucket short of one file (synced back too early, say): restored, with a warning
+    # that names the file and what to do.
+    lost = next(key for key in s3_store.keys("images/"))
+    s3_store.client.delete_object(Bucket=s3_store.bucket, Key=lost)
+    again = manage("restore", "--from", str(backup), data_dir=tmp_path / "again", **s3_store.env)
+    assert again.returncode == 0, again.stderr
+    warning = f"warning: missing from the bucket: 1 file that the rows name (e.g. {lost})"
+    assert warning in again.stdout
+    assert "sweep_store --dry-run" in again.stdout
 
 
 @pytest.mark.django_db(transaction=True)

@@ -75,7 +75,7 @@ def test_a_deleted_projects_files_go_and_shared_ones_stay(two_projects, _image_s
 
     done = sweep.store_sweep()
     assert sorted(done.deleted) == sorted([keys["only-a"], keys["model-a"]])
-    assert (done.scanned, done.referenced, done.too_recent) == (4, 2, 0)
+    assert (done.scanned, done.referenced, done.too_recent, done.missing) == (4, 2, 0, 0)
     assert done.deleted_bytes == len(png(1)) + len(b"weights" * 100)
     assert not (_image_store / keys["only-a"]).exists()
     assert not (_image_store / keys["model-a"]).exists()
@@ -147,3 +147,26 @@ def test_the_command_reports_and_lists(two_projects, _image_store):
     assert not (_image_store / keys["only-a"]).exists()
     with pytest.raises(Exception, match="min-age-hours must be 0 or more"):
         call_command("sweep_store", "--min-age-hours", "-1")
+
+
+def test_files_that_rows_name_and_the_store_lacks_are_reported_and_nothing_changes(
+    two_projects, _image_store
+):
+    _a, _b, keys = two_projects
+    (_image_store / keys["shared"]).unlink()  # lost: a store restored short of the database
+    (_image_store / keys["model-a"]).unlink()
+    summary = sweep.store_sweep(dry_run=True)
+    assert (summary.missing, summary.missing_sample) == (
+        2,
+        sorted([keys["shared"], keys["model-a"]]),
+    )
+    assert summary.deleted == [] and summary.referenced == 2
+    out = io.StringIO()
+    call_command("sweep_store", "--dry-run", stdout=out)
+    assert "missing from the image store: 2 files that rows name" in out.getvalue()
+    assert keys["shared"] in out.getvalue()
+    # The merge's tail: with no file left, every key the rows name is reported.
+    for key in (keys["only-a"], keys["only-b"]):
+        (_image_store / key).unlink()
+    summary = sweep.store_sweep(dry_run=True)
+    assert summary.missing == 4 and summary.scanned == 0

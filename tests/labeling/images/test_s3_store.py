@@ -133,7 +133,7 @@ def test_a_deleted_projects_objects_are_swept_from_the_bucket(
     assert sweep.store_sweep().deleted == []
     done = sweep.store_sweep(min_age=timedelta(0))
     assert sorted(done.deleted) == sorted([only_key, model_key])
-    assert (done.scanned, done.referenced) == (3, 1)
+    assert (done.scanned, done.referenced, done.missing) == (3, 1, 0)
     assert s3_store.keys() == sorted(["notes/readme.txt", shared_key])
     assert sweep.store_sweep(min_age=timedelta(0)).deleted == []
 

@@ -1,6 +1,7 @@
 """Delete image-store files no row references any more (left behind by deleted projects).
 
-    python manage.py sweep_store --dry-run          # what would go, and how much space
+    python manage.py sweep_store --dry-run          # what would go, and how much space;
+                                                    # and files rows name that are missing
     python manage.py sweep_store [--min-age-hours 24]
 
 Safe while the app runs: see labeling/core/store_sweep.py.
@@ -49,6 +50,16 @@ class Command(BaseCommand):
                 + (f"; {summary.kept_late:,} in use again" if summary.kept_late else "")
             )
         )
+        if summary.missing:
+            shown = ", ".join(summary.missing_sample)
+            more = ", ..." if summary.missing > len(summary.missing_sample) else ""
+            noun = "file" if summary.missing == 1 else "files"
+            self.stdout.write(
+                self.style.WARNING(
+                    f"missing from the image store: {summary.missing:,} {noun} that rows name "
+                    f"({shown}{more}); restore them from a backup (docs/reliability.md)"
+                )
+            )
 
     def _say(self, message: str) -> None:
         self.stdout.write(message)
