@@ -383,25 +383,35 @@ def backup_restore(*, source: Path, force: bool = False, progress: Progress = _q
         if missing:
             raise BackupError(f"{len(missing):,} files named by rows are missing: {missing[:5]}")
     else:
-        # The bucket is backed up and restored apart from the database (aws s3 sync): say
-        # whether it holds what the restored rows name, without failing a restore that may
-        # simply come before the sync.
-        progress("checking the bucket for the files the rows name")
-        check = store_missing(progress=progress)
-        if check.missing:
-            progress(
-                f"warning: missing from the bucket: {_files(check.missing)} that the rows name "
-                f"(e.g. {', '.join(check.missing_sample[:5])}); sync the bucket back from "
-                "its backup, then check again with `manage.py sweep_store --dry-run`"
-            )
-        else:
-            progress(f"the bucket holds all {_files(check.referenced)} the rows name")
+        _check_bucket(progress)
     seconds = time.monotonic() - started
     progress(
         f"restore complete in {seconds:,.1f} s: "
         f"{', '.join(f'{v:,} {k}' for k, v in counts.items())}; {files:,} files"
     )
     return Summary(source, counts, files, file_bytes, dump.stat().st_size, seconds)
+
+
+def _check_bucket(progress: Progress) -> None:
+    """Say whether the bucket holds what the restored rows name. The bucket is backed up and
+    restored apart from the database (aws s3 sync), maybe after this: warn, never fail."""
+    progress("checking the bucket for the files the rows name")
+    try:
+        check = store_missing(progress=progress)
+    except OSError as exc:
+        progress(
+            f"warning: could not check the bucket ({exc}); the database is restored: check "
+            "the bucket later with `manage.py sweep_store --dry-run`"
+        )
+        return
+    if check.missing:
+        progress(
+            f"warning: missing from the bucket: {_files(check.missing)} that the rows name "
+            f"(e.g. {', '.join(check.missing_sample[:5])}); sync the bucket back from its "
+            "backup, then check again with `manage.py sweep_store --dry-run`"
+        )
+    else:
+        progress(f"the bucket holds all {_files(check.referenced)} the rows name")
 
 
 def _files(n: int) -> str:

@@ -29,7 +29,7 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.images.storage import store_lock
+from labeling.images.storage import store_errors, store_lock
 
 PREFIXES = ("images", "models")  # in byte order, like everything the merge reads
 BATCH = 500  # orphans deleted per lock
@@ -171,7 +171,8 @@ def _store_keys(prefix: str = "") -> Iterator[str]:
             yield from _store_keys(top)
         return
     try:
-        dirs, files = default_storage.listdir(prefix)
+        with store_errors():
+            dirs, files = default_storage.listdir(prefix)
     except (FileNotFoundError, NotADirectoryError):
         return
     # A folder's keys all start with "name/": sort it as that, so "a.png" < "a/..." holds.
@@ -184,12 +185,14 @@ def _store_keys(prefix: str = "") -> Iterator[str]:
 
 
 def _modified(key: str):
-    return default_storage.get_modified_time(key)
+    with store_errors():
+        return default_storage.get_modified_time(key)
 
 
 def _size(key: str) -> int:
     try:
-        return default_storage.size(key)
+        with store_errors():
+            return default_storage.size(key)
     except OSError:
         return 0
 
@@ -207,6 +210,7 @@ def _delete(batch: list[tuple[str, int]], marks: dict[str, int], summary: SweepS
                 summary.kept_late += 1
                 continue
             if not summary.dry_run:
-                default_storage.delete(key)
+                with store_errors():
+                    default_storage.delete(key)
             summary.deleted.append(key)
             summary.deleted_bytes += size

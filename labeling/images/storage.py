@@ -57,7 +57,8 @@ BACKEND_ERRORS = _backend_errors()
 
 
 @contextmanager
-def _translated() -> Iterator[None]:
+def store_errors() -> Iterator[None]:
+    """Turn what a remote store raises into ``StoreUnavailable`` (an ``OSError``)."""
     try:
         yield
     except BACKEND_ERRORS as exc:
@@ -73,7 +74,7 @@ def storage_put(*, key: str, data: bytes) -> bool:
     if storage_exists(key=key):
         return False
     try:
-        with _translated():
+        with store_errors():
             saved = default_storage.save(key, ContentFile(data))
     except OSError:
         # A write that failed part-way (disk full, I/O error) can leave an empty or truncated
@@ -91,7 +92,7 @@ def storage_put(*, key: str, data: bytes) -> bool:
 
 def _remove_partial(*, key: str, size: int) -> None:
     try:
-        with _translated():
+        with store_errors():
             if default_storage.exists(key) and default_storage.size(key) != size:
                 default_storage.delete(key)
     except OSError:
@@ -99,19 +100,19 @@ def _remove_partial(*, key: str, size: int) -> None:
 
 
 def storage_exists(*, key: str) -> bool:
-    with _translated():
+    with store_errors():
         return default_storage.exists(key)
 
 
 def storage_delete(*, key: str) -> None:
-    with _translated():
+    with store_errors():
         default_storage.delete(key)
 
 
 def storage_open(*, key: str):
     """The stored file, open for reading. ``FileNotFoundError`` when it is not in the store,
     ``StoreUnavailable`` when the store cannot say."""
-    with _translated():
+    with store_errors():
         return default_storage.open(key, "rb")
 
 

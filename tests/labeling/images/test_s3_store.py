@@ -26,6 +26,7 @@ import pytest
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
 
 from labeling.annotations.services import annotation_submit
 from labeling.core import store_sweep as sweep
@@ -210,6 +211,8 @@ def test_an_unreachable_store_rejects_uploads_and_reads_with_a_clear_error(
     error = response.json()["error"]
     assert error["code"] == "unavailable"
     assert "image store could not be read" in error["message"]
+    with pytest.raises(CommandError, match="the image store could not be read"):
+        call_command("sweep_store", "--dry-run", stdout=io.StringIO())
 
 
 @pytest.mark.django_db

@@ -35,9 +35,12 @@ class Command(BaseCommand):
         hours = options["min_age_hours"]
         if hours < 0:
             raise CommandError(f"--min-age-hours must be 0 or more, got {hours:g}")
-        summary = store_sweep(
-            min_age=timedelta(hours=hours), dry_run=options["dry_run"], progress=self._say
-        )
+        try:
+            summary = store_sweep(
+                min_age=timedelta(hours=hours), dry_run=options["dry_run"], progress=self._say
+            )
+        except OSError as exc:  # a bucket gone or out of reach; what was deleted stays so
+            raise CommandError(f"the image store could not be read: {exc}") from exc
         if options["list"] or options["dry_run"]:
             for key in summary.deleted:
                 self.stdout.write(key)
