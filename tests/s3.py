@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import uuid
@@ -35,6 +36,13 @@ def s3_env(*, bucket: str, endpoint: str) -> dict[str, str]:
         "LABELLOOP_S3_ENDPOINT_URL": endpoint,
         "LABELLOOP_S3_REGION": REGION,
     }
+
+
+def dead_endpoint() -> str:
+    """An endpoint on a local port nothing listens on: a bucket out of reach."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
 
 
 def s3_settings(*, bucket: str, endpoint: str) -> dict:

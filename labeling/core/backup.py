@@ -25,7 +25,6 @@ line, so no password shows in ``ps``.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import shutil
@@ -44,6 +43,7 @@ from django.db import connection
 
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.core.store_sweep import store_missing
+from labeling.images.storage import file_sha256
 
 Progress = Callable[[str], None]
 
@@ -190,14 +190,6 @@ def _copy_tree(source: Path, target: Path, *, what: str, progress: Progress) -> 
     return len(files), total
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(1024 * 1024):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 # --- backup ---------------------------------------------------------------------------------
 
 
@@ -232,7 +224,7 @@ def backup_create(*, out: Path, progress: Progress = _quiet) -> Summary:
     manifest = {
         "format": FORMAT_VERSION,
         "created_at": datetime.now(UTC).isoformat(),
-        "database": {"file": DUMP_NAME, "sha256": _sha256(dump), "bytes": dump.stat().st_size},
+        "database": {"file": DUMP_NAME, "sha256": file_sha256(dump), "bytes": dump.stat().st_size},
         "counts": counts,
         "media": None
         if root is None
@@ -353,7 +345,7 @@ def backup_restore(*, source: Path, force: bool = False, progress: Progress = _q
     manifest = read_manifest(source)
     dump = source / manifest["database"]["file"]
     progress("checking the dump's checksum")
-    if not dump.is_file() or _sha256(dump) != manifest["database"]["sha256"]:
+    if not dump.is_file() or file_sha256(dump) != manifest["database"]["sha256"]:
         raise BackupError(f"{dump} is missing or does not match the manifest's SHA-256")
     empty, what = database_is_empty()
     if not empty and not force:

@@ -15,9 +15,11 @@ re-checks the references and deletes.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
@@ -63,6 +65,15 @@ def store_errors() -> Iterator[None]:
         yield
     except BACKEND_ERRORS as exc:
         raise StoreUnavailable(str(exc)) from exc
+
+
+def file_sha256(path: str | Path) -> str:
+    """The SHA-256 of a file, read a MiB at a time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def storage_key(*, sha256: str, image_format: str) -> str:

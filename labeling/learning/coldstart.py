@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import TrainingRun
-from labeling.learning.writeback import cache_dir, local_paths
+from labeling.learning.writeback import cache_dir, image_refs
 
 # The first this-many images of the coverage order get priorities (the rest keep random
 # order), chosen from at most COLD_START_SAMPLE unlabeled images drawn at random, which bounds
@@ -21,7 +21,6 @@ COLD_START_SAMPLE = 50_000
 def cold_start_order(run: TrainingRun):
     """(ColdStartOrder of a random sample of the unlabeled pool, the sample's size)."""
     from training.cluster import run_cold_start
-    from training.contracts import ImageRef
 
     project = run.project
     rows = list(
@@ -29,10 +28,7 @@ def cold_start_order(run: TrainingRun):
         .order_by("random_key")
         .values_list("id", "sha256", "storage_key")[:COLD_START_SAMPLE]
     )
-    paths = local_paths([k for _, _, k in rows])
-    items = tuple(
-        ImageRef(key=str(i), sha256=s, path=p) for (i, s, _), p in zip(rows, paths, strict=True)
-    )
+    items = tuple(image_refs(rows))
     order = run_cold_start(
         items,
         cache_dir=str(cache_dir()),

@@ -48,9 +48,9 @@ from labeling.learning.writeback import (
     cache_dir,
     checkpoint_store,
     copy_scores,
+    image_refs,
     json_safe,
     local_checkpoint,
-    local_paths,
     write_cold_start,
 )
 from labeling.webhooks.delivery import Deliverer
@@ -256,8 +256,6 @@ class Worker:
 
     def _snapshot(self, run: TrainingRun) -> Snapshot:
         """Consensus labels only; the random exploration slice is held out for evaluation."""
-        from training.contracts import ImageRef
-
         project = run.project
         index = {label: i for i, label in enumerate(project.labels)}
         rows = list(
@@ -267,10 +265,9 @@ class Worker:
             .order_by("id")
         )
         usable = [row for row in rows if row[3] in index]  # a class removed since: skipped
-        paths = local_paths([key for _, _, key, _, _ in usable])
+        refs = image_refs([row[:3] for row in usable])
         train, val = [], []
-        for (image_id, sha, _, label, random_slice), path in zip(usable, paths, strict=True):
-            ref = ImageRef(key=str(image_id), sha256=sha, path=path)
+        for (_, _, _, label, random_slice), ref in zip(usable, refs, strict=True):
             (val if random_slice else train).append((ref, index[label]))
         source = "random_slice"
         if len(val) < MIN_RANDOM_SLICE:
@@ -342,7 +339,7 @@ class Worker:
 
     def _score(self, run: TrainingRun, version: ModelVersion, beat: Heartbeat):
         """Score the pool (and the labeled images, so disagreements with humans show)."""
-        from training.contracts import ImageRef, ScoreSpec
+        from training.contracts import ScoreSpec
         from training.score import run_scoring
 
         project = run.project
@@ -351,11 +348,7 @@ class Worker:
                 "id", "sha256", "storage_key", "status"
             )
         )
-        paths = local_paths([k for _, _, k, _ in rows])
-        items = tuple(
-            ImageRef(key=str(i), sha256=s, path=p)
-            for (i, s, _, _), p in zip(rows, paths, strict=True)
-        )
+        items = tuple(image_refs([row[:3] for row in rows]))
         pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
         if not items:
             return None

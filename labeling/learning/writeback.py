@@ -4,7 +4,6 @@ temporary table, then one UPDATE of the queue and one upsert of the per-image sc
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import tempfile
@@ -18,7 +17,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from labeling.images.storage import storage_local_path, storage_open
+from labeling.images.storage import file_sha256, storage_local_path, storage_open
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +141,7 @@ def local_paths(keys: Sequence[str]) -> list[str]:
         return [storage_local_path(key=key) for key in keys]
     root = Path(settings.DATA_DIR) / "cache" / "objects"
     targets = [root / key for key in keys]
-    missing = [(key, target) for key, target in zip(keys, targets, strict=True)]
-    missing = [(key, target) for key, target in missing if not target.exists()]
+    missing = [(k, t) for k, t in zip(keys, targets, strict=True) if not t.exists()]
     if missing:
         started = last = time.monotonic()
         with ThreadPoolExecutor(max_workers=FETCH_THREADS) as pool:
@@ -155,6 +153,17 @@ def local_paths(keys: Sequence[str]) -> list[str]:
                         done, len(missing), last - started,
                     )  # fmt: skip
     return [str(target) for target in targets]
+
+
+def image_refs(rows: Sequence[tuple[int, str, str]]) -> list:
+    """``ImageRef``s for (image id, sha256, storage key) rows, with ``local_paths``."""
+    from training.contracts import ImageRef
+
+    paths = local_paths([key for _, _, key in rows])
+    return [
+        ImageRef(key=str(image_id), sha256=sha, path=path)
+        for (image_id, sha, _), path in zip(rows, paths, strict=True)
+    ]
 
 
 def _download(key: str, target: Path) -> None:
@@ -188,11 +197,7 @@ def checkpoint_store(*, project, run, path: str) -> str:
     restore, and a run re-executed after a crash trains different weights. Storing the same
     weights again rewrites their object (a crash may have left a partial file under it).
     """
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    key = f"models/{project.slug}/run-{run.pk}-{digest.hexdigest()[:16]}.pt"
+    key = f"models/{project.slug}/run-{run.pk}-{file_sha256(path)[:16]}.pt"
     if default_storage.exists(key):
         default_storage.delete(key)
     with open(path, "rb") as handle:

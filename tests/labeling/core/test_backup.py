@@ -13,7 +13,6 @@ import io
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import uuid
@@ -30,6 +29,7 @@ from labeling.images.services import images_ingest
 from labeling.images.sources import file_source
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
 from tests.factories import png_bytes
+from tests.s3 import dead_endpoint
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -166,12 +166,9 @@ def test_with_an_s3_store_the_backup_is_the_database_and_restores_onto_the_bucke
 
     # With the bucket out of reach the database is still restored, and the output says the
     # check is left to do.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{probe.getsockname()[1]}"
     blind = manage(
         "restore", "--from", str(backup), data_dir=tmp_path / "blind",
-        **{**s3_store.env, "LABELLOOP_S3_ENDPOINT_URL": dead},
+        **{**s3_store.env, "LABELLOOP_S3_ENDPOINT_URL": dead_endpoint()},
     )  # fmt: skip
     assert blind.returncode == 0, blind.stderr
     assert "warning: could not check the bucket" in blind.stdout

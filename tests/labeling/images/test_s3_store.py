@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import io
 import shutil
-import socket
 import threading
 import uuid
 import zipfile
@@ -38,7 +37,7 @@ from labeling.projects.models import Membership, Role
 from labeling.projects.services import project_delete
 from tests.factories import ProjectFactory, digits_project_from
 from tests.labeling.images.helpers import media_files, png, post_files, upload
-from tests.s3 import s3_settings
+from tests.s3 import dead_endpoint, s3_settings
 
 
 @pytest.fixture
@@ -154,6 +153,20 @@ def test_an_object_missing_from_the_bucket_is_a_404_that_says_so(
     assert "missing from the image store" in error["message"]
 
 
+def rejected_upload(client, project, data: bytes) -> dict:
+    """Upload one file that the image store must refuse; its result row."""
+    response = client.post(
+        f"/api/projects/{project.id}/images/",
+        {"files": [upload("new.png", data)]},
+        format="multipart",
+    )
+    assert response.status_code == 200, response.content
+    (row,) = response.json()["results"]
+    assert row["status"] == "rejected"
+    assert "could not write to the image store" in row["reason"]
+    return row
+
+
 @pytest.mark.django_db
 def test_a_bucket_that_is_gone_rejects_uploads_with_the_reason_and_keeps_the_rest(
     s3_store, admin_project, alice, as_user
@@ -164,15 +177,7 @@ def test_a_bucket_that_is_gone_rejects_uploads_with_the_reason_and_keeps_the_res
         Bucket=s3_store.bucket, Key=Image.objects.get(pk=before["kept.png"]).storage_key
     )
     s3_store.client.delete_bucket(Bucket=s3_store.bucket)
-    response = client.post(
-        f"/api/projects/{admin_project.id}/images/",
-        {"files": [upload("new.png", png(9))]},
-        format="multipart",
-    )
-    assert response.status_code == 200, response.content
-    (row,) = response.json()["results"]
-    assert row["status"] == "rejected"
-    assert "could not write to the image store" in row["reason"]
+    row = rejected_upload(client, admin_project, png(9))
     assert "NoSuchBucket" in row["reason"]
     assert list(Image.objects.values_list("original_name", flat=True)) == ["kept.png"]
     # The earlier image's object went with the bucket: a 404 that says so, not a 500.
@@ -187,24 +192,9 @@ def test_an_unreachable_store_rejects_uploads_and_reads_with_a_clear_error(
 ):
     client = as_user(alice)
     before = post_files(client, admin_project, **{"kept.png": png(10)})
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "default": s3_settings(bucket=s3_store.bucket, endpoint=f"http://127.0.0.1:{port}")[
-            "default"
-        ],
-    }
-    response = client.post(
-        f"/api/projects/{admin_project.id}/images/",
-        {"files": [upload("new.png", png(11))]},
-        format="multipart",
-    )
-    assert response.status_code == 200, response.content
-    (row,) = response.json()["results"]
-    assert row["status"] == "rejected"
-    assert "could not write to the image store" in row["reason"]
+    out_of_reach = s3_settings(bucket=s3_store.bucket, endpoint=dead_endpoint())
+    settings.STORAGES = {**settings.STORAGES, "default": out_of_reach["default"]}
+    rejected_upload(client, admin_project, png(11))
     assert Image.objects.count() == 1
     response = client.get(f"/api/images/{before['kept.png']}/file/")
     assert response.status_code == 503, response.content
