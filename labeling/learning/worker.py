@@ -89,7 +89,8 @@ class Worker:
 
     def install_signal_handlers(self) -> None:
         def stop(signum, _frame) -> None:
-            logger.info("worker %s: %s received; stopping after this stage", self.name, signum)
+            name = signal.Signals(signum).name
+            logger.info("worker %s: %s received; stopping after this stage", self.name, name)
             self.stopping.set()
 
         signal.signal(signal.SIGINT, stop)

@@ -37,6 +37,7 @@ def start_client(data_dir: Path) -> subprocess.Popen:
         env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
     )
 
@@ -54,10 +55,13 @@ def test_two_processes_share_one_server_and_the_last_one_stops_it(data_dir):
     started_second = second.stdout.readline().strip()
     assert started_first and started_first == started_second  # one postmaster, not two
 
-    first.communicate("\n", timeout=60)
+    _, first_log = first.communicate("\n", timeout=60)
     assert embedded_pg.status(data_dir / "pgdata")["running"]
-    second.communicate("\n", timeout=60)
+    _, second_log = second.communicate("\n", timeout=60)
     assert not embedded_pg.status(data_dir / "pgdata")["running"]
+    # The process that started the server says so; the one that joined it stays quiet.
+    assert "embedded PostgreSQL ready" in first_log
+    assert "embedded PostgreSQL" not in second_log
 
 
 def test_a_killed_client_does_not_keep_the_server_alive(data_dir):

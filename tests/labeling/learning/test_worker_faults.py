@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -104,7 +105,9 @@ def test_a_killed_worker_run_is_finished_by_another_without_duplicates(
         second.send_signal(signal.SIGTERM)  # and it stops cleanly
         output, _ = second.communicate(timeout=60)
     assert second.returncode == 0, output[-3000:]
+    assert "SIGTERM received; stopping after this stage" in output
     assert "stopped" in output
+    assert len(re.findall(r"worker \S+ ready", output)) == 1, output[-3000:]
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error

@@ -21,6 +21,5 @@ class Command(BaseCommand):
         worker = Worker(poll_seconds=options["poll"])
         ensure_ray()
         worker.install_signal_handlers()  # after Ray, which installs a SIGTERM handler of its own
-        self.stdout.write(f"worker {worker.name} ready (Ctrl-C to stop)")
-        worker.run_forever(once=options["once"])
+        worker.run_forever(once=options["once"])  # logs "worker <host:pid> ready" first
         self.stdout.write(f"worker {worker.name} stopped")
