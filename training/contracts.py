@@ -121,6 +121,9 @@ class ScoreResult:
     priority: np.ndarray  # (N,) int64 position in the labeling queue, 0 = label first
     failed_items: tuple[str, ...] = ()
     seconds: float = 0.0
+    # The model's classes, in the order of `predicted` and `probabilities`: those it was
+    # trained on, which need not be the project's classes now (a class added or reordered).
+    classes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -192,6 +192,7 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
         priority=acquisition.priorities(order),
         failed_items=tuple(failed),
         seconds=time.perf_counter() - started,
+        classes=tuple(meta["classes"]),
     )
 
 

@@ -93,20 +93,21 @@ class Predictor:
         version = request.model_version
         if version.pk not in self._models:
             self._models[version.pk] = load_checkpoint(local_checkpoint(version.checkpoint_key))
-        model, _meta = self._models[version.pk]
-        project = request.project
+        model, meta = self._models[version.pk]
+        # The model's own input shape and classes: the project's may have changed since it
+        # was trained (a class added or reordered, another input size for the next model).
         x = np.stack(
             [
                 decode_image(
                     base64.b64decode(item["data"]),
-                    size=project.input_size,
-                    channels=project.input_channels,
+                    size=meta["input_size"],
+                    channels=meta["input_channels"],
                 )
                 for item in request.images
             ]
         )
         out = score_arrays(model, x, strategy="least_confidence")
-        labels = project.labels
+        labels = meta["classes"]
         return [
             {
                 "predicted": labels[int(out["predicted"][i])],

@@ -300,7 +300,11 @@ class Worker:
         from training.metrics import promotion_verdict
         from training.score import run_scoring
 
+        index = {name: i for i, name in enumerate(spec.classes)}
+
         def predicted(path: str) -> dict[str, int]:
+            """Key -> predicted class as an index into this run's classes (-1: a class the
+            run does not have). The active model may know the classes in another order."""
             scored = run_scoring(
                 ScoreSpec(
                     checkpoint_path=path,
@@ -309,7 +313,8 @@ class Worker:
                     strategy="least_confidence",
                 )
             )
-            return dict(zip(scored.keys, (int(p) for p in scored.predicted), strict=True))
+            names = [scored.classes[int(p)] for p in scored.predicted]
+            return {key: index.get(name, -1) for key, name in zip(scored.keys, names, strict=True)}
 
         old, new = predicted(local_checkpoint(active.checkpoint_key)), predicted(checkpoint_path)
         truth = dict(zip([r.key for r in snap.val_items], snap.val_labels, strict=True))

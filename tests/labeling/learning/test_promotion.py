@@ -81,3 +81,27 @@ def test_a_significantly_worse_model_stays_out_and_a_comparable_one_goes_in(
     assert good.metrics["promoted"] is True, verdict
     assert verdict["p_value"] >= 0.05 or verdict["new_accuracy"] >= verdict["active_accuracy"]
     assert ModelVersion.objects.get(project=project, is_active=True).run == good
+
+
+def test_the_active_model_is_judged_in_its_own_classes_after_they_are_reordered(
+    ray_session, mnist_project, bob
+):
+    """The active model learned the classes in the old order; compared on the slice after the
+    project reversed them, its answers are translated by name, not taken by position."""
+    project, truth = mnist_project
+    project.retrain_every = 0
+    project.save(update_fields=["retrain_every"])
+    images = list(Image.objects.filter(project=project).order_by("id")[: TRAIN + SLICE])
+    for image in images:
+        label = truth[image.original_name]
+        annotation_submit(image=image, user=bob, label=label, client_id=uuid.uuid4())
+    Image.objects.filter(pk__in=[image.pk for image in images[TRAIN:]]).update(in_random_slice=True)
+    first = retrain(project)
+    project.labels = list(reversed(project.labels))
+    project.save(update_fields=["labels"])
+
+    second = retrain(project)
+    verdict = second.metrics["promotion"]
+    assert verdict["active_accuracy"] >= 0.7, verdict  # by position it would be about 0.1
+    assert abs(verdict["active_accuracy"] - first.metrics["accuracy"]) < 1e-6, verdict
+    assert second.metrics["promoted"] is True
