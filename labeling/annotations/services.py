@@ -360,6 +360,50 @@ def _apply_consensus(image: Image, project: Project, history: list[Annotation]) 
         image.status, image.consensus_label = ImageStatus.DISPUTED, None
 
 
+def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
+    """Judge the images still waiting for labels (partial or disputed) again, under the
+    project's ``annotations_per_image`` now; returns how many reached a consensus.
+
+    Called when an admin changes that number. Lowered, it finishes the images that already
+    have enough agreeing votes (they leave the queue, count toward ``retrain_every`` and send
+    ``image.labeled``); raised, a disputed image asks for more votes again. Labeled images
+    keep their consensus either way. A chunk of images at a time, each in one transaction.
+    """
+    ids = list(
+        Image.objects.filter(
+            project=project, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
+        ).values_list("id", flat=True)
+    )
+    labeled = 0
+    for start in range(0, len(ids), chunk):
+        with transaction.atomic():
+            images = Image.objects.select_for_update().filter(
+                pk__in=ids[start : start + chunk],
+                status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED],
+            )
+            history: dict[int, list[Annotation]] = {}
+            for annotation in Annotation.objects.filter(
+                image_id__in=ids[start : start + chunk]
+            ).order_by("created_at", "id"):
+                history.setdefault(annotation.image_id, []).append(annotation)
+            for image in images.order_by("id"):
+                status = image.status
+                _apply_consensus(image, project, history.get(image.pk, []))
+                if image.status == status:
+                    continue
+                if image.status not in QUEUE_STATUSES and image.leased_to_id is not None:
+                    _end_lease_log(image_id=image.pk, user_ids=[image.leased_to_id])
+                    image.leased_to_id, image.lease_expires = None, None
+                    image.lease_exploration = False
+                image.save(update_fields=_CONSENSUS_FIELDS)
+                if image.status == ImageStatus.LABELED:
+                    webhook_emit_image_labeled(image=image, project=project)
+                    labeled += 1
+    if labeled:
+        run_maybe_trigger(project=project)
+    return labeled
+
+
 def annotation_resolve(*, image: Image, admin: AbstractBaseUser, label: str) -> Annotation:
     """A project admin sets the final label of a disputed (or any) image."""
     submission = annotation_submit(

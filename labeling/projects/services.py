@@ -84,6 +84,7 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
     if "labels" in fields:
         fields["labels"] = _check_labels(fields["labels"], project=project)
+    votes_before = project.annotations_per_image
     for name, value in fields.items():
         setattr(project, name, value)
     try:
@@ -91,6 +92,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
             project.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
+    if project.annotations_per_image != votes_before:
+        from labeling.annotations.services import consensus_recompute
+
+        consensus_recompute(project=project)
     return project
 
 

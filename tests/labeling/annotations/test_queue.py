@@ -372,3 +372,61 @@ def test_stats_report_agreement_per_annotator_and_per_class(
     assert stats["per_class"]["4"] == 1.0
     assert stats["per_class"]["5"] == pytest.approx(2 / 3)
     assert stats["per_class"]["0"] is None
+
+
+def test_lowering_the_overlap_finishes_images_that_already_agree(
+    alice, bob, carol, as_user, project, images
+):
+    from labeling.learning.models import RunTrigger, TrainingRun
+
+    project.annotations_per_image, project.retrain_every = 3, 1
+    project.save()
+    agreed, single, tied = images[-1], images[-2], images[-3]
+    for user, image, label in [(bob, agreed, "4"), (carol, agreed, "4"), (bob, single, "7")]:
+        assert submit(as_user(user), image.id, label=label).status_code == 201
+    for user, label in [(bob, "1"), (carol, "2")]:
+        assert submit(as_user(user), tied.id, label=label).status_code == 201
+    assert next_tasks(as_user(alice), project)[0]["image"] == agreed.id  # alice holds a lease
+
+    response = as_user(alice).patch(
+        f"/api/projects/{project.id}/", {"annotations_per_image": 2}, format="json"
+    )
+    assert response.status_code == 200
+    agreed.refresh_from_db()
+    assert (agreed.status, agreed.consensus_label, agreed.agreement) == ("labeled", "4", 1.0)
+    assert agreed.leased_to_id is None  # done: alice's lease ended, her label is not needed
+    assert submit(as_user(alice), agreed.id, label="4").status_code == 409
+    assert Image.objects.get(pk=single.pk).status == ImageStatus.PARTIAL  # 1 of 2
+    assert Image.objects.get(pk=tied.pk).status == ImageStatus.PARTIAL  # 1-1: one more
+    # The new consensus label counts toward retrain_every like any other.
+    assert TrainingRun.objects.filter(project=project, trigger=RunTrigger.AUTOMATIC).exists()
+
+    # Raised again: a label that was reached stays.
+    as_user(alice).patch(
+        f"/api/projects/{project.id}/", {"annotations_per_image": 3}, format="json"
+    )
+    agreed.refresh_from_db()
+    assert (agreed.status, agreed.consensus_label) == ("labeled", "4")
+
+
+def test_raising_the_overlap_asks_for_more_votes_on_a_disputed_image(
+    alice, bob, carol, as_user, project
+):
+    project.annotations_per_image = 2
+    project.save()
+    image = ImageFactory(project=project)
+    voters = [bob, carol]
+    for name in ("dave", "erin"):
+        voters.append(UserFactory(username=name))
+        Membership.objects.create(project=project, user=voters[-1], role=Role.ANNOTATOR)
+    for user, label in zip(voters, "1234", strict=True):
+        assert submit(as_user(user), image.id, label=label).status_code == 201
+    image.refresh_from_db()
+    assert image.status == ImageStatus.DISPUTED  # 1-1-1-1 at the cap of 2 + 2 extra
+    response = as_user(alice).patch(
+        f"/api/projects/{project.id}/", {"annotations_per_image": 3}, format="json"
+    )
+    assert response.status_code == 200
+    image.refresh_from_db()
+    assert image.status == ImageStatus.PARTIAL  # the cap is now 3 + 2: one more vote
+    assert next_tasks(as_user(alice), project)[0]["image"] == image.id
