@@ -84,7 +84,7 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
     if "labels" in fields:
         fields["labels"] = _check_labels(fields["labels"], project=project)
-    votes_before = project.annotations_per_image
+    votes_before, retrain_before = project.annotations_per_image, project.retrain_every
     for name, value in fields.items():
         setattr(project, name, value)
     try:
@@ -96,6 +96,12 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         from labeling.annotations.services import consensus_recompute
 
         consensus_recompute(project=project)
+    elif project.retrain_every != retrain_before:
+        # Lowered (or turned on) below the labels already waiting: retrain now, not a label
+        # later. (The recompute above checks this itself.)
+        from labeling.learning.services import run_maybe_trigger
+
+        run_maybe_trigger(project=project)
     return project
 
 

@@ -430,3 +430,21 @@ def test_raising_the_overlap_asks_for_more_votes_on_a_disputed_image(
     image.refresh_from_db()
     assert image.status == ImageStatus.PARTIAL  # the cap is now 3 + 2: one more vote
     assert next_tasks(as_user(alice), project)[0]["image"] == image.id
+
+
+def test_lowering_retrain_every_below_the_waiting_labels_retrains_at_once(
+    alice, bob, as_user, project, images
+):
+    from labeling.learning.models import RunTrigger, TrainingRun
+
+    project.retrain_every = 0
+    project.save()
+    for image in images[:3]:
+        assert submit(as_user(bob), image.id, label="5").status_code == 201
+    automatic = TrainingRun.objects.filter(project=project, trigger=RunTrigger.AUTOMATIC)
+    assert not automatic.exists()
+    settings_url = f"/api/projects/{project.id}/"
+    as_user(alice).patch(settings_url, {"retrain_every": 4}, format="json")
+    assert not automatic.exists()  # 3 labels < 4
+    as_user(alice).patch(settings_url, {"retrain_every": 3}, format="json")
+    assert automatic.count() == 1
