@@ -27,7 +27,8 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE
 
 
 def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:
-    """accuracy, per-class precision/recall/F1/support, confusion (rows = true), ece, loss."""
+    """accuracy, per-class precision/recall/F1/support, confusion (rows = true, in the order
+    of `classes`, which comes along: JSONB keeps no key order), ece, loss."""
     k = len(classes)
     pred = probs.argmax(axis=1) if len(probs) else np.zeros(0, dtype=np.int64)
     confusion = np.bincount(y * k + pred, minlength=k * k).reshape(k, k)
@@ -49,6 +50,7 @@ def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str,
         "accuracy": float((pred == y).mean()) if len(y) else 0.0,
         "per_class": per_class,
         "confusion": confusion.tolist(),
+        "classes": list(classes),
         "ece": expected_calibration_error(y, probs),
         "loss": loss,
     }

@@ -59,6 +59,7 @@ def learning_stats(*, project: Project) -> dict[str, object]:
                 "labels": active["labels_used"],
                 "accuracy": active["metrics"].get("accuracy"),
                 "confusion": active["metrics"].get("confusion"),
+                "classes": active["metrics"].get("classes"),  # the confusion matrix's order
                 "per_class": active["metrics"].get("per_class"),
                 "ece": active["metrics"].get("ece"),
                 "created_at": active["created_at"],

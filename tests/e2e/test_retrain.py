@@ -81,3 +81,13 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     expect(page.get_by_test_id("learning-curve")).to_have_attribute("data-points", "1")
     expect(page.get_by_test_id("active-model")).to_contain_text("Active model v1")
     screenshot(page, "dashboard-model-trained")
+
+    # The confusion matrix names the model's classes, in its order, even after the project
+    # reorders its own (the model learned "0" first; the project now lists "9" first).
+    matrix = page.locator("table.confusion")
+    expect(matrix.locator("thead th").first).to_have_text("0")
+    project.labels = list(reversed(project.labels))
+    project.save(update_fields=["labels"])
+    page.reload()
+    expect(matrix.locator("thead th").first).to_have_text("0")
+    expect(matrix.locator("tbody th").last).to_have_text("9")

@@ -27,6 +27,7 @@ def test_metrics_match_a_hand_computed_confusion_matrix() -> None:
     probs = np.array([[0.9, 0.1], [0.4, 0.6], [0.2, 0.8], [0.3, 0.7], [0.6, 0.4]])
     m = classification_metrics(y, probs, ("a", "b"))
     assert m["confusion"] == [[1, 1], [1, 2]]
+    assert m["classes"] == ["a", "b"]  # the matrix's order, which JSONB would not keep
     assert m["accuracy"] == pytest.approx(0.6)
     assert m["per_class"]["a"] == pytest.approx(
         {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}

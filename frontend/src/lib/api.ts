@@ -270,6 +270,7 @@ export interface ModelVersion {
     accuracy?: number | null;
     per_class?: Record<string, unknown> | null;
     confusion?: number[][] | null;
+    classes?: string[] | null; // the model's classes, the confusion matrix's order
     ece?: number | null;
   } | null;
   labels_used: number | null;

@@ -233,7 +233,11 @@ export function ModelTab({ project }: { project: Project }) {
       <section className="card" aria-labelledby="confusion-title">
         <h2 id="confusion-title">Confusion matrix{active ? ` (v${active.number})` : ""}</h2>
         {active?.metrics?.confusion?.length ? (
-          <ConfusionMatrix labels={project.labels} matrix={active.metrics.confusion} />
+          // The model's own classes: the project's may have been reordered since.
+          <ConfusionMatrix
+            labels={active.metrics.classes ?? project.labels}
+            matrix={active.metrics.confusion}
+          />
         ) : (
           <p className="muted">No model yet.</p>
         )}
