@@ -23,7 +23,7 @@ from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning.services import run_maybe_trigger
 from labeling.projects.models import Project
-from labeling.webhooks.services import webhook_emit_image_labeled
+from labeling.webhooks.services import webhook_emit_image_labeled, webhook_emit_images_labeled
 
 MAX_TASKS = 50
 # Ties ask for more annotators, but not forever: after this many extra annotations a tied
@@ -386,6 +386,7 @@ def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
                 image_id__in=ids[start : start + chunk]
             ).order_by("created_at", "id"):
                 history.setdefault(annotation.image_id, []).append(annotation)
+            done = []
             for image in images.order_by("id"):
                 status = image.status
                 _apply_consensus(image, project, history.get(image.pk, []))
@@ -397,8 +398,10 @@ def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
                     image.lease_exploration = False
                 image.save(update_fields=_CONSENSUS_FIELDS)
                 if image.status == ImageStatus.LABELED:
-                    webhook_emit_image_labeled(image=image, project=project)
-                    labeled += 1
+                    done.append(image)
+            if done:
+                webhook_emit_images_labeled(images=done, project=project)
+            labeled += len(done)
     if labeled:
         run_maybe_trigger(project=project)
     return labeled

@@ -264,3 +264,22 @@ def test_labels_imported_with_an_upload_are_announced_in_one_batch(
         (ids[f"set.zip/d/{n}.png"], str(n), f"set.zip/d/{n}.png") for n in range(3)
     )
     assert all(i["agreement"] == 1.0 and i["annotations"] == 1 for i in body["images"])
+
+
+def test_images_finished_by_a_lower_overlap_are_announced(hook, receiver, project, bob):
+    from labeling.projects.services import project_update
+
+    project_update(project=project, annotations_per_image=2)
+    images = [ImageFactory(project=project) for _ in range(2)]
+    for image, value in zip(images, "47", strict=True):
+        label(image, bob, value)  # one vote of two: nothing to announce yet
+    assert not WebhookLabelEvent.objects.exists()
+
+    project_update(project=project, annotations_per_image=1)
+    webhook_deliver_due()
+    [request] = receiver.received
+    assert request.json["event"] == "image.labeled"
+    assert [(i["image"], i["label"]) for i in request.json["images"]] == [
+        (images[0].pk, "4"),
+        (images[1].pk, "7"),
+    ]
