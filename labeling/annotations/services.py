@@ -376,15 +376,15 @@ def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
     )
     labeled = 0
     for start in range(0, len(ids), chunk):
+        part = ids[start : start + chunk]
         with transaction.atomic():
             images = Image.objects.select_for_update().filter(
-                pk__in=ids[start : start + chunk],
-                status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED],
+                pk__in=part, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
             )
             history: dict[int, list[Annotation]] = {}
-            for annotation in Annotation.objects.filter(
-                image_id__in=ids[start : start + chunk]
-            ).order_by("created_at", "id"):
+            for annotation in Annotation.objects.filter(image_id__in=part).order_by(
+                "created_at", "id"
+            ):
                 history.setdefault(annotation.image_id, []).append(annotation)
             done = []
             for image in images.order_by("id"):

@@ -95,10 +95,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     if project.annotations_per_image != votes_before:
         from labeling.annotations.services import consensus_recompute
 
-        consensus_recompute(project=project)
-    elif project.retrain_every != retrain_before:
+        consensus_recompute(project=project)  # checks retrain_every when it labels images
+    if project.retrain_every != retrain_before:
         # Lowered (or turned on) below the labels already waiting: retrain now, not a label
-        # later. (The recompute above checks this itself.)
+        # later. Never a second queued run, so a check after the recompute's is harmless.
         from labeling.learning.services import run_maybe_trigger
 
         run_maybe_trigger(project=project)
