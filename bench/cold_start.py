@@ -75,6 +75,26 @@ def typiclust_select(scores, k, *, strategy, embeddings=None, exploration_fracti
     return acquisition._interleave(picks, rng.choice(rest, size=n_explore, replace=False))
 
 
+def run_rule(data: tuple, rule: str, *, seed: int, budget: int, target: float, start: str):
+    """One seed's run of the engine's simulation under `rule` (diverse, typiclust or random),
+    with the worker's recipe and 10% exploration for the model-driven rules; the curve."""
+    sim.select = typiclust_select if rule == "typiclust" else acquisition.select
+    try:
+        return sim.simulate(
+            *data,
+            classes=tuple(str(i) for i in range(10)),
+            strategy="random" if rule == "random" else "diverse",
+            seed=seed,
+            max_labels=budget,
+            target=target,
+            exploration_fraction=0.0 if rule == "random" else 0.1,
+            config=CONFIG,
+            start=start,
+        )
+    finally:
+        sim.select = acquisition.select
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=int, default=9)
@@ -92,29 +112,18 @@ def main() -> None:
         default=["diverse", "random"],
     )
     args = parser.parse_args()
-    pool_x, pool_y, test_x, test_y = _mnist5k()
-    classes = tuple(str(i) for i in range(10))
+    data = _mnist5k()
     means = {}
     for rule in args.rules:
-        sim.select = typiclust_select if rule == "typiclust" else acquisition.select
         started, reached = time.perf_counter(), []
         for seed in range(args.seeds):
-            curve = sim.simulate(
-                pool_x, pool_y, test_x, test_y,
-                classes=classes,
-                strategy="random" if rule == "random" else "diverse",
-                seed=seed,
-                max_labels=args.budget,
-                target=0.90,
-                exploration_fraction=0.0 if rule == "random" else 0.1,
-                config=CONFIG,
-                start=args.start,
-            )  # fmt: skip
+            curve = run_rule(
+                data, rule, seed=seed, budget=args.budget, target=0.90, start=args.start
+            )
             reached.append(curve.labels_to_reach(0.90) or args.budget)
         means[rule] = float(np.mean(reached))
         took = time.perf_counter() - started
         print(f"{rule:>9}: labels to 90% {reached} mean {means[rule]:.1f} ({took:.0f}s)")
-    sim.select = acquisition.select
     if "random" in means:
         for rule in (r for r in args.rules if r != "random"):
             print(f"{rule:>9} / random: {means[rule] / means['random']:.2f}")

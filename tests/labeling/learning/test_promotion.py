@@ -32,19 +32,26 @@ def retrain(project) -> TrainingRun:
     return run
 
 
-def test_a_significantly_worse_model_stays_out_and_a_comparable_one_goes_in(
-    ray_session, mnist_project, bob
-):
-    project, truth = mnist_project
+def label_with_a_slice(project, truth: dict[str, str], annotator) -> list[Image]:
+    """TRAIN + SLICE true labels, the last SLICE of them the random slice; automatic
+    retrains off. Returns the labeled images, in that order."""
     project.retrain_every = 0
     project.save(update_fields=["retrain_every"])
     images = list(Image.objects.filter(project=project).order_by("id")[: TRAIN + SLICE])
     for image in images:
         label = truth[image.original_name]
-        annotation_submit(image=image, user=bob, label=label, client_id=uuid.uuid4())
-    slice_ids = [image.pk for image in images[TRAIN:]]
+        annotation_submit(image=image, user=annotator, label=label, client_id=uuid.uuid4())
     assert SLICE >= MIN_RANDOM_SLICE
+    slice_ids = [image.pk for image in images[TRAIN:]]
     Image.objects.filter(pk__in=slice_ids).update(in_random_slice=True)
+    return images
+
+
+def test_a_significantly_worse_model_stays_out_and_a_comparable_one_goes_in(
+    ray_session, mnist_project, bob
+):
+    project, truth = mnist_project
+    images = label_with_a_slice(project, truth, bob)
 
     first = retrain(project)  # converts the queued cold start; nothing to compare with
     v1 = ModelVersion.objects.get(run=first)
@@ -89,13 +96,7 @@ def test_the_active_model_is_judged_in_its_own_classes_after_they_are_reordered(
     """The active model learned the classes in the old order; compared on the slice after the
     project reversed them, its answers are translated by name, not taken by position."""
     project, truth = mnist_project
-    project.retrain_every = 0
-    project.save(update_fields=["retrain_every"])
-    images = list(Image.objects.filter(project=project).order_by("id")[: TRAIN + SLICE])
-    for image in images:
-        label = truth[image.original_name]
-        annotation_submit(image=image, user=bob, label=label, client_id=uuid.uuid4())
-    Image.objects.filter(pk__in=[image.pk for image in images[TRAIN:]]).update(in_random_slice=True)
+    label_with_a_slice(project, truth, bob)
     first = retrain(project)
     project.labels = list(reversed(project.labels))
     project.save(update_fields=["labels"])
