@@ -20,7 +20,10 @@ class RunStatus(models.TextChoices):
 class RunTrigger(models.TextChoices):
     MANUAL = "manual", "Requested by an admin"
     AUTOMATIC = "automatic", "retrain_every new labels arrived"
-    ACTIVATION = "activation", "A model version was activated: re-score the queue"
+    ACTIVATION = (
+        "activation",
+        "Re-score the queue with a version: activated, or active when the strategy changed",
+    )
     COLD_START = "cold_start", "Images arrived and no model exists: order the queue for coverage"
 
 

@@ -74,6 +74,39 @@ def run_request_cold_start(*, project: Project) -> TrainingRun | None:
     return run
 
 
+def run_strategy_changed(*, project: Project) -> TrainingRun | None:
+    """After the project's acquisition strategy changed: order the queue by the new one now,
+    not at the next retrain.
+
+    - With an active model: queue a re-score of the pool with it (an ``activation`` run of
+      the active version), unless a run is queued already - that one scores with the new
+      strategy when it starts.
+    - No model, now ``random``: the cold-start order gives way to random order at once (a
+      queued cold start is cancelled).
+    - No model, now model-driven: a cold-start ordering, as for a new upload.
+    """
+    active = ModelVersion.objects.filter(project=project, is_active=True).first()
+    if active is not None:
+        if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
+            return None
+        run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION, source_version=active)
+        logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
+                    project.strategy, run.pk)  # fmt: skip
+        return run
+    if ModelVersion.objects.filter(project=project).exists():
+        return None  # versions, none active: the next training run orders the queue
+    if project.strategy != Strategy.RANDOM:
+        return run_request_cold_start(project=project)
+    with transaction.atomic():
+        TrainingRun.objects.filter(
+            project=project, status=RunStatus.QUEUED, trigger=RunTrigger.COLD_START
+        ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
+        Image.objects.filter(
+            project=project, status__in=[ImageStatus.UNLABELED, ImageStatus.PARTIAL]
+        ).exclude(priority=0).update(priority=0, updated_at=timezone.now())
+    return None
+
+
 def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     """Queue an automatic run once ``retrain_every`` consensus labels have arrived since the
     last run's snapshot. Called after a label makes an image labeled."""

@@ -85,6 +85,7 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     if "labels" in fields:
         fields["labels"] = _check_labels(fields["labels"], project=project)
     votes_before, retrain_before = project.annotations_per_image, project.retrain_every
+    strategy_before = project.strategy
     for name, value in fields.items():
         setattr(project, name, value)
     try:
@@ -102,6 +103,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         from labeling.learning.services import run_maybe_trigger
 
         run_maybe_trigger(project=project)
+    if project.strategy != strategy_before:
+        from labeling.learning.services import run_strategy_changed
+
+        run_strategy_changed(project=project)
     return project
 
 

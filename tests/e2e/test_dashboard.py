@@ -4,6 +4,7 @@ upload of a zip with a corrupt image, settings."""
 from __future__ import annotations
 
 import io
+import re
 import uuid
 import zipfile
 
@@ -93,4 +94,11 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(page, alice, 
     expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
     project.refresh_from_db()
     assert project.retrain_every == 25
+    strategy = page.get_by_label("Strategy")
+    expect(strategy).to_have_accessible_description(re.compile("re-orders the queue when saved"))
+    strategy.select_option("random")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    project.refresh_from_db()
+    assert project.strategy == "random"
     expect(page.get_by_label("Role of bob")).to_have_value("annotator")

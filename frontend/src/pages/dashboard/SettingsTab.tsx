@@ -138,13 +138,24 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
         </div>
 
         <label htmlFor="s-strategy">Strategy</label>
-        <select id="s-strategy" value={form.strategy} onChange={(e) => set("strategy", e.target.value)}>
-          {STRATEGIES.map((s) => (
-            <option key={s.value} value={s.value}>
-              {s.title}
-            </option>
-          ))}
-        </select>
+        <div>
+          <select
+            id="s-strategy"
+            value={form.strategy}
+            onChange={(e) => set("strategy", e.target.value)}
+            aria-describedby="s-strategy-help"
+          >
+            {STRATEGIES.map((s) => (
+              <option key={s.value} value={s.value}>
+                {s.title}
+              </option>
+            ))}
+          </select>
+          <p id="s-strategy-help" className="muted small">
+            Which images come first. A new strategy re-orders the queue when saved: the active model
+            re-scores it (an activation run), no retraining.
+          </p>
+        </div>
 
         <label htmlFor="s-retrain">Retrain every</label>
         <div>
