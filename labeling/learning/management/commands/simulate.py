@@ -29,6 +29,7 @@ from django.core.management.base import BaseCommand, CommandError
 from PIL import Image as PILImage
 
 from labeling.annotations.services import annotation_submit, task_lease_next
+from labeling.core.migration_state import require_migrated
 from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
@@ -83,6 +84,7 @@ class Command(BaseCommand):
             raise CommandError("--pool-size must be between 100 and 4000")
         if not 0.0 <= options["dirty"] < 1.0:
             raise CommandError("--dirty must be a share in [0, 1)")
+        require_migrated()
         ensure_ray()
         out: Path = options["out"]
         out.mkdir(parents=True, exist_ok=True)

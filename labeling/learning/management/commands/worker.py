@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
+from labeling.core.migration_state import require_migrated
 from labeling.learning.worker import Worker
 
 
@@ -18,6 +19,7 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         from training.cluster import ensure_ray
 
+        require_migrated()
         worker = Worker(poll_seconds=options["poll"])
         ensure_ray()
         worker.install_signal_handlers()  # after Ray, which installs a SIGTERM handler of its own
