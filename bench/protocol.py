@@ -1,6 +1,6 @@
 """How the training protocol changes what active learning is worth, on the engine alone.
 
-    .venv/bin/python -m bench.protocol [--seeds 3] [--budget 600] [--target 0.95]
+    .venv/bin/python -m bench.protocol [--seeds 3] [--budget 600] [--target 0.95] [--min-steps N]
 
 The in-memory simulation of `training/simulate.py` (MNIST-5k: 4,000-image pool, 1,000 test,
 20 initial labels, 25 per round) under two training protocols, each for the default strategy
@@ -8,8 +8,8 @@ The in-memory simulation of `training/simulate.py` (MNIST-5k: 4,000-image pool, 
 
 - `gal`: 150 steps of 32, no augmentation - the protocol of Gal et al. (2017), whose MNIST
   curves are the usual yardstick for active learning, and of `tests/training/test_simulation.py`;
-- `product`: what the worker trains with, `TrainConfig()`'s defaults (at least 300 steps,
-  shifts of up to 2 px), without the product's held-out random slice.
+- `product`: what the worker trains with, `TrainConfig()`'s defaults (at least 1,000 steps,
+  or `--min-steps`; shifts of up to 2 px), without the product's held-out random slice.
 
 Prints labels to 90% and 95% test accuracy for each (mean over seeds; a seed that never gets
 there counts as the budget) and the default/random ratios.
@@ -48,7 +48,10 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--budget", type=int, default=600)
     parser.add_argument("--target", type=float, default=0.95, help="stop a seed's run here")
+    parser.add_argument("--min-steps", type=int, default=None, help="`product`'s min_steps")
     args = parser.parse_args()
+    if args.min_steps is not None:
+        PROTOCOLS["product"] = replace(PROTOCOLS["product"], min_steps=args.min_steps)
     pool_x, pool_y, test_x, test_y = _mnist5k()
     classes = tuple(str(i) for i in range(10))
     reach: dict[tuple[str, str], dict[float, float]] = {}

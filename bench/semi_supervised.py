@@ -1,7 +1,8 @@
 """What semi-supervised training (FixMatch) is worth to each acquisition rule, on MNIST-5k.
 
     .venv/bin/python -m bench.semi_supervised [--seeds 6] [--budget 245] [--target 0.9] \
-        [--rules diverse typiclust random] [--train supervised fixmatch] [--dirty 0.15]
+        [--rules diverse typiclust random] [--train supervised fixmatch] [--dirty 0.15] \
+        [--min-steps N]
 
 The engine's in-memory simulation (`training/simulate.py` with the setup of `bench.cold_start
 --start queue`: 20 first labels from what the queue serves an empty project, 25 per round, 10%
@@ -12,8 +13,9 @@ trained two ways side by side:
 - `fixmatch`: Sohn et al. (2020), "FixMatch": every step also takes `mu` x 32 images of the
   whole pool, labels those the model is >= `threshold` sure of under a weak augmentation (the
   worker's 2 px shifts) and trains on them under a strong one (rotation, scale, shear,
-  translation, contrast and brightness, a cut-out square). The same 300 steps, AdamW and
-  schedule as `TrainConfig()`; about five times the compute of a supervised round.
+  translation, contrast and brightness, a cut-out square). The same steps (`--min-steps`;
+  the figures in docs/benchmarks.md used 300), AdamW and schedule as `TrainConfig()`; about
+  five times the compute of a supervised round.
 
 The product does not train this way: this is a measurement (docs/benchmarks.md, "Semi-supervised
 training"). Prints labels to 90% (and to 95% with `--target 0.95`) per seed, the means, and each
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 
 import training.simulate as sim
-from bench.cold_start import run_rule
+from bench.cold_start import add_min_steps, run_rule, use_min_steps
 from bench.protocol import _mnist5k
 from training.batches import channel_stats, one_cycle, shift_augment
 from training.contracts import TrainConfig
@@ -133,7 +135,9 @@ def main() -> None:
         "--train", nargs="+", choices=["supervised", "fixmatch"], default=["supervised", "fixmatch"]
     )
     parser.add_argument("--dirty", type=float, default=0.0, help="share of the pool made junk")
+    add_min_steps(parser)
     args = parser.parse_args()
+    use_min_steps(args.min_steps)
     torch.set_num_threads(1)
     pool_x, pool_y, test_x, test_y = _mnist5k()
     if args.dirty:

@@ -241,6 +241,10 @@ LABELLOOP_WORKER_STALE_SECONDS = env_float("LABELLOOP_WORKER_STALE_SECONDS", 60.
 # machine shared with the web server (or with other runs), 1 degrades gracefully where 2
 # threads that wait for each other can lose 5-10x to one busy core.
 LABELLOOP_TRAIN_THREADS = env_int("LABELLOOP_TRAIN_THREADS", 0, minimum=0)
+# Optimizer steps for a label set too small for 20 epochs to make this many (under ~1,600
+# labels at batches of 32): TrainConfig.min_steps. 1,000 reaches 95% on MNIST with ~45% fewer
+# labels than 300 (docs/benchmarks.md); fewer steps make rounds shorter on a slow CPU.
+LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1)
 
 # Test-only fault injection (tests/labeling/learning/test_worker_faults.py): "write-back"
 # makes the worker stop inside its write-back transaction, after the queue UPDATE and before

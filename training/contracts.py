@@ -39,11 +39,12 @@ class TrainConfig:
     epochs: int = 20  # upper bound on passes over the training split
     max_steps: int = 0  # if > 0, train for exactly this many optimizer steps instead of epochs
     #                     (a 20-label round is one batch per epoch; steps keep rounds comparable)
-    min_steps: int = 300  # fewer labels than `epochs` x batches of this: train this many steps,
-    #                      no early stopping. Active learning lives at 20-500 labels, where 20
-    #                      epochs are 20-300 steps and patience on a 5-30 image validation set
-    #                      stops on noise; 300 steps with shifts reach 90% on MNIST with ~half
-    #                      the labels (docs/benchmarks.md, "through the whole product")
+    min_steps: int = 1000  # fewer labels than `epochs` x batches of this (under ~1,600): train
+    #                       this many steps, no early stopping. Active learning lives at 20-500
+    #                       labels, where 20 epochs are 20-300 steps and patience on a 5-30 image
+    #                       validation set stops on noise. With 2 px shifts, 1,000 steps need
+    #                       ~20% fewer labels to 90% on MNIST than 300 and ~40% fewer to 95%
+    #                       (docs/benchmarks.md, "How long to train a small label set")
     batch_size: int = 32  # images per optimizer step (per worker under Ray Train); small
     #                      batches regularise the few-thousand-label sets AL produces
     val_fraction: float = 0.1  # held out from train when the spec brings no validation set

@@ -230,7 +230,10 @@ class Worker:
             val_labels=tuple(snap.val_labels),
             cache_dir=str(cache_dir()),
             checkpoint_path=str(workdir / "model.pt"),
-            config=TrainConfig(num_threads=settings.LABELLOOP_TRAIN_THREADS),
+            config=TrainConfig(
+                num_threads=settings.LABELLOOP_TRAIN_THREADS,
+                min_steps=settings.LABELLOOP_TRAIN_MIN_STEPS,
+            ),
             seed=run.pk,
         )
         result = stage(

@@ -13,6 +13,7 @@ from PIL import Image as PILImage
 from labeling.annotations.services import annotation_submit
 from labeling.images.models import Image
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, TrainingRun
+from labeling.learning.services import run_request
 from labeling.learning.worker import Predictor, Worker
 from tests.factories import ImageFactory
 
@@ -216,3 +217,20 @@ def test_a_class_the_project_no_longer_has_is_no_suggestion():
 
     # The model learned a, b, c; the project then dropped b (unused) and put d first.
     assert model_labels(("a", "b", "c"), ["d", "c", "a"]) == ["a", None, "c"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_small_label_sets_train_for_the_configured_steps(ray_session, mnist_project, bob, settings):
+    from training.contracts import TrainConfig
+
+    assert TrainConfig().min_steps == settings.LABELLOOP_TRAIN_MIN_STEPS  # one default
+    settings.LABELLOOP_TRAIN_MIN_STEPS = 40
+    project, truth = mnist_project
+    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
+    for name in sorted(names)[:30]:
+        image = Image.objects.select_related("project").get(pk=names[name])
+        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    run_request(project=project, trigger="manual")  # the cold start becomes this run
+    Worker().run_forever(once=True)
+    version = ModelVersion.objects.get(project=project)
+    assert version.metrics["steps"] == 40, version.metrics
