@@ -17,3 +17,8 @@ os.environ.setdefault("LABELLOOP_SECURE_COOKIES", "false")
 os.environ.setdefault("LABELLOOP_DATA_DIR", str(_ROOT / "var" / "test"))
 # Token endpoint throttling is tested explicitly; elsewhere tests log in as often as they like.
 os.environ.setdefault("LABELLOOP_THROTTLE_AUTH", "1000/min")
+# The worker trains small label sets for 1,000 steps (TrainConfig.min_steps), which on this
+# suite's ~30 worker trainings would add about ten minutes. Tests of the worker assert what
+# it does with a model, not how good 1,000 steps make it (bench/ and docs/benchmarks.md
+# measure that); test_api checks the default and that the setting reaches the training.
+os.environ.setdefault("LABELLOOP_TRAIN_MIN_STEPS", "300")

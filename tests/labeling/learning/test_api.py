@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import io
+import os
+import subprocess
+import sys
 import threading
 import uuid
 
@@ -221,9 +224,6 @@ def test_a_class_the_project_no_longer_has_is_no_suggestion():
 
 @pytest.mark.django_db(transaction=True)
 def test_small_label_sets_train_for_the_configured_steps(ray_session, mnist_project, bob, settings):
-    from training.contracts import TrainConfig
-
-    assert TrainConfig().min_steps == settings.LABELLOOP_TRAIN_MIN_STEPS  # one default
     settings.LABELLOOP_TRAIN_MIN_STEPS = 40
     project, truth = mnist_project
     names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
@@ -234,3 +234,20 @@ def test_small_label_sets_train_for_the_configured_steps(ray_session, mnist_proj
     Worker().run_forever(once=True)
     version = ModelVersion.objects.get(project=project)
     assert version.metrics["steps"] == 40, version.metrics
+
+
+def test_the_worker_default_for_small_label_sets_is_the_engine_default():
+    """The suite trains for fewer steps (tests/pytest_env.py); a deployment does not."""
+    from training.contracts import TrainConfig
+
+    env = {k: v for k, v in os.environ.items() if k != "LABELLOOP_TRAIN_MIN_STEPS"}
+    code = "import django; django.setup(); from django.conf import settings; "
+    code += "print(settings.LABELLOOP_TRAIN_MIN_STEPS)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**env, "DJANGO_SETTINGS_MODULE": "labeling.settings"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(out.stdout) == TrainConfig().min_steps == 1000
