@@ -18,7 +18,7 @@ from labeling.images.models import Image
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, TrainingRun
 from labeling.learning.services import run_request
 from labeling.learning.worker import Predictor, Worker
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, label_first
 
 pytestmark = pytest.mark.django_db
 
@@ -182,10 +182,7 @@ def test_a_model_keeps_its_own_classes_when_the_project_classes_change(
     project, truth = mnist_project
     project.retrain_every = 0
     project.save()
-    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:100]:
-        image = Image.objects.select_related("project").get(pk=names[name])
-        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    label_first(project, bob, truth, 100)
     admin = as_user(alice)
     assert admin.post(f"/api/projects/{project.id}/training-runs/").status_code == 202
     Worker().run_forever(once=True)
@@ -226,10 +223,7 @@ def test_a_class_the_project_no_longer_has_is_no_suggestion():
 def test_small_label_sets_train_for_the_configured_steps(ray_session, mnist_project, bob, settings):
     settings.LABELLOOP_TRAIN_MIN_STEPS = 40
     project, truth = mnist_project
-    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:30]:
-        image = Image.objects.select_related("project").get(pk=names[name])
-        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    label_first(project, bob, truth, 30)
     run_request(project=project, trigger="manual")  # the cold start becomes this run
     Worker().run_forever(once=True)
     version = ModelVersion.objects.get(project=project)

@@ -4,17 +4,15 @@ cold-start ordering."""
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
-from labeling.annotations.services import annotation_submit, task_lease_next
+from labeling.annotations.services import task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.learning.services import run_request_cold_start
 from labeling.learning.worker import Worker
 from labeling.projects.models import Strategy
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, label_first
 
 
 def _least_confident(project, count: int) -> set[int]:
@@ -31,10 +29,7 @@ def test_a_new_strategy_re_scores_the_queue_with_the_active_model(
     project, truth = mnist_project
     project.retrain_every, project.exploration_fraction = 0, 0.0
     project.save()
-    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:100]:
-        image = Image.objects.select_related("project").get(pk=names[name])
-        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    label_first(project, bob, truth, 100)
     admin = as_user(alice)
     assert admin.post(f"/api/projects/{project.id}/training-runs/").status_code == 202
     Worker().run_forever(once=True)

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 from urllib.parse import quote
 
@@ -22,10 +21,10 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from labeling.annotations.services import annotation_submit
 from labeling.images.models import Image
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.learning.services import run_request
+from tests.factories import label_first
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,10 +72,7 @@ def test_a_killed_worker_run_is_finished_by_another_without_duplicates(
     ray_session, mnist_project, bob, kill_in
 ):
     project, truth = mnist_project
-    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:120]:
-        image = Image.objects.select_related("project").get(pk=names[name])
-        annotation_submit(image=image, user=bob, label=truth[name], client_id=uuid.uuid4())
+    label_first(project, bob, truth, 120)
     run, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
 
     first = start_worker(ray_session)
@@ -119,13 +115,6 @@ def test_a_killed_worker_run_is_finished_by_another_without_duplicates(
     assert scores.count() == Image.objects.filter(project=project).count()
     assert set(scores.values_list("model_version_id", flat=True)) == {version.pk}
     assert not Image.objects.filter(project=project, predicted_label=None).exists()
-
-
-def label_first(project, user, truth: dict[str, str], n: int) -> None:
-    names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:n]:
-        image = Image.objects.select_related("project").get(pk=names[name])
-        annotation_submit(image=image, user=user, label=truth[name], client_id=uuid.uuid4())
 
 
 def run_to_the_end(ray_address: str, run: TrainingRun) -> None:
