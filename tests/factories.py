@@ -107,11 +107,12 @@ def digits_project_from(folder, *, admin, annotator, name: str, retrain_every: i
     return project
 
 
-def label_first(project, user, truth: dict[str, str], n: int) -> None:
-    """``user`` labels the project's first ``n`` images (by file name) with their true class."""
+def label_first(project, user, truth: dict[str, str], n: int, start: int = 0) -> None:
+    """``user`` labels the project's first ``n`` images (by file name; from the ``start``-th)
+    with their true class."""
     from labeling.annotations.services import annotation_submit
 
     names = dict(Image.objects.filter(project=project).values_list("original_name", "id"))
-    for name in sorted(names)[:n]:
+    for name in sorted(names)[start:n]:
         image = Image.objects.select_related("project").get(pk=names[name])
         annotation_submit(image=image, user=user, label=truth[name], client_id=uuid.uuid4())

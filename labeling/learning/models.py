@@ -36,7 +36,8 @@ class TrainingRun(models.Model):
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    # For ACTIVATION runs: the version whose predictions re-score the queue.
+    # For ACTIVATION runs: the version whose predictions re-score the queue (none: the version
+    # active when the run starts; a strategy change).
     source_version = models.ForeignKey(
         "ModelVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
     )

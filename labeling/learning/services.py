@@ -78,9 +78,10 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
     """After the project's acquisition strategy changed: order the queue by the new one now,
     not at the next retrain.
 
-    - With an active model: queue a re-score of the pool with it (an ``activation`` run of
-      the active version), unless a run is queued already - that one scores with the new
-      strategy when it starts.
+    - With an active model: queue a re-score of the pool (an ``activation`` run without a
+      source version: it uses the model active when it runs, so a training run that is
+      running now and promotes a new model is not rolled back), unless a run is queued
+      already - that one reads the new strategy when it starts.
     - No model, now ``random``: the cold-start order gives way to random order at once (a
       queued cold start is cancelled).
     - No model, now model-driven: a cold-start ordering, as for a new upload.
@@ -89,7 +90,7 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
     if active is not None:
         if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
             return None
-        run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION, source_version=active)
+        run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
         logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
                     project.strategy, run.pk)  # fmt: skip
         return run

@@ -157,7 +157,13 @@ class Worker:
                     logger.info("run %d: queue ordered for coverage (%s)", run.pk, _brief(timings))
                     return
                 if run.trigger == RunTrigger.ACTIVATION:
-                    version = run.source_version
+                    # No source version: re-score with whichever model is active now (a
+                    # strategy change; a training run may have promoted one meanwhile).
+                    version = run.source_version or self._active(run)
+                    if version is None:
+                        raise RuntimeError("no active model to re-score the queue with")
+                    if run.source_version_id is None:  # recorded: the API and run.succeeded
+                        TrainingRun.objects.filter(pk=run.pk).update(source_version=version)
                     promote = True
                     metrics = {"activated_version": version.number}
                 else:

@@ -9,7 +9,7 @@ import pytest
 from labeling.annotations.services import task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_request_cold_start
+from labeling.learning.services import run_claim, run_request, run_request_cold_start
 from labeling.learning.worker import Worker
 from labeling.projects.models import Strategy
 from tests.factories import ImageFactory, label_first
@@ -46,20 +46,35 @@ def test_a_new_strategy_re_scores_the_queue_with_the_active_model(
     # `diverse` spreads its batch over the pool; the 20 least confident images are not it.
     assert head() != _least_confident(project, 20)
 
+    # A training run is running (150 labels now) when the admin changes the strategy.
+    label_first(project, bob, truth, 150, start=100)
+    training, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
+    worker = Worker()
+    assert run_claim(worker=worker.name) == training
     response = admin.patch(
         f"/api/projects/{project.id}/", {"strategy": "least_confidence"}, format="json"
     )
     assert response.status_code == 200, response.content
-    run = TrainingRun.objects.get(project=project, status=RunStatus.QUEUED)
-    assert (run.trigger, run.source_version_id) == (RunTrigger.ACTIVATION, version.pk)
+    rescore = TrainingRun.objects.get(project=project, status=RunStatus.QUEUED)
+    assert (rescore.trigger, rescore.source_version) == (RunTrigger.ACTIVATION, None)
 
-    Worker().run_forever(once=True)
-    run.refresh_from_db()
-    assert run.status == RunStatus.SUCCEEDED, run.error
-    assert ModelVersion.objects.filter(project=project).count() == 1  # re-scored, not retrained
+    training.refresh_from_db()
+    worker.execute(training)  # promotes version 2, scoring with the strategy it started with
+    newer = ModelVersion.objects.get(project=project, is_active=True)
+    assert newer.number == 2 and newer.labels_used == 150
+
+    worker.run_forever(once=True)  # the re-score: with version 2, not a rollback to version 1
+    rescore.refresh_from_db()
+    assert rescore.status == RunStatus.SUCCEEDED, rescore.error
+    assert rescore.metrics["activated_version"] == 2
+    assert ModelVersion.objects.get(project=project, is_active=True) == newer
+    assert ModelVersion.objects.filter(project=project).count() == 2  # re-scored, not retrained
+    scorers = ImageScore.objects.filter(image__project=project).values_list("model_version")
+    assert set(scorers) == {(newer.pk,)}
     assert head() == _least_confident(project, 20)
     tasks = task_lease_next(project=project, user=bob, count=20)
     assert {t.image_id for t in tasks} == _least_confident(project, 20)
+    assert version.pk != newer.pk
 
 
 @pytest.mark.django_db

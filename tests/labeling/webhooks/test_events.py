@@ -17,6 +17,7 @@ from labeling.annotations.services import annotation_resolve, annotation_submit
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.learning.services import run_request, version_activate
 from labeling.learning.worker import Worker
+from labeling.projects.services import project_update
 from labeling.webhooks import delivery
 from labeling.webhooks.delivery import webhook_deliver_due
 from labeling.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookLabelEvent
@@ -215,6 +216,25 @@ def test_the_rescore_after_an_activation_does_not_announce_the_model_twice(
     assert run.status == RunStatus.SUCCEEDED, run.error
     webhook_deliver_due()
     assert sorted(receiver.events()) == ["model.activated", "run.succeeded"]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_strategy_change_re_score_names_the_model_it_used(hook, receiver, project):
+    _version(project, number=1, active=True)
+    project_update(project=project, strategy="margin")
+    run = TrainingRun.objects.get(project=project, status=RunStatus.QUEUED)
+    assert (run.trigger, run.source_version) == (RunTrigger.ACTIVATION, None)
+    _version(project, number=2, active=False)
+    ModelVersion.objects.filter(project=project).update(is_active=False)
+    ModelVersion.objects.filter(project=project, number=2).update(is_active=True)
+
+    Worker().run_forever(once=True)  # takes the model active now: version 2
+    run.refresh_from_db()
+    assert run.status == RunStatus.SUCCEEDED, run.error
+    assert run.source_version.number == 2
+    webhook_deliver_due()
+    assert receiver.events() == ["run.succeeded"]  # the model is not announced again
+    assert receiver.received[0].json["run"]["model_version"] == 2
 
 
 @pytest.mark.django_db(transaction=True)
