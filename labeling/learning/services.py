@@ -86,25 +86,25 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
       queued cold start is cancelled).
     - No model, now model-driven: a cold-start ordering, as for a new upload.
     """
-    active = ModelVersion.objects.filter(project=project, is_active=True).first()
-    if active is not None:
+    versions = ModelVersion.objects.filter(project=project)
+    if versions.filter(is_active=True).exists():
         if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
             return None
         run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
         logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
                     project.strategy, run.pk)  # fmt: skip
         return run
-    if ModelVersion.objects.filter(project=project).exists():
+    if versions.exists():
         return None  # versions, none active: the next training run orders the queue
     if project.strategy != Strategy.RANDOM:
         return run_request_cold_start(project=project)
+    from labeling.learning.writeback import write_cold_start
+
     with transaction.atomic():
         TrainingRun.objects.filter(
             project=project, status=RunStatus.QUEUED, trigger=RunTrigger.COLD_START
         ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
-        Image.objects.filter(
-            project=project, status__in=[ImageStatus.UNLABELED, ImageStatus.PARTIAL]
-        ).exclude(priority=0).update(priority=0, updated_at=timezone.now())
+        write_cold_start(project, head=[])  # no head: every waiting image in random order
     return None
 
 
