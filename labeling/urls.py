@@ -26,7 +26,12 @@ from labeling.learning.api import (
     RunDetailView,
     VersionActivateView,
 )
-from labeling.projects.api import MembersView, ProjectDetailView, ProjectListView
+from labeling.projects.api import (
+    LabelRenameView,
+    MembersView,
+    ProjectDetailView,
+    ProjectListView,
+)
 from labeling.webhooks.api import (
     DeliveryRedeliverView,
     ProjectWebhooksView,
@@ -41,6 +46,11 @@ api = [
     path("projects/", ProjectListView.as_view(), name="project-list"),
     path("projects/<int:project_id>/", ProjectDetailView.as_view(), name="project-detail"),
     path("projects/<int:project_id>/members/", MembersView.as_view(), name="project-members"),
+    path(
+        "projects/<int:project_id>/labels/rename/",
+        LabelRenameView.as_view(),
+        name="project-label-rename",
+    ),
     path("projects/<int:project_id>/images/", ProjectImagesView.as_view(), name="project-images"),
     path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
     path("projects/<int:project_id>/tasks/next/", TaskNextView.as_view(), name="task-next"),

@@ -31,6 +31,7 @@ from labeling.images.storage import (
 from labeling.images.validation import Rejected, ValidImage, validate_image
 from labeling.learning.services import run_maybe_trigger, run_request_cold_start
 from labeling.projects.models import Project
+from labeling.projects.services import label_resolve, project_labels_for_write
 from labeling.webhooks.services import webhook_emit_images_labeled
 
 logger = logging.getLogger(__name__)
@@ -127,6 +128,8 @@ def images_ingest(
             continue
         result = FileResult(source.name, "rejected")
         label = _label_for(source, manifest, labels_from_folders)
+        if label is not None:  # a class's old name (renamed since) means the class
+            label = label_resolve(label, project.labels, project.label_renames) or label
         if label is not None and label not in classes:
             result.reason = (
                 f"label {label!r} is not one of the project's classes "
@@ -219,6 +222,13 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
         with transaction.atomic():
             store_lock(shared=True)  # no sweep deletes files until these rows are committed
             _restore_reused(keys=keys, fresh=fresh, created_keys=created_keys)
+            # A class renamed since this import read the project: store its new name (none,
+            # should the class have been removed meanwhile: the image arrives unlabeled).
+            if any(p.label is not None for p in fresh):
+                labels, renames = project_labels_for_write(project)
+                for p in fresh:
+                    if p.label is not None:
+                        p.label = p.result.label = label_resolve(p.label, labels, renames)
             rows = [
                 Image(
                     project=project,

@@ -10,7 +10,9 @@ from django.db import connection, transaction
 
 from labeling.learning import predictions
 from labeling.learning.models import PredictionRequest
-from labeling.learning.writeback import local_checkpoint
+from labeling.learning.writeback import local_checkpoint, renames_seen
+from labeling.projects.models import Project
+from labeling.projects.services import follow_renames
 
 logger = logging.getLogger(__name__)
 
@@ -107,7 +109,9 @@ class Predictor:
             ]
         )
         out = score_arrays(model, x, strategy="least_confidence")
-        labels = meta["classes"]
+        # Its class names, renamed as the project's have been since it was trained.
+        renames = Project.objects.values_list("label_renames", flat=True).get(pk=version.project_id)
+        labels = follow_renames(list(meta["classes"]), renames[renames_seen(version) :])
         return [
             {
                 "predicted": labels[int(out["predicted"][i])],

@@ -8,6 +8,7 @@ from django.db.models.functions import Cast, Floor, Least
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
 from labeling.projects.models import Project
+from labeling.projects.services import follow_renames
 
 
 def run_list(*, project: Project) -> QuerySet[TrainingRun]:
@@ -24,7 +25,7 @@ def learning_stats(*, project: Project) -> dict[str, object]:
     versions = list(
         ModelVersion.objects.filter(project=project)
         .order_by("number")
-        .values("number", "labels_used", "metrics", "is_active", "created_at")
+        .values("number", "labels_used", "metrics", "config", "is_active", "created_at")
     )
     curve = [
         {
@@ -41,6 +42,15 @@ def learning_stats(*, project: Project) -> dict[str, object]:
         for v in versions
     ]
     active = next((v for v in versions if v["is_active"]), None)
+    classes, per_class = None, None
+    if active:
+        # The names the model was trained with, as the project calls those classes now.
+        renames = project.label_renames[int(active["config"].get("renames_seen", 0)) :]
+        if active["metrics"].get("classes") is not None:
+            classes = follow_renames(active["metrics"]["classes"], renames)
+        if active["metrics"].get("per_class") is not None:
+            names = follow_renames(list(active["metrics"]["per_class"]), renames)
+            per_class = dict(zip(names, active["metrics"]["per_class"].values(), strict=True))
     bins = 10
     histogram = dict(
         Image.objects.filter(project=project, status__in=QUEUE_STATUSES, uncertainty__isnull=False)
@@ -59,8 +69,8 @@ def learning_stats(*, project: Project) -> dict[str, object]:
                 "labels": active["labels_used"],
                 "accuracy": active["metrics"].get("accuracy"),
                 "confusion": active["metrics"].get("confusion"),
-                "classes": active["metrics"].get("classes"),  # the confusion matrix's order
-                "per_class": active["metrics"].get("per_class"),
+                "classes": classes,  # the confusion matrix's order
+                "per_class": per_class,
                 "ece": active["metrics"].get("ece"),
                 "created_at": active["created_at"],
             }

@@ -51,8 +51,10 @@ from labeling.learning.writeback import (
     image_refs,
     json_safe,
     local_checkpoint,
+    renames_seen,
     write_cold_start,
 )
+from labeling.projects.services import follow_renames, project_labels_for_write
 from labeling.webhooks.delivery import Deliverer
 from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
 
@@ -79,6 +81,8 @@ class Snapshot:
     val_labels: list[int]
     val_source: str  # "random_slice" or "split"
     total: int
+    classes: list[str]  # the project's classes when the labels were read
+    renames: list[list[str]]  # project.label_renames then: later ones rename the model's
 
 
 class Worker:
@@ -227,7 +231,7 @@ class Worker:
         workdir = Path(settings.DATA_DIR) / "worker" / f"run-{run.pk}"
         workdir.mkdir(parents=True, exist_ok=True)
         spec = TrainSpec(
-            classes=tuple(project.labels),
+            classes=tuple(snap.classes),
             input_size=project.input_size,
             input_channels=project.input_channels,
             items=tuple(snap.items),
@@ -265,15 +269,19 @@ class Worker:
         return version, promote, metrics
 
     def _snapshot(self, run: TrainingRun) -> Snapshot:
-        """Consensus labels only; the random exploration slice is held out for evaluation."""
+        """Consensus labels only; the random exploration slice is held out for evaluation.
+        The classes and the labels are read together, under the project's share lock, so a
+        class rename lands wholly before or wholly after the snapshot."""
         project = run.project
-        index = {label: i for i, label in enumerate(project.labels)}
-        rows = list(
-            Image.objects.filter(project=project, status=ImageStatus.LABELED)
-            .exclude(consensus_label=None)
-            .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
-            .order_by("id")
-        )
+        with transaction.atomic():
+            classes, renames = project_labels_for_write(project)
+            rows = list(
+                Image.objects.filter(project=project, status=ImageStatus.LABELED)
+                .exclude(consensus_label=None)
+                .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
+                .order_by("id")
+            )
+        index = {label: i for i, label in enumerate(classes)}
         usable = [row for row in rows if row[3] in index]  # a class removed since: skipped
         refs = image_refs([row[:3] for row in usable])
         train, val = [], []
@@ -290,6 +298,8 @@ class Worker:
             val_labels=[y for _, y in val],
             val_source=source,
             total=len(rows),
+            classes=classes,
+            renames=renames,
         )
 
     def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict | None:
@@ -310,10 +320,13 @@ class Worker:
         from training.score import run_scoring
 
         index = {name: i for i, name in enumerate(spec.classes)}
+        # The active model's class names as they were called at this run's snapshot.
+        renames = snap.renames
 
-        def predicted(path: str) -> dict[str, int]:
+        def predicted(path: str, since: int) -> dict[str, int]:
             """Key -> predicted class as an index into this run's classes (-1: a class the
-            run does not have). The active model may know the classes in another order."""
+            run does not have). The active model may know the classes in another order, or
+            by names renamed since it was trained (``since``: the renames it had seen)."""
             scored = run_scoring(
                 ScoreSpec(
                     checkpoint_path=path,
@@ -322,10 +335,12 @@ class Worker:
                     strategy="least_confidence",
                 )
             )
-            names = [scored.classes[int(p)] for p in scored.predicted]
+            classes = follow_renames(list(scored.classes), renames[since:])
+            names = [classes[int(p)] for p in scored.predicted]
             return {key: index.get(name, -1) for key, name in zip(scored.keys, names, strict=True)}
 
-        old, new = predicted(local_checkpoint(active.checkpoint_key)), predicted(checkpoint_path)
+        old = predicted(local_checkpoint(active.checkpoint_key), renames_seen(active))
+        new = predicted(checkpoint_path, len(snap.renames))
         truth = dict(zip([r.key for r in snap.val_items], snap.val_labels, strict=True))
         keys = [k for k in truth if k in old and k in new]  # both decoded it
         return promotion_verdict(
@@ -347,7 +362,11 @@ class Worker:
             number=number,
             checkpoint_key=saved,
             architecture=spec.arch,
-            config={"arch": spec.arch, "input_size": spec.input_size},
+            config={
+                "arch": spec.arch,
+                "input_size": spec.input_size,
+                "renames_seen": len(snap.renames),
+            },
             metrics=json_safe(metrics),
             labels_used=snap.total,
         )

@@ -18,6 +18,7 @@ from django.core.files.storage import default_storage
 from django.db import connection
 
 from labeling.images.storage import file_sha256, storage_local_path, storage_open
+from labeling.projects.services import follow_renames, project_labels_for_write
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +31,9 @@ FETCH_THREADS = 10
 def copy_scores(project, version, result, pool: set[str]) -> None:
     """COPY the scores into a temporary table, then one UPDATE of the queue and one upsert
     of the per-image scores. Runs inside the caller's transaction."""
+    # Predicted labels by the classes' names now, under the share lock a rename waits for.
+    labels, renames = project_labels_for_write(project)
+    classes = follow_renames(list(result.classes), renames[renames_seen(version) :])
     order = sorted(
         (int(p), key) for p, key in zip(result.priority, result.keys, strict=True) if key in pool
     )
@@ -65,7 +69,7 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
             FROM incoming_scores s
             WHERE i.id = s.image_id AND i.project_id = %(project)s
             """,
-            {"labels": model_labels(result.classes, project.labels), "project": project.id},
+            {"labels": model_labels(classes, labels), "project": project.id},
         )
         cursor.execute(
             """
@@ -82,6 +86,13 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
             """,
             {"version": version.pk},
         )
+
+
+def renames_seen(version) -> int:
+    """How many of its project's class renames a model version's names already include: the
+    later ones (``project.label_renames[n:]``) rename its classes. Versions registered before
+    renames existed had seen none."""
+    return int(version.config.get("renames_seen", 0))
 
 
 def model_labels(classes: Sequence[str], labels: Sequence[str]) -> list[str | None]:

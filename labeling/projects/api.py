@@ -57,6 +57,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         return self.context.get("roles", {}).get(project.id)
 
 
+class LabelRenameSerializer(serializers.Serializer):
+    old = serializers.CharField(max_length=100, trim_whitespace=False, help_text="a class now")
+    new = serializers.CharField(max_length=100, help_text="its new name")
+
+
 class MembershipSerializer(serializers.ModelSerializer):
     username = serializers.CharField(source="user.username")
     role = serializers.ChoiceField(choices=Role.choices)
@@ -130,6 +135,31 @@ class ProjectDetailView(APIView):
     def delete(self, request: Request, project_id: int) -> Response:
         services.project_delete(project=self._get(request, project_id, Role.ADMIN))
         return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class LabelRenameView(APIView):
+    @extend_schema(
+        request=LabelRenameSerializer,
+        responses={200: ProjectSerializer, 400: ErrorSerializer, 409: ErrorSerializer},
+        summary="Rename a class (project admin; 409 when the new name is taken)",
+        description=(
+            "Renames the class in place (same position, so the same model output) and in every "
+            "annotation, consensus label and prediction, in one transaction. Models trained "
+            "before keep working: their predictions and suggestions use the new name without a "
+            "retrain. A label or an upload manifest that still uses the old name is stored under "
+            "the new one."
+        ),
+    )
+    def post(self, request: Request, project_id: int) -> Response:
+        project = selectors.project_get_for_user(
+            user=request.user, project_id=project_id, role=Role.ADMIN
+        )
+        serializer = LabelRenameSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        project = services.project_label_rename(project=project, **serializer.validated_data)
+        project.image_count = project.images.count()
+        body = ProjectSerializer(project, context={"roles": _roles_for(request, [project])}).data
+        return Response(body)
 
 
 class MembersView(APIView):

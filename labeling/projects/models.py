@@ -21,6 +21,10 @@ class Project(models.Model):
     description = models.TextField(blank=True, default="")
     # Ordered class names; position i is the model's output i.
     labels = ArrayField(models.CharField(max_length=100))
+    # Every class rename, oldest first: [[old, new], ...]. Append-only. A model keeps the class
+    # names it was trained with; it records how many renames had happened by its snapshot
+    # (ModelVersion.config["renames_seen"]) and the later ones translate its names.
+    label_renames = models.JSONField(default=list, blank=True)
     input_size = models.PositiveIntegerField(default=28)  # pixels, square model input
     input_channels = models.PositiveSmallIntegerField(default=1)  # 1 = grayscale, 3 = RGB
     annotations_per_image = models.PositiveSmallIntegerField(default=1)

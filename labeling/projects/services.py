@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
+from django.db.models.functions import Now
 from django.utils.text import slugify
 
 from labeling.core.errors import Conflict, NotFound, ValidationFailed
@@ -50,7 +52,9 @@ def _check_labels(labels: list[str], *, project: Project | None = None) -> list[
             )
             if used:
                 raise ValidationFailed(
-                    f"cannot remove classes that already have annotations: {used}",
+                    f"cannot remove classes that already have annotations: {used} "
+                    f"(to rename one: POST /api/projects/{project.pk}/labels/rename/ "
+                    f'{{"old": ..., "new": ...}})',
                     code="labels",
                 )
     return cleaned
@@ -82,14 +86,17 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     unknown = set(fields) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
-    if "labels" in fields:
-        fields["labels"] = _check_labels(fields["labels"], project=project)
     votes_before, retrain_before = project.annotations_per_image, project.retrain_every
     strategy_before = project.strategy
-    for name, value in fields.items():
-        setattr(project, name, value)
     try:
         with transaction.atomic():
+            if "labels" in fields:
+                # Checked under the project's lock: a rename or a label landing meanwhile
+                # (they read the classes FOR KEY SHARE) cannot slip past the check.
+                _lock(project)
+                fields["labels"] = _check_labels(fields["labels"], project=project)
+            for name, value in fields.items():
+                setattr(project, name, value)
             project.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
@@ -107,6 +114,83 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         from labeling.learning.services import run_strategy_changed
 
         run_strategy_changed(project=project)
+    return project
+
+
+def _lock(project: Project) -> None:
+    """Lock the project row FOR UPDATE and refresh the classes and their renames from it."""
+    locked = Project.objects.select_for_update().only("labels", "label_renames").get(pk=project.pk)
+    project.labels, project.label_renames = locked.labels, locked.label_renames
+
+
+def project_labels_for_write(project: Project) -> tuple[list[str], list[list[str]]]:
+    """The project's classes and rename log as they are now, read FOR KEY SHARE inside the
+    caller's transaction, for a write that stores a class name (a label, an import, a score
+    write-back). Such writes share the lock; a rename (FOR UPDATE) waits for them and they
+    for it, so nothing written under it names a class the rename has just replaced. A caller
+    may name a class by an old name: ``label_resolve``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT labels, label_renames FROM projects_project WHERE id = %s FOR KEY SHARE",
+            [project.pk],
+        )
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("the project no longer exists", code="project_not_found")
+    renames = json.loads(row[1]) if isinstance(row[1], str) else row[1]  # Django reads jsonb raw
+    return list(row[0]), renames
+
+
+def follow_renames(names: list[str | None], renames: list[list[str]]) -> list[str | None]:
+    """``names`` as they are called after ``renames`` ([old, new] pairs, oldest first)."""
+    names = list(names)
+    for old, new in renames:
+        names = [new if name == old else name for name in names]
+    return names
+
+
+def label_resolve(label: str, labels: list[str], renames: list[list[str]]) -> str | None:
+    """The class ``label`` names now: itself while the project has a class of that name, else
+    the name renames gave it (a client that read the classes before a rename), else None."""
+    if label in labels:
+        return label
+    named = follow_renames([label], renames)[0]
+    return named if named in labels else None
+
+
+def project_label_rename(*, project: Project, old: str, new: str) -> Project:
+    """Rename one class everywhere: the project's list (same position, so the same model
+    output), every annotation, consensus and prediction that names it. One transaction under
+    the project's lock; models trained before translate their class names through
+    ``label_renames``, so suggestions and predictions keep working without a retrain."""
+    new = new.strip()
+    if not new:
+        raise ValidationFailed("the new class name cannot be blank", code="labels")
+    if len(new) > 100:
+        raise ValidationFailed(
+            f"class names are at most 100 characters, got {len(new)}", code="labels"
+        )
+    with transaction.atomic():
+        _lock(project)
+        if old not in project.labels:
+            raise ValidationFailed(
+                f"{old!r} is not one of the project's classes: {', '.join(project.labels)}",
+                code="unknown_label",
+            )
+        if new == old:
+            return project
+        if new in project.labels:
+            raise Conflict(f"the project already has a class named {new!r}", code="labels")
+        project.labels = [new if label == old else label for label in project.labels]
+        project.label_renames = [*project.label_renames, [old, new]]
+        project.save(update_fields=["labels", "label_renames", "updated_at"])
+        from labeling.annotations.models import Annotation
+        from labeling.images.models import Image
+
+        Annotation.objects.filter(image__project=project, label=old).update(label=new)
+        images = Image.objects.filter(project=project)
+        images.filter(consensus_label=old).update(consensus_label=new, updated_at=Now())
+        images.filter(predicted_label=old).update(predicted_label=new, updated_at=Now())
     return project
 
 

@@ -10,6 +10,7 @@ import zipfile
 
 import pytest
 
+from labeling.annotations.models import Annotation
 from labeling.annotations.services import annotation_submit
 from labeling.images.models import Image
 from labeling.projects.models import Project
@@ -41,7 +42,10 @@ def corrupt_zip() -> bytes:
     return out.getvalue()
 
 
-def test_admin_dashboard_overview_model_images_upload_and_settings(page, alice, bob, project):
+def test_admin_dashboard_overview_model_images_upload_and_settings(
+    page, console, alice, bob, project
+):
+    console.allow(r"status of 409 \(Conflict\).*/labels/rename/")  # the refused rename below
     seed(project, alice, bob)
     log_in(page, "alice")
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
@@ -101,4 +105,25 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(page, alice, 
     expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
     project.refresh_from_db()
     assert project.strategy == "random"
+
+    # Rename a class that has labels: everywhere at once, and the classes box follows.
+    threes = Annotation.objects.filter(image__project=project, label="3").count()
+    assert threes > 0
+    page.get_by_label("Class to rename").select_option("3")
+    page.get_by_label("New name").fill("three")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page.get_by_role("status").filter(has_text="Renamed “3” to “three”.")).to_be_visible()
+    expect(page.get_by_label("Classes")).to_have_value(re.compile(r"^0\n1\n2\nthree\n4\n"))
+    assert Annotation.objects.filter(image__project=project, label="three").count() == threes
+    page.get_by_label("Class to rename").select_option("4")
+    page.get_by_label("New name").fill("three")
+    page.get_by_role("button", name="Rename", exact=True).click()
+    expect(page.get_by_role("alert")).to_contain_text("already has a class named 'three'")
+    screenshot(page, "dashboard-settings")
+    # Saving the other settings afterwards does not send the old class list back.
+    page.get_by_label("Retrain every").fill("30")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    project.refresh_from_db()
+    assert (project.retrain_every, project.labels[3]) == (30, "three")
     expect(page.get_by_label("Role of bob")).to_have_value("annotator")

@@ -68,6 +68,13 @@ ENDPOINTS = {
     "delete project": Endpoint(
         "delete", lambda c: f"/api/projects/{c['project'].id}/", "admin", 204
     ),
+    "rename class": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/labels/rename/",
+        "admin",
+        200,
+        lambda c: {"old": c["project"].labels[0], "new": "renamed"},
+    ),
     "list members": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/members/", "admin", 200
     ),

@@ -81,7 +81,8 @@ def test_classes_with_annotations_cannot_be_removed(alice, as_user, project):
         f"/api/projects/{project.id}/", {"labels": ["0", "1", "2"]}, format="json"
     )
     assert response.status_code == 400
-    assert "'3'" in response.json()["error"]["message"]
+    message = response.json()["error"]["message"]
+    assert "'3'" in message and f"/api/projects/{project.id}/labels/rename/" in message
     project.refresh_from_db()
     assert len(project.labels) == 10
 

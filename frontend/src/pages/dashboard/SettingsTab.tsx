@@ -116,8 +116,8 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
             required
           />
           <p id="s-labels-help" className="muted small">
-            One per line, in order: the first gets key 1. Renaming or removing a class that is in use
-            may be refused.
+            One per line, in order: the first gets key 1. A class that has labels cannot be removed;
+            rename it below instead.
           </p>
         </div>
 
@@ -221,7 +221,105 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
         </div>
       </form>
       {error && <ErrorNote error={error} />}
+      <RenameClass
+        project={project}
+        onRenamed={(renamed) => {
+          // The classes box shows the new name (keeping any other unsaved edits to it).
+          const [from, to] = renamed;
+          setForm((old) => ({
+            ...old,
+            labels: old.labels
+              .split("\n")
+              .map((l) => (l.trim() === from ? to : l))
+              .join("\n"),
+          }));
+          setSaved(false);
+          onSaved();
+        }}
+      />
     </section>
+  );
+}
+
+function RenameClass({
+  project,
+  onRenamed,
+}: {
+  project: Project;
+  onRenamed: (renamed: [string, string]) => void;
+}) {
+  const [from, setFrom] = useState(project.labels[0] ?? "");
+  const [to, setTo] = useState("");
+  const [error, setError] = useState<ApiError | null>(null);
+  const [done, setDone] = useState<string | null>(null);
+  const current = project.labels.includes(from) ? from : (project.labels[0] ?? "");
+
+  async function onSubmit(event: FormEvent) {
+    event.preventDefault();
+    const name = to.trim();
+    try {
+      await api<Project>(`/api/projects/${project.id}/labels/rename/`, {
+        method: "POST",
+        body: { old: current, new: name },
+      });
+      setError(null);
+      setDone(`Renamed “${current}” to “${name}”.`);
+      setFrom(name);
+      setTo("");
+      onRenamed([current, name]);
+    } catch (caught) {
+      setDone(null);
+      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+    }
+  }
+
+  return (
+    <form className="rename-class" onSubmit={onSubmit} aria-labelledby="rename-title">
+      <h3 id="rename-title">Rename a class</h3>
+      <p className="muted small" id="rename-help">
+        Its labels, consensus and predictions take the new name at once; trained models keep
+        working under it, no retrain needed. Same key, same place in the list.
+      </p>
+      <div className="row">
+        <label htmlFor="r-from" className="visually-hidden">
+          Class to rename
+        </label>
+        <select
+          id="r-from"
+          value={current}
+          onChange={(e) => {
+            setFrom(e.target.value);
+            setDone(null);
+          }}
+        >
+          {project.labels.map((l) => (
+            <option key={l} value={l}>
+              {l}
+            </option>
+          ))}
+        </select>
+        <label htmlFor="r-to" className="visually-hidden">
+          New name
+        </label>
+        <input
+          id="r-to"
+          placeholder="new name"
+          value={to}
+          maxLength={100}
+          onChange={(e) => {
+            setTo(e.target.value);
+            setDone(null);
+          }}
+          aria-describedby="rename-help"
+          required
+        />
+        <button type="submit" className="btn">
+          Rename
+        </button>
+      </div>
+      {done && <p role="status">{done}</p>}
+      {error && <ErrorNote error={error} />}
+    </form>
   );
 }
 
