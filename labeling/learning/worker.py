@@ -184,10 +184,14 @@ class Worker:
                 )
                 logger.info("run %d: succeeded (%s)", run.pk, _brief(timings))
             except Cancelled:
+                if _vanished(run):
+                    return
                 services.run_fail(run_id=run.pk, worker=self.name, error="", cancelled=True)
                 logger.info("run %d: cancelled", run.pk)
             except DATABASE_ERRORS as exc:
                 if _database_answers():  # the statement failed (disk full, a timeout, ...)
+                    if _vanished(run):
+                        return
                     logger.exception("run %d failed", run.pk)
                     services.run_fail(run_id=run.pk, worker=self.name, error=_error_text(exc))
                     return
@@ -197,6 +201,8 @@ class Worker:
                 logger.exception("run %d: database lost; the run will be retried", run.pk)
                 raise
             except Exception as exc:  # a failed run must be recorded, whatever failed
+                if _vanished(run):
+                    return
                 logger.exception("run %d failed", run.pk)
                 services.run_fail(run_id=run.pk, worker=self.name, error=_error_text(exc))
 
@@ -452,6 +458,23 @@ class Worker:
             if current.status != RunStatus.RUNNING or current.worker != self.name:
                 raise Cancelled()  # re-queued to another worker meanwhile: let it finish
             yield current
+
+
+def _vanished(run: TrainingRun) -> bool:
+    """The run is gone (its project deleted mid-run, which deletes its runs): whatever failed
+    failed for that reason, and there is nothing left to record it on. Logged as what it is,
+    not as an error."""
+    try:
+        if TrainingRun.objects.filter(pk=run.pk).exists():
+            return False
+    except DATABASE_ERRORS:
+        return False  # cannot tell: the caller's handling stands
+    logger.info(
+        "run %d: its project was deleted (project %d) while it ran; nothing written",
+        run.pk,
+        run.project_id,
+    )
+    return True
 
 
 def _succeed(run, current, metrics: dict, timings: dict, started: float) -> None:
