@@ -33,8 +33,23 @@ def ensure_ray() -> None:
         kwargs: dict = {"logging_level": logging.WARNING, "log_to_driver": False}
         if address == "local":
             kwargs |= {"num_cpus": os.cpu_count() or 1, "include_dashboard": False}
+            _quiet_token_auth_notice()
         ray.init(address=address, **kwargs)
     quiet_ray_data()  # also when the caller started Ray itself
+
+
+class _DropTokenAuthNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("Token authentication is enabled for this")
+
+
+def _quiet_token_auth_notice() -> None:
+    """Ray (2.60) turns token authentication on for a new local cluster, which is what we want,
+    and says so as a WARNING at every start. Drop that one notice: every other message of the
+    module (auth disabled, token missing) still gets through. RAY_AUTH_MODE still decides."""
+    module = logging.getLogger("ray._private.authentication.authentication_token_setup")
+    if not any(isinstance(f, _DropTokenAuthNotice) for f in module.filters):
+        module.addFilter(_DropTokenAuthNotice())
 
 
 def quiet_ray_data() -> None:
