@@ -263,9 +263,9 @@ def annotation_submit(
     Accepted with a live lease; after a lapsed lease (or none) only while the image still
     needs annotations. An annotator may change their own label: a new row, history kept,
     the latest counts. A client_id seen before (on this image: in its history; elsewhere: the
-    unique constraint) answers with the original row. Six statements, whatever the history
-    (seven when the consensus label changes: the ``image.labeled`` webhook event), one of them
-    the project's classes read under the share lock a class rename waits for.
+    unique constraint) answers with the original row. Five round trips, whatever the history
+    (six when the consensus label changes: the ``image.labeled`` webhook event); the one that
+    locks the image also reads the project's classes, under the lock a class rename waits for.
     """
     project = image.project
     _current_label(label, project.labels, project.label_renames)  # refused before a transaction
