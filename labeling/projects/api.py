@@ -29,6 +29,11 @@ class ProjectSerializer(serializers.ModelSerializer):
     lease_seconds = serializers.IntegerField(min_value=10, max_value=86_400, required=False)
     image_count = serializers.IntegerField(read_only=True)
     role = serializers.SerializerMethodField()
+    label_renames = serializers.ListField(
+        child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
+        read_only=True,
+        help_text="every class rename, oldest first, as [old, new]",
+    )
 
     class Meta:
         model = Project
@@ -38,6 +43,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "slug",
             "description",
             "labels",
+            "label_renames",
             "input_size",
             "input_channels",
             "annotations_per_image",

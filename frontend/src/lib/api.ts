@@ -163,6 +163,8 @@ export interface Project {
   slug: string;
   description: string;
   labels: string[];
+  /** Every class rename, oldest first, as [old, new]. */
+  label_renames?: [string, string][];
   input_size: number;
   input_channels: number;
   annotations_per_image: number;

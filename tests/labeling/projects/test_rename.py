@@ -62,6 +62,8 @@ def test_a_rename_reaches_every_annotation_consensus_and_prediction(as_user, ali
     assert _rename(as_user(alice), project, "three", "3").status_code == 200
     project.refresh_from_db()
     assert project.label_renames == [["3", "three"], ["three", "3"]]
+    shown = as_user(alice).get(f"/api/projects/{project.id}/").json()["label_renames"]
+    assert shown == [["3", "three"], ["three", "3"]]  # for clients that cache class names
     assert Annotation.objects.get(image=three).label == "3"
 
 
