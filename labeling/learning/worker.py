@@ -21,7 +21,6 @@ import time
 import traceback
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
@@ -33,7 +32,7 @@ from django.db import (
 from django.db.models import Max
 from django.utils import timezone
 
-from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning import services
 from labeling.learning.coldstart import COLD_START_HEAD, cold_start_order
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
@@ -44,6 +43,7 @@ from labeling.learning.models import (
     TrainingRun,
 )
 from labeling.learning.predictor import Predictor
+from labeling.learning.snapshot import Snapshot, take_snapshot
 from labeling.learning.writeback import (
     cache_dir,
     checkpoint_store,
@@ -54,15 +54,12 @@ from labeling.learning.writeback import (
     renames_seen,
     write_cold_start,
 )
-from labeling.projects.services import follow_renames, project_labels_for_write
+from labeling.projects.services import follow_renames
 from labeling.webhooks.delivery import Deliverer
 from labeling.webhooks.services import webhook_emit_run, webhook_emit_version_activated
 
 logger = logging.getLogger(__name__)
 
-# Evaluation uses the random exploration slice (unbiased) once it has this many labels;
-# before that, a stratified split of all labels (flagged in the metrics as such).
-MIN_RANDOM_SLICE = 30
 # Seconds a stopping worker waits for its predictor and webhook threads to wind down.
 HELPER_JOIN_SECONDS = 15
 # Seconds between attempts to reach a database that went away (restart, failover).
@@ -71,18 +68,6 @@ DATABASE_RETRY_SECONDS = 2.0
 
 class Cancelled(Exception):
     """The run was cancelled (or taken over): stop at the stage boundary."""
-
-
-@dataclass
-class Snapshot:
-    items: list  # training ImageRefs
-    labels: list[int]
-    val_items: list
-    val_labels: list[int]
-    val_source: str  # "random_slice" or "split"
-    total: int
-    classes: list[str]  # the project's classes when the labels were read
-    renames: list[list[str]]  # project.label_renames then: later ones rename the model's
 
 
 class Worker:
@@ -231,7 +216,7 @@ class Worker:
             logger.info("run %d: resuming with its registered version %d", run.pk, existing.number)
             return existing, existing.metrics.get("promote", True), existing.metrics
         project = run.project
-        snap = stage("snapshot", lambda: self._snapshot(run))
+        snap = stage("snapshot", lambda: take_snapshot(run))
         if not snap.items:
             raise RuntimeError("no consensus labels yet: label some images first")
         workdir = Path(settings.DATA_DIR) / "worker" / f"run-{run.pk}"
@@ -273,40 +258,6 @@ class Worker:
             "register", lambda: self._register(run, spec, result.checkpoint_path, metrics, snap)
         )
         return version, promote, metrics
-
-    def _snapshot(self, run: TrainingRun) -> Snapshot:
-        """Consensus labels only; the random exploration slice is held out for evaluation.
-        The classes and the labels are read together, under the project's share lock, so a
-        class rename lands wholly before or wholly after the snapshot."""
-        project = run.project
-        with transaction.atomic():
-            classes, renames = project_labels_for_write(project)
-            rows = list(
-                Image.objects.filter(project=project, status=ImageStatus.LABELED)
-                .exclude(consensus_label=None)
-                .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
-                .order_by("id")
-            )
-        index = {label: i for i, label in enumerate(classes)}
-        usable = [row for row in rows if row[3] in index]  # a class removed since: skipped
-        refs = image_refs([row[:3] for row in usable])
-        train, val = [], []
-        for (_, _, _, label, random_slice), ref in zip(usable, refs, strict=True):
-            (val if random_slice else train).append((ref, index[label]))
-        source = "random_slice"
-        if len(val) < MIN_RANDOM_SLICE:
-            train, val, source = train + val, [], "split"  # the engine splits val_fraction off
-        TrainingRun.objects.filter(pk=run.pk).update(labels_snapshot=len(rows))
-        return Snapshot(
-            items=[r for r, _ in train],
-            labels=[y for _, y in train],
-            val_items=[r for r, _ in val],
-            val_labels=[y for _, y in val],
-            val_source=source,
-            total=len(rows),
-            classes=classes,
-            renames=renames,
-        )
 
     def _should_promote(self, run, spec, snap: Snapshot, checkpoint_path: str) -> dict | None:
         """Not significantly worse than the active model on this run's validation labels

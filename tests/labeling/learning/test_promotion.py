@@ -17,7 +17,8 @@ from labeling.learning.models import (
     TrainingRun,
 )
 from labeling.learning.services import run_request
-from labeling.learning.worker import MIN_RANDOM_SLICE, Worker
+from labeling.learning.snapshot import MIN_RANDOM_SLICE
+from labeling.learning.worker import Worker
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

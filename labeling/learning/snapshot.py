@@ -1,0 +1,64 @@
+"""A training run's snapshot of the labels: consensus labels only, the random exploration
+slice held out for evaluation once it is big enough."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import transaction
+
+from labeling.images.models import Image, ImageStatus
+from labeling.learning.models import TrainingRun
+from labeling.learning.writeback import image_refs
+from labeling.projects.services import project_labels_for_write
+
+# Evaluation uses the random exploration slice (unbiased) once it has this many labels;
+# before that, a stratified split of all labels (flagged in the metrics as such).
+MIN_RANDOM_SLICE = 30
+
+
+@dataclass
+class Snapshot:
+    items: list  # training ImageRefs
+    labels: list[int]
+    val_items: list
+    val_labels: list[int]
+    val_source: str  # "random_slice" or "split"
+    total: int
+    classes: list[str]  # the project's classes when the labels were read
+    renames: list[list[str]]  # project.label_renames then: later ones rename the model's
+
+
+def take_snapshot(run: TrainingRun) -> Snapshot:
+    """Consensus labels only; the random exploration slice is held out for evaluation.
+    The classes and the labels are read together, under the project's share lock, so a
+    class rename lands wholly before or wholly after the snapshot."""
+    project = run.project
+    with transaction.atomic():
+        classes, renames = project_labels_for_write(project)
+        rows = list(
+            Image.objects.filter(project=project, status=ImageStatus.LABELED)
+            .exclude(consensus_label=None)
+            .values_list("id", "sha256", "storage_key", "consensus_label", "in_random_slice")
+            .order_by("id")
+        )
+    index = {label: i for i, label in enumerate(classes)}
+    usable = [row for row in rows if row[3] in index]  # a class removed since: skipped
+    refs = image_refs([row[:3] for row in usable])
+    train, val = [], []
+    for (_, _, _, label, random_slice), ref in zip(usable, refs, strict=True):
+        (val if random_slice else train).append((ref, index[label]))
+    source = "random_slice"
+    if len(val) < MIN_RANDOM_SLICE:
+        train, val, source = train + val, [], "split"  # the engine splits val_fraction off
+    TrainingRun.objects.filter(pk=run.pk).update(labels_snapshot=len(rows))
+    return Snapshot(
+        items=[r for r, _ in train],
+        labels=[y for _, y in train],
+        val_items=[r for r, _ in val],
+        val_labels=[y for _, y in val],
+        val_source=source,
+        total=len(rows),
+        classes=classes,
+        renames=renames,
+    )
