@@ -45,8 +45,8 @@ export function useResource<T>(path: string | null, refreshMs = 0): Loaded<T> {
   return { data, error, loading, reload };
 }
 
-export function useProject(projectId: string | undefined): Loaded<Project> {
-  return useResource<Project>(projectId ? `/api/projects/${projectId}/` : null);
+export function useProject(projectId: string | undefined, refreshMs = 0): Loaded<Project> {
+  return useResource<Project>(projectId ? `/api/projects/${projectId}/` : null, refreshMs);
 }
 
 export function useTitle(title: string): void {

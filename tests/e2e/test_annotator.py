@@ -8,6 +8,8 @@ import pytest
 
 from labeling.annotations.models import Annotation
 from labeling.images.models import Image
+from labeling.projects.models import Project
+from labeling.projects.services import project_label_rename, project_update
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -161,7 +163,57 @@ def test_labels_made_while_the_network_is_down_all_arrive_when_it_is_back(
     expect(page.get_by_text("The server cannot be reached")).to_be_visible()
     assert Annotation.objects.filter(annotator=bob).count() == 0
 
+    # The tab gets the focus back while offline: re-reading the project fails, and the page
+    # stays as it is, still labeling.
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    image_id = shown_image(page)
+    pressed[image_id] = truth_of(image_id, truth)
+    press_and_wait_for_next(page, pressed[image_id])
+    assert pending(page) == 6
+
     page.unroute("**/api/**")
     wait_until_sent(page)
     arrived = dict(Annotation.objects.filter(annotator=bob).values_list("image_id", "label"))
     assert arrived == pressed
+
+
+def test_an_admin_renames_a_class_while_an_annotator_labels_and_the_page_says_so(
+    page, alice, bob, project
+):
+    truth = add_digits(project, alice, 12)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+    image_id = shown_image(page)
+    labeled = {image_id: truth_of(image_id, truth)}
+    press_and_wait_for_next(page, labeled[image_id])  # on digits, key 3 means "3"
+
+    project_label_rename(project=project, old="3", new="three")
+    project = Project.objects.get(pk=project.pk)
+    project_update(project=project, labels=[*project.labels, "junk"])
+    page.evaluate("window.dispatchEvent(new Event('focus'))")  # the tab is looked at again
+
+    notice = page.get_by_test_id("class-change")
+    expect(notice).to_contain_text("“3” is now “three”")
+    expect(notice).to_contain_text("New: “junk”")
+    expect(page.get_by_role("button", name="three")).to_be_visible()
+    # Keys now go by position (1 = "0", ..., 4 = "three"): a digit key is paused, not sent.
+    image_id = shown_image(page)
+    page.keyboard.press("1")
+    expect(page.get_by_role("status")).to_contain_text("Class keys are paused")
+    assert shown_image(page) == image_id
+    screenshot(page, "annotator-class-change")
+
+    page.keyboard.press("Escape")
+    expect(notice).to_have_count(0)
+    keys = "1234567890"
+    labels = Project.objects.get(pk=project.pk).labels
+    for _ in range(3):
+        image_id = shown_image(page)
+        digit = truth_of(image_id, truth)
+        labeled[image_id] = "three" if digit == "3" else digit
+        press_and_wait_for_next(page, keys[labels.index(labeled[image_id])])
+    wait_until_sent(page)
+    stored = dict(Annotation.objects.filter(annotator=bob).values_list("image_id", "label"))
+    # The label sent before the rename was renamed with its class.
+    assert stored == {image: "three" if label == "3" else label for image, label in labeled.items()}

@@ -5,10 +5,13 @@
 import { useCallback, useEffect, useLayoutEffect, useMemo, useRef, useState } from "react";
 import { Link, useParams } from "react-router";
 
+import { Stage } from "../components/AnnotateStage";
+import { ClassChangeNotice } from "../components/ClassChangeNotice";
 import { ErrorNote } from "../components/ErrorNote";
 import { KeysHelp } from "../components/KeysHelp";
 import { useLatest, useProject, useTitle } from "../hooks";
 import { api, apiRaw, type Project, type Task } from "../lib/api";
+import { type Classes, classChanges, currentName } from "../lib/classChanges";
 import { classKeys, hotkeyMap, type KeyAction, keyAction, keyCap } from "../lib/hotkeys";
 import type { Outbox } from "../lib/outbox";
 import { type QueueTask, TaskQueue, type TaskSource } from "../lib/taskQueue";
@@ -16,16 +19,24 @@ import { useOutbox, useOutboxVersion } from "../outboxContext";
 
 const LOOKAHEAD = 8; // tasks kept leased and decoded ahead of the one on screen
 const HISTORY = 20; // labels that Z can walk back through
-// Images smaller than this (in pixels, either side) are scaled up with hard pixel edges: a
-// 28x28 digit blurred to 500 px is harder to read than its pixels.
-const PIXELATED_BELOW = 256;
+// The project (its classes) is re-read this often, and whenever the tab gets the focus back,
+// so an admin's rename or new class reaches an annotator who keeps the page open all day.
+const PROJECT_REFRESH_MS = 30_000;
 
 export function Annotate() {
   const { projectId } = useParams();
-  const project = useProject(projectId);
+  const project = useProject(projectId, PROJECT_REFRESH_MS);
+  const { reload } = project;
   useTitle(project.data ? `Label · ${project.data.name}` : "Label");
-  if (project.error) return <ErrorNote error={project.error} page />;
-  if (!project.data) return <p className="page-loading">Loading…</p>;
+  useEffect(() => {
+    window.addEventListener("focus", reload);
+    return () => window.removeEventListener("focus", reload);
+  }, [reload]);
+  // A failed re-read (offline) keeps the page as it is: labels go on into the outbox.
+  if (!project.data) {
+    if (project.error) return <ErrorNote error={project.error} page />;
+    return <p className="page-loading">Loading…</p>;
+  }
   if (project.data.role !== "annotator" && project.data.role !== "admin") {
     return (
       <section className="page narrow">
@@ -34,7 +45,7 @@ export function Annotate() {
       </section>
     );
   }
-  return <Annotator key={project.data.id} project={project.data} />;
+  return <Annotator key={project.data.id} project={project.data} reload={reload} />;
 }
 
 function browserSource(projectId: number): TaskSource {
@@ -105,7 +116,11 @@ interface Done {
   label: string;
 }
 
-function Annotator({ project }: { project: Project }) {
+function classesOf(project: Project): Classes {
+  return { labels: project.labels, renames: project.label_renames ?? [] };
+}
+
+function Annotator({ project, reload }: { project: Project; reload: () => void }) {
   const outbox = useOutbox();
   useOutboxVersion(outbox);
   const [queue, setQueue] = useState<TaskQueue | null>(null);
@@ -120,6 +135,14 @@ function Annotator({ project }: { project: Project }) {
   const keys = useMemo(() => classKeys(project.labels), [project.labels]);
   const map = useMemo(() => hotkeyMap(project.labels), [project.labels]);
   const suggestions = project.show_suggestions === true;
+  const classes = useMemo(
+    () => ({ labels: project.labels, renames: project.label_renames ?? [] }),
+    [project.labels, project.label_renames],
+  );
+  // The classes as the annotator last saw them; a change shows until acknowledged.
+  const [acknowledged, setAcknowledged] = useState<Classes>(() => classesOf(project));
+  const change = useMemo(() => classChanges(acknowledged, classes), [acknowledged, classes]);
+  const acknowledge = useCallback(() => setAcknowledged(classes), [classes]);
 
   useEffect(() => {
     const created = new TaskQueue({
@@ -158,7 +181,11 @@ function Annotator({ project }: { project: Project }) {
           setHelpOpen((open) => !open);
           return;
         case "close":
-          setHelpOpen(false);
+          if (helpOpen) setHelpOpen(false);
+          else if (change) {
+            acknowledge();
+            setStatus("");
+          }
           return;
         case "undo": {
           const last = history.current.pop();
@@ -176,14 +203,16 @@ function Annotator({ project }: { project: Project }) {
           queue.skip();
           setStatus(`Skipped image ${task.image}.`);
           return;
-        case "accept":
+        case "accept": {
           if (!task) return;
-          if (!suggestions || !task.suggestion) {
+          const suggested = task.suggestion && currentName(task.suggestion, classes);
+          if (!suggestions || !suggested) {
             setStatus("There is no suggestion to accept.");
             return;
           }
-          label(task.suggestion);
+          label(suggested);
           return;
+        }
         case "label":
           label(action.label);
           return;
@@ -215,10 +244,11 @@ function Annotator({ project }: { project: Project }) {
         queue.take();
       }
     },
-    [queue, outbox, project.id, session, suggestions],
+    [queue, outbox, project.id, session, suggestions, classes, change, acknowledge, helpOpen],
   );
 
-  const latest = useLatest({ act, helpOpen, map });
+  const keysPaused = change !== null && change.rebound.length > 0;
+  const latest = useLatest({ act, helpOpen, map, keysPaused });
   useEffect(() => {
     function onKeyDown(event: KeyboardEvent) {
       const target = event.target as HTMLElement | null;
@@ -229,6 +259,10 @@ function Annotator({ project }: { project: Project }) {
       if (!action) return;
       event.preventDefault();
       if (latest.current.helpOpen && action.type !== "help" && action.type !== "close") return;
+      if (action.type === "label" && latest.current.keysPaused) {
+        setStatus("Class keys are paused: the classes changed. Read the notice, then press Esc.");
+        return;
+      }
       latest.current.act(action);
     }
     window.addEventListener("keydown", onKeyDown);
@@ -236,7 +270,15 @@ function Annotator({ project }: { project: Project }) {
   }, [latest]);
 
   const pending = pendingFor(outbox, project.id);
-  const dropped = outbox.dropped().filter((item) => item.project === project.id).slice(-3);
+  const droppedHere = outbox.dropped().filter((item) => item.project === project.id);
+  const dropped = droppedHere.slice(-3);
+  // A label the server refused may name a class that is gone: re-read the classes at once.
+  const droppedCount = droppedHere.length;
+  useEffect(() => {
+    if (droppedCount > 0) reload();
+  }, [droppedCount, reload]);
+  const was = current?.previousLabel ? currentName(current.previousLabel, classes) : null;
+  const suggestedNow = current?.suggestion ? currentName(current.suggestion, classes) : null;
 
   return (
     <section className="annotate" aria-label={`Label images of ${project.name}`}>
@@ -249,6 +291,7 @@ function Annotator({ project }: { project: Project }) {
         </header>
         <Stage
           task={current}
+          classes={classes}
           queue={queue}
           suggestions={suggestions}
           labeledCount={session.count}
@@ -257,6 +300,15 @@ function Annotator({ project }: { project: Project }) {
       </div>
 
       <aside className="annotate-panel" aria-label="Labeling controls">
+        {change && (
+          <ClassChangeNotice
+            change={change}
+            onDismiss={() => {
+              acknowledge();
+              setStatus("");
+            }}
+          />
+        )}
         <h2 id="classes-title">Classes</h2>
         <div
           className={`class-grid${keys.every((k) => k.key === k.label.toLowerCase()) ? " compact" : ""}`}
@@ -267,7 +319,7 @@ function Annotator({ project }: { project: Project }) {
             <button
               key={label}
               type="button"
-              className={`class-button${current?.previousLabel === label ? " was" : ""}`}
+              className={`class-button${was === label ? " was" : ""}`}
               onMouseDown={(event) => event.preventDefault()} // keep keyboard focus where it was
               onClick={() => act({ type: "label", label })}
               disabled={!current?.src}
@@ -293,7 +345,7 @@ function Annotator({ project }: { project: Project }) {
               className="btn"
               onMouseDown={(event) => event.preventDefault()}
               onClick={() => act({ type: "accept" })}
-              disabled={!current?.suggestion}
+              disabled={!suggestedNow}
               aria-keyshortcuts="Enter"
             >
               Accept suggestion <kbd aria-hidden="true">Enter</kbd>
@@ -393,89 +445,4 @@ function Annotator({ project }: { project: Project }) {
 
 function pendingFor(outbox: Outbox, projectId: number): number {
   return outbox.pending().filter((item) => item.project === projectId).length;
-}
-
-function Stage({
-  task,
-  queue,
-  suggestions,
-  labeledCount,
-  pending,
-}: {
-  task: QueueTask | null;
-  queue: TaskQueue | null;
-  suggestions: boolean;
-  labeledCount: number;
-  pending: number;
-}) {
-  if (!queue || (queue.loading && !task)) {
-    return (
-      <div className="stage stage-empty" aria-busy="true">
-        <p>Fetching images…</p>
-      </div>
-    );
-  }
-  if (!task && !queue.exhausted) {
-    return (
-      <div className="stage stage-empty" aria-busy="true">
-        <p>
-          {queue.error
-            ? `Cannot fetch images (${queue.error}) Retrying…`
-            : "Fetching images…"}
-        </p>
-      </div>
-    );
-  }
-  if (!task) {
-    return (
-      <div className="stage stage-empty" data-testid="all-done">
-        <div>
-          <h2>All done</h2>
-          <p>
-            Nothing is left for you to label in this project right now
-            {labeledCount > 0 ? ` (you labeled ${labeledCount} this session)` : ""}.
-          </p>
-          {queue.skipped.size > 0 && <p className="muted">{queue.skipped.size} skipped.</p>}
-          {pending > 0 && <p className="muted">{pending} labels are still being sent…</p>}
-        </div>
-      </div>
-    );
-  }
-  const small =
-    task.width !== null && Math.max(task.width, task.height ?? 0) < PIXELATED_BELOW;
-  return (
-    <figure className="stage-figure">
-      <div className="stage">
-        {task.src ? (
-          <img
-            src={task.src}
-            alt={`Image ${task.image} to label`}
-            className={small ? "pixelated" : undefined}
-            data-image-id={task.image}
-            draggable={false}
-          />
-        ) : task.failed ? (
-          <p>This image could not be loaded. Press S to skip it.</p>
-        ) : (
-          <p aria-busy="true">Loading image…</p>
-        )}
-      </div>
-      <figcaption>
-        <span>Image {task.image}</span>
-        {task.width !== null && (
-          <span className="muted">
-            {task.width}×{task.height}px
-          </span>
-        )}
-        {task.previousLabel !== null && (
-          <span className="badge badge-warn">Changing the label “{task.previousLabel}”</span>
-        )}
-        {suggestions && task.suggestion && (
-          <span className="badge badge-info">
-            Model suggests “{task.suggestion}” <kbd>Enter</kbd>
-          </span>
-        )}
-      </figcaption>
-    </figure>
-  );
 }
