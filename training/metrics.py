@@ -1,10 +1,13 @@
 """Classification metrics on numpy arrays: accuracy, per-class precision/recall/F1, the
-confusion matrix, expected calibration error and log loss.
+confusion matrix, expected calibration error and log loss; the interval an accuracy measured
+on few images deserves.
 
     .venv/bin/python -m pytest tests/training/test_train.py -q -k metrics
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -24,6 +27,19 @@ def expected_calibration_error(y: np.ndarray, probs: np.ndarray, bins: int = ECE
         if in_bin.any():
             ece += in_bin.mean() * abs(correct[in_bin].mean() - conf[in_bin].mean())
     return float(ece)
+
+
+def accuracy_interval(correct: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """The Wilson score interval (95% for the default z) of an accuracy of ``correct`` out of
+    ``n``: honest at 5 of 5, where the normal approximation says "100% +- 0". Scipy's
+    ``binomtest(...).proportion_ci(method="wilson")`` gives the same; this keeps scipy out of
+    the web process, which reports it."""
+    if n <= 0 or not 0 <= correct <= n:
+        raise ValueError(f"an accuracy needs 0 <= correct <= n and n > 0, got {correct} of {n}")
+    p = correct / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def classification_metrics(y: np.ndarray, probs: np.ndarray, classes: tuple[str, ...]) -> dict:

@@ -9,6 +9,7 @@ from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
 from labeling.projects.models import Project
 from labeling.projects.services import follow_renames
+from training.metrics import accuracy_interval
 
 
 def run_list(*, project: Project) -> QuerySet[TrainingRun]:
@@ -17,6 +18,16 @@ def run_list(*, project: Project) -> QuerySet[TrainingRun]:
 
 def version_list(*, project: Project) -> QuerySet[ModelVersion]:
     return ModelVersion.objects.filter(project=project)
+
+
+def held_out(metrics: dict) -> dict[str, object]:
+    """How many labels a version's accuracy was measured on, and its 95% interval: 100% on 5
+    held-out labels is anywhere from 57% to 100%."""
+    n, accuracy = metrics.get("n_val"), metrics.get("accuracy")
+    if not n or accuracy is None:
+        return {"val_images": n or None, "accuracy_interval": None}
+    low, high = accuracy_interval(round(accuracy * n), n)
+    return {"val_images": n, "accuracy_interval": [round(low, 4), round(high, 4)]}
 
 
 def learning_stats(*, project: Project) -> dict[str, object]:
@@ -38,6 +49,7 @@ def learning_stats(*, project: Project) -> dict[str, object]:
                 else None
             ),
             "val_source": v["metrics"].get("val_source"),
+            **held_out(v["metrics"]),
         }
         for v in versions
     ]
@@ -68,6 +80,7 @@ def learning_stats(*, project: Project) -> dict[str, object]:
                 "version": active["number"],
                 "labels": active["labels_used"],
                 "accuracy": active["metrics"].get("accuracy"),
+                **held_out(active["metrics"]),
                 "confusion": active["metrics"].get("confusion"),
                 "classes": classes,  # the confusion matrix's order
                 "per_class": per_class,

@@ -6,12 +6,14 @@ Skipped only while the training-runs endpoint of the active-learning loop does n
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
 from django.db import connections
 from django.urls import Resolver404, resolve
 
+from labeling.learning.models import ModelVersion
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
 RUN_TIMEOUT_MS = 240_000  # a CPU run on a hundred 28x28 digits, Ray's start included
@@ -80,6 +82,15 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
 
     expect(page.get_by_test_id("learning-curve")).to_have_attribute("data-points", "1")
     expect(page.get_by_test_id("active-model")).to_contain_text("Active model v1")
+    # How far to trust the accuracy: the labels it was measured on (10% of 100) and its
+    # 95% interval, which is wide on ten.
+    version = ModelVersion.objects.get(project=project, number=1)
+    held_out = version.metrics["n_val"]
+    assert held_out == 10
+    expect(page.get_by_test_id("active-model")).to_contain_text(
+        re.compile(rf"on {held_out} held-out labels \(95% interval \d+%\u2013\d+%\)")
+    )
+    expect(page.get_by_role("row", name=re.compile(r"^v1"))).to_contain_text(str(held_out))
     screenshot(page, "dashboard-model-trained")
 
     # The confusion matrix names the model's classes, in its order, even after the project

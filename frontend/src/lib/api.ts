@@ -230,6 +230,8 @@ export interface LearningPoint {
   accuracy: number | null;
   random_slice_accuracy?: number | null; // set when the evaluation used the random slice
   val_source?: string | null;
+  val_images?: number | null; // the held-out labels the accuracy was measured on
+  accuracy_interval?: [number, number] | null; // its 95% (Wilson) interval
 }
 
 export interface Stats {
@@ -243,7 +245,12 @@ export interface Stats {
   };
   // From the active-learning loop (labeling/learning/selectors.py).
   learning_curve?: LearningPoint[];
-  active_model?: { version: number; accuracy: number | null } | null;
+  active_model?: {
+    version: number;
+    accuracy: number | null;
+    val_images?: number | null;
+    accuracy_interval?: [number, number] | null;
+  } | null;
   uncertainty_histogram?: unknown; // [{from, to, images}]; other shapes are read too
   runs_in_progress?: number;
 }
@@ -274,6 +281,7 @@ export interface ModelVersion {
     confusion?: number[][] | null;
     classes?: string[] | null; // the model's classes, the confusion matrix's order
     ece?: number | null;
+    n_val?: number | null; // the held-out labels the accuracy was measured on
   } | null;
   labels_used: number | null;
   created_at: string;

@@ -26,6 +26,14 @@ function pct(value: number | null | undefined, digits = 1): string {
   return value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
 }
 
+/** "on 5 held-out labels (95% interval 57–100%)": how far to trust an accuracy. */
+function heldOut(images: number | null | undefined, interval?: [number, number] | null): string {
+  if (!images) return "on held-out labels";
+  const count = `on ${images.toLocaleString()} held-out label${images === 1 ? "" : "s"}`;
+  if (!interval) return count;
+  return `${count} (95% interval ${pct(interval[0], 0)}–${pct(interval[1], 0)})`;
+}
+
 function when(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : "–";
 }
@@ -123,6 +131,8 @@ export function ModelTab({ project }: { project: Project }) {
   const active = versions?.find((v) => v.is_active) ?? null;
   const curve = stats?.learning_curve ?? [];
   const hasRandomSlice = curve.some((p) => typeof p.random_slice_accuracy === "number");
+  const hasInterval = curve.some((p) => p.accuracy_interval);
+  const activeStats = stats?.active_model?.version === active?.number ? stats?.active_model : null;
 
   return (
     <div className="grid-2">
@@ -133,7 +143,11 @@ export function ModelTab({ project }: { project: Project }) {
           {active ? (
             <>
               Active model <strong>v{active.number}</strong>: accuracy{" "}
-              <strong>{pct(active.metrics?.accuracy)}</strong> on held-out labels
+              <strong>{pct(active.metrics?.accuracy)}</strong>{" "}
+              {heldOut(
+                activeStats?.val_images ?? active.metrics?.n_val,
+                activeStats?.accuracy_interval,
+              )}
               {active.metrics?.ece !== undefined && active.metrics?.ece !== null
                 ? `, calibration error ${active.metrics.ece.toFixed(3)}`
                 : ""}
@@ -187,6 +201,27 @@ export function ModelTab({ project }: { project: Project }) {
                 .join(", ")}`}
               data={{
                 datasets: [
+                  // The 95% interval of each accuracy, a band: wide while few labels are held out.
+                  ...(hasInterval
+                    ? [
+                        {
+                          label: "95% interval",
+                          data: curve.map((p) => ({ x: p.labels, y: p.accuracy_interval?.[1] ?? null })),
+                          borderColor: "transparent",
+                          backgroundColor: COLORS.blueSoft,
+                          pointRadius: 0,
+                          fill: "+1",
+                        },
+                        {
+                          label: "",
+                          data: curve.map((p) => ({ x: p.labels, y: p.accuracy_interval?.[0] ?? null })),
+                          borderColor: "transparent",
+                          backgroundColor: COLORS.blueSoft,
+                          pointRadius: 0,
+                          fill: false,
+                        },
+                      ]
+                    : []),
                   {
                     label: "Accuracy on held-out labels",
                     data: curve.map((p) => ({ x: p.labels, y: p.accuracy })),
@@ -208,6 +243,20 @@ export function ModelTab({ project }: { project: Project }) {
               }}
               options={{
                 parsing: false,
+                plugins: {
+                  legend: { labels: { filter: (item) => item.text !== "" } },
+                  tooltip: {
+                    filter: (item) => item.dataset.label !== "" && item.dataset.label !== "95% interval",
+                    callbacks: {
+                      afterLabel: (item) => {
+                        const point = curve[item.dataIndex];
+                        return item.dataset.label === "Accuracy on held-out labels" && point
+                          ? heldOut(point.val_images, point.accuracy_interval)
+                          : "";
+                      },
+                    },
+                  },
+                },
                 scales: {
                   x: { type: "linear", min: 0, grace: "5%", title: { display: true, text: "labels" } },
                   y: {
@@ -260,6 +309,7 @@ export function ModelTab({ project }: { project: Project }) {
                 <th scope="col">Trained</th>
                 <th scope="col" className="num">Labels</th>
                 <th scope="col" className="num">Accuracy</th>
+                <th scope="col" className="num">Held out</th>
                 <th scope="col" className="num">ECE</th>
                 <th scope="col">
                   <span className="visually-hidden">Action</span>
@@ -275,6 +325,11 @@ export function ModelTab({ project }: { project: Project }) {
                   <td>{when(version.created_at)}</td>
                   <td className="num">{version.labels_used?.toLocaleString() ?? "–"}</td>
                   <td className="num">{pct(version.metrics?.accuracy)}</td>
+                  <td className="num">
+                    {typeof version.metrics?.n_val === "number" && version.metrics.n_val > 0
+                      ? version.metrics.n_val.toLocaleString()
+                      : "–"}
+                  </td>
                   <td className="num">
                     {typeof version.metrics?.ece === "number" ? version.metrics.ece.toFixed(3) : "–"}
                   </td>
