@@ -116,8 +116,9 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
             required
           />
           <p id="s-labels-help" className="muted small">
-            One per line, in order: the first gets key 1. A class that has labels cannot be removed;
-            rename it below instead.
+            One per line, in order: keys 1-9, 0, then letters (classes all named by one digit or
+            letter are their own keys). A class that has labels cannot be removed; rename it below
+            instead.
           </p>
         </div>
 
@@ -278,7 +279,8 @@ function RenameClass({
       <h3 id="rename-title">Rename a class</h3>
       <p className="muted small" id="rename-help">
         Its labels, consensus and predictions take the new name at once; trained models keep
-        working under it, no retrain needed. Same key, same place in the list.
+        working under it, no retrain needed. It keeps its place in the list; annotators with the
+        page open are told, and warned when a key now means another class.
       </p>
       <div className="row">
         <label htmlFor="r-from" className="visually-hidden">
