@@ -75,6 +75,7 @@ class Worker:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.poll_seconds = poll_seconds
         self.stopping = threading.Event()
+        self.announced = False  # "ready" is logged once, not on every run_forever(once=True)
 
     def install_signal_handlers(self) -> None:
         def stop(signum, _frame) -> None:
@@ -86,7 +87,9 @@ class Worker:
         signal.signal(signal.SIGTERM, stop)
 
     def run_forever(self, *, once: bool = False, predict: bool = True) -> None:
-        logger.info("worker %s ready", self.name)
+        if not self.announced:
+            logger.info("worker %s ready", self.name)
+            self.announced = True
         helpers: list[Predictor | Deliverer] = []
         if predict and not once:
             helpers.append(Predictor(self.stopping))

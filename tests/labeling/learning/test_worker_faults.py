@@ -214,3 +214,14 @@ def test_a_worker_killed_inside_the_write_back_leaves_the_old_queue_whole(
     assert {version for *_, version in new.values()} == {new_version.pk}
     changed = [i for i in new if new[i][:3] != old[i][:3]]
     assert len(changed) > len(new) // 2  # the new model's queue replaced the old one
+
+
+@pytest.mark.django_db(transaction=True)  # the worker closes and reopens its connection
+def test_a_worker_says_ready_once_however_often_it_polls_once(caplog):
+    from labeling.learning.worker import Worker
+
+    worker = Worker()
+    with caplog.at_level("INFO", logger="labeling.learning.worker"):
+        for _ in range(3):
+            worker.run_forever(once=True)  # bench.round's loop: nothing queued, returns
+    assert [r.getMessage() for r in caplog.records].count(f"worker {worker.name} ready") == 1
