@@ -159,7 +159,7 @@ class ProjectImagesView(generics.ListAPIView):
     pagination_class = ImageCursorPagination
     filterset_class = ImageFilter
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
-    ordering_fields = ["id", "created_at", "priority"]
+    ordering_fields = ["id", "created_at", "priority", "confidence"]
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):

@@ -73,6 +73,29 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(
     expect(detail.locator(".annotations li")).to_have_count(1)
     screenshot(page, "dashboard-images")
 
+    # Likely label errors: the server finds where the model's prediction differs from the
+    # label (the browser used to scan the first 2,000 labeled images for them, and missed
+    # the rest of a large project).
+    labeled = list(Image.objects.filter(project=project, status="labeled").order_by("id"))
+    for image in labeled:
+        image.predicted_label = image.consensus_label
+    doubted = labeled[:2]  # the oldest: last in the list, far from the first page
+    for image, confidence in zip(doubted, (0.7, 0.95), strict=True):
+        image.predicted_label = "0" if image.consensus_label != "0" else "1"
+        image.confidence = confidence
+    Image.objects.bulk_update(labeled, ["predicted_label", "confidence"])
+    with page.expect_request(lambda r: "model_disagrees=true" in r.url):
+        page.get_by_label("Show").select_option("model_disagrees")
+    expect(page.locator(".thumbs li")).to_have_count(2)
+    doubted.reverse()  # the surer disagreement first
+    shown = page.locator(".thumbs button").evaluate_all(
+        "buttons => buttons.map(b => b.getAttribute('aria-label'))"
+    )
+    assert shown == [
+        f"Image {i.id}, labeled, label {i.consensus_label}, predicted {i.predicted_label}"
+        for i in doubted
+    ]
+
     # Upload: a zip with one corrupt image; every file gets its answer
     tab(page, "Upload").click()
     page.set_input_files(

@@ -52,9 +52,17 @@ def test_images_are_filtered_by_status_label_prediction_uncertainty_and_disagree
     assert ids("predicted=8") == {unsure.id}
     assert ids("min_uncertainty=0.5") == {unsure.id}
     assert ids("disagreement=true") == {disputed.id}
-    wrong = ImageFactory(project=project, consensus_label="1", predicted_label="7")
+    wrong = ImageFactory(project=project, consensus_label="1", predicted_label="7", confidence=0.6)
+    surely = ImageFactory(
+        project=project, consensus_label="4", predicted_label="9", confidence=0.99
+    )
     ImageFactory(project=project, consensus_label="2", predicted_label="2")
-    assert ids("model_disagrees=true") == {wrong.id}
+    assert ids("model_disagrees=true") == {wrong.id, surely.id}
+    # Likely label errors first: the model's most confident disagreements.
+    response = client.get(
+        f"/api/projects/{project.id}/images/?model_disagrees=true&ordering=-confidence"
+    )
+    assert [row["id"] for row in response.json()["results"]] == [surely.id, wrong.id]
     assert ids("ordering=id")  # ordering by an allowed field works
 
 

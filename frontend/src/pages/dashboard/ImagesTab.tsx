@@ -20,15 +20,20 @@ const SHOW_OPTIONS: { value: Show; title: string }[] = [
 ];
 
 const PAGE = 60; // thumbnails per page
-const MODEL_DISAGREES_SCAN_PAGES = 10; // of 200 labeled images each, searched in the browser
 
 function query(show: Show, predicted: string, label: string): URLSearchParams {
   const params = new URLSearchParams({ page_size: String(PAGE) });
   if (show === "unlabeled") {
     params.append("status", "unlabeled");
     params.append("status", "partial");
-  } else if (show === "labeled" || show === "model_disagrees") {
+  } else if (show === "labeled") {
     params.append("status", "labeled");
+  } else if (show === "model_disagrees") {
+    // Likely label errors: the active model predicts another class than the consensus,
+    // its most confident disagreements first.
+    params.append("status", "labeled");
+    params.set("model_disagrees", "true");
+    params.set("ordering", "-confidence");
   } else if (show === "disputed") {
     params.append("status", "disputed");
   } else if (show === "disagreement") {
@@ -39,7 +44,6 @@ function query(show: Show, predicted: string, label: string): URLSearchParams {
     params.append("status", "partial");
     params.set("ordering", "-priority");
   }
-  if (show === "model_disagrees") params.set("page_size", "200");
   if (predicted) params.set("predicted", predicted);
   if (label) params.set("label", label);
   return params;
@@ -51,7 +55,6 @@ export function ImagesTab({ project }: { project: Project }) {
   const [label, setLabel] = useState("");
   const [images, setImages] = useState<ImageRow[]>([]);
   const [next, setNext] = useState<string | null>(null);
-  const [scanned, setScanned] = useState(0);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
@@ -60,31 +63,9 @@ export function ImagesTab({ project }: { project: Project }) {
     async (url: string, append: boolean) => {
       setLoading(true);
       try {
-        if (show !== "model_disagrees") {
-          const page = await api<Page<ImageRow>>(url);
-          setImages((old) => (append ? [...old, ...page.results] : page.results));
-          setNext(page.next);
-        } else {
-          // No server filter for "prediction differs from the consensus": scan labeled pages.
-          let cursor: string | null = url;
-          const found: ImageRow[] = [];
-          let pages = 0;
-          let seen = 0;
-          while (cursor && pages < MODEL_DISAGREES_SCAN_PAGES && found.length < PAGE) {
-            const page: Page<ImageRow> = await api<Page<ImageRow>>(cursor);
-            pages += 1;
-            seen += page.results.length;
-            found.push(
-              ...page.results.filter(
-                (img) => img.predicted_label !== null && img.predicted_label !== img.consensus_label,
-              ),
-            );
-            cursor = page.next;
-          }
-          setImages((old) => (append ? [...old, ...found] : found));
-          setScanned((old) => (append ? old + seen : seen));
-          setNext(cursor);
-        }
+        const page = await api<Page<ImageRow>>(url);
+        setImages((old) => (append ? [...old, ...page.results] : page.results));
+        setNext(page.next);
         setError(null);
       } catch (caught) {
         setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
@@ -92,7 +73,7 @@ export function ImagesTab({ project }: { project: Project }) {
         setLoading(false);
       }
     },
-    [show],
+    [],
   );
 
   useEffect(() => {
@@ -138,9 +119,6 @@ export function ImagesTab({ project }: { project: Project }) {
           </label>
         </form>
         {error && <ErrorNote error={error} />}
-        {show === "model_disagrees" && (
-          <p className="muted small">Searched {scanned.toLocaleString()} labeled images.</p>
-        )}
         {!loading && images.length === 0 && !error && <p className="muted">No images match.</p>}
         <ul className="thumbs" aria-label="Images" aria-busy={loading}>
           {images.map((img) => (
