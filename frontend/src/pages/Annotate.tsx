@@ -116,10 +116,6 @@ interface Done {
   label: string;
 }
 
-function classesOf(project: Project): Classes {
-  return { labels: project.labels, renames: project.label_renames ?? [] };
-}
-
 function Annotator({ project, reload }: { project: Project; reload: () => void }) {
   const outbox = useOutbox();
   useOutboxVersion(outbox);
@@ -135,12 +131,10 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
   const keys = useMemo(() => classKeys(project.labels), [project.labels]);
   const map = useMemo(() => hotkeyMap(project.labels), [project.labels]);
   const suggestions = project.show_suggestions === true;
-  const classes = useMemo(
-    () => ({ labels: project.labels, renames: project.label_renames ?? [] }),
-    [project.labels, project.label_renames],
-  );
+  const { labels, label_renames: renames } = project;
+  const classes = useMemo<Classes>(() => ({ labels, renames: renames ?? [] }), [labels, renames]);
   // The classes as the annotator last saw them; a change shows until acknowledged.
-  const [acknowledged, setAcknowledged] = useState<Classes>(() => classesOf(project));
+  const [acknowledged, setAcknowledged] = useState<Classes>(classes);
   const change = useMemo(() => classChanges(acknowledged, classes), [acknowledged, classes]);
   const acknowledge = useCallback(() => setAcknowledged(classes), [classes]);
 
