@@ -13,6 +13,7 @@ from django.contrib.auth import get_user_model
 from PIL import Image as PILImage
 
 from labeling.images.models import Image
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.projects.models import Membership, Project, Role
 
 DIGITS = [str(i) for i in range(10)]
@@ -116,3 +117,28 @@ def label_first(project, user, truth: dict[str, str], n: int, start: int = 0) ->
     for name in sorted(names)[start:n]:
         image = Image.objects.select_related("project").get(pk=names[name])
         annotation_submit(image=image, user=user, label=truth[name], client_id=uuid.uuid4())
+
+
+def model_version(
+    project: Project,
+    number: int,
+    *,
+    metrics: dict | None = None,
+    labels_used: int = 0,
+    active: bool = False,
+) -> ModelVersion:
+    """A registered model version (and the succeeded manual run that made it), with no
+    checkpoint behind it: for what reads the registry, not for predictions."""
+    run = TrainingRun.objects.create(
+        project=project, trigger=RunTrigger.MANUAL, status=RunStatus.SUCCEEDED
+    )
+    return ModelVersion.objects.create(
+        project=project,
+        run=run,
+        number=number,
+        checkpoint_key=f"models/{project.pk}/run-{run.pk}.pt",
+        architecture="seed_cnn",
+        metrics=metrics or {},
+        labels_used=labels_used,
+        is_active=active,
+    )

@@ -10,22 +10,13 @@ import pytest
 
 from labeling.annotations.services import annotation_resolve, annotation_submit
 from labeling.images.models import Image
-from labeling.learning.models import ImageScore, ModelVersion, TrainingRun
+from labeling.learning.models import ImageScore, ModelVersion
 from labeling.projects.models import Membership, Project, Role
-from tests.factories import ImageFactory, UserFactory
+from tests.factories import ImageFactory, UserFactory, model_version
 
 
 def version(project: Project, number: int) -> ModelVersion:
-    run = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
-    return ModelVersion.objects.create(
-        project=project,
-        run=run,
-        number=number,
-        checkpoint_key=f"checkpoints/{number}.pt",
-        architecture="seed_cnn",
-        labels_used=10 * number,
-        is_active=number == 2,
-    )
+    return model_version(project, number, labels_used=10 * number, active=number == 2)
 
 
 def predict(image: Image, model: ModelVersion, label: str, confidence: float) -> None:

@@ -5,22 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.learning.models import ModelVersion
+from tests.factories import model_version
 
 
 def _version(project, number: int, metrics: dict, active: bool = False) -> ModelVersion:
-    run = TrainingRun.objects.create(
-        project=project, trigger=RunTrigger.MANUAL, status=RunStatus.SUCCEEDED
-    )
-    return ModelVersion.objects.create(
-        project=project,
-        run=run,
-        number=number,
-        checkpoint_key=f"models/{number}.pt",
-        architecture="seed_cnn",
-        metrics=metrics,
-        labels_used=metrics.get("labels", 0),
-        is_active=active,
+    return model_version(
+        project, number, metrics=metrics, labels_used=metrics.get("labels", 0), active=active
     )
 
 

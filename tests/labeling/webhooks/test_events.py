@@ -22,7 +22,7 @@ from labeling.webhooks import delivery
 from labeling.webhooks.delivery import webhook_deliver_due
 from labeling.webhooks.models import DeliveryStatus, WebhookDelivery, WebhookLabelEvent
 from labeling.webhooks.services import webhook_create, webhook_ping
-from tests.factories import ImageFactory
+from tests.factories import ImageFactory, model_version
 
 pytestmark = pytest.mark.django_db
 
@@ -129,19 +129,8 @@ def test_disabled_webhooks_get_no_events(project, alice, bob, receiver):
 
 
 def _version(project, *, number: int, active: bool = False) -> ModelVersion:
-    run = TrainingRun.objects.create(
-        project=project, trigger=RunTrigger.MANUAL, status=RunStatus.SUCCEEDED
-    )
-    return ModelVersion.objects.create(
-        project=project,
-        run=run,
-        number=number,
-        checkpoint_key=f"models/x/run-{run.pk}.pt",
-        architecture="cnn",
-        metrics={"accuracy": 0.5 + number / 10, "val_source": "random_slice"},
-        labels_used=100 * number,
-        is_active=active,
-    )
+    metrics = {"accuracy": 0.5 + number / 10, "val_source": "random_slice"}
+    return model_version(project, number, metrics=metrics, labels_used=100 * number, active=active)
 
 
 def test_an_admin_activating_a_version_sends_model_activated_once(
