@@ -8,7 +8,7 @@ import pytest
 
 from labeling.annotations.models import Annotation
 from labeling.images.models import Image
-from labeling.projects.models import Project
+from labeling.projects.models import Membership, Project
 from labeling.projects.services import project_label_rename, project_update
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
@@ -217,3 +217,19 @@ def test_an_admin_renames_a_class_while_an_annotator_labels_and_the_page_says_so
     stored = dict(Annotation.objects.filter(annotator=bob).values_list("image_id", "label"))
     # The label sent before the rename was renamed with its class.
     assert stored == {image: "three" if label == "3" else label for image, label in labeled.items()}
+
+
+def test_an_annotator_removed_from_the_project_is_told_so_on_the_open_page(
+    page, console, alice, bob, project
+):
+    add_digits(project, alice, 4)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+
+    console.allow(r"status of 404 .*/api/projects/")  # the re-read, refused on purpose
+    Membership.objects.filter(project=project, user=bob).delete()
+    page.evaluate("window.dispatchEvent(new Event('focus'))")
+    gone = page.get_by_text("This project does not exist, or you are not a member.")
+    expect(gone).to_be_visible()
+    expect(page.locator(IMAGE)).to_have_count(0)

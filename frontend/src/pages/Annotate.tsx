@@ -32,8 +32,10 @@ export function Annotate() {
     window.addEventListener("focus", reload);
     return () => window.removeEventListener("focus", reload);
   }, [reload]);
-  // A failed re-read (offline) keeps the page as it is: labels go on into the outbox.
-  if (!project.data) {
+  // A failed re-read (offline, a server error) keeps the page as it is: labels go on into
+  // the outbox. One that says the project is gone, or no longer this user's, ends the page.
+  const status = project.error?.status;
+  if (!project.data || status === 401 || status === 403 || status === 404) {
     if (project.error) return <ErrorNote error={project.error} page />;
     return <p className="page-loading">Loading…</p>;
   }
