@@ -3,7 +3,7 @@
 // then (404) or before the first model, every panel says "no model yet".
 
 import { useCallback, useEffect, useState } from "react";
-import { Bar, Line } from "react-chartjs-2";
+import { Bar } from "react-chartjs-2";
 
 import { COLORS } from "../../charts";
 import { ErrorNote } from "../../components/ErrorNote";
@@ -18,21 +18,11 @@ import {
   type Stats,
   type TrainingRun,
 } from "../../lib/api";
+import { heldOut, pct } from "./format";
+import { LearningCurve } from "./LearningCurve";
 
 const ACTIVE: TrainingRun["status"][] = ["queued", "running"];
 const POLL_MS = 1000; // a run's progress, while one is queued or running
-
-function pct(value: number | null | undefined, digits = 1): string {
-  return value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
-}
-
-/** "on 5 held-out labels (95% interval 57–100%)": how far to trust an accuracy. */
-function heldOut(images: number | null | undefined, interval?: [number, number] | null): string {
-  if (!images) return "on held-out labels";
-  const count = `on ${images.toLocaleString()} held-out label${images === 1 ? "" : "s"}`;
-  if (!interval) return count;
-  return `${count} (95% interval ${pct(interval[0], 0)}–${pct(interval[1], 0)})`;
-}
 
 function when(iso: string | null): string {
   return iso ? new Date(iso).toLocaleString() : "–";
@@ -130,8 +120,6 @@ export function ModelTab({ project }: { project: Project }) {
 
   const active = versions?.find((v) => v.is_active) ?? null;
   const curve = stats?.learning_curve ?? [];
-  const hasRandomSlice = curve.some((p) => typeof p.random_slice_accuracy === "number");
-  const hasInterval = curve.some((p) => p.accuracy_interval);
   const activeStats = stats?.active_model?.version === active?.number ? stats?.active_model : null;
 
   return (
@@ -186,98 +174,7 @@ export function ModelTab({ project }: { project: Project }) {
         {run && <RunProgress run={run} />}
       </section>
 
-      <section className="card" aria-labelledby="curve-title">
-        <h2 id="curve-title">Learning curve</h2>
-        {curve.length === 0 ? (
-          <p className="muted" data-testid="curve-empty">
-            No model yet: the curve starts with the first trained model.
-          </p>
-        ) : (
-          <div className="chart" data-testid="learning-curve" data-points={curve.length}>
-            <Line
-              role="img"
-              aria-label={`Learning curve, ${curve.length} points: ${curve
-                .map((p) => `${p.labels} labels ${pct(p.accuracy)}`)
-                .join(", ")}`}
-              data={{
-                datasets: [
-                  // The 95% interval of each accuracy, a band: wide while few labels are held out.
-                  ...(hasInterval
-                    ? [
-                        {
-                          label: "95% interval",
-                          data: curve.map((p) => ({ x: p.labels, y: p.accuracy_interval?.[1] ?? null })),
-                          borderColor: "transparent",
-                          backgroundColor: COLORS.blueSoft,
-                          pointRadius: 0,
-                          fill: "+1",
-                        },
-                        {
-                          label: "",
-                          data: curve.map((p) => ({ x: p.labels, y: p.accuracy_interval?.[0] ?? null })),
-                          borderColor: "transparent",
-                          backgroundColor: COLORS.blueSoft,
-                          pointRadius: 0,
-                          fill: false,
-                        },
-                      ]
-                    : []),
-                  {
-                    label: "Accuracy on held-out labels",
-                    data: curve.map((p) => ({ x: p.labels, y: p.accuracy })),
-                    borderColor: COLORS.blue,
-                    backgroundColor: COLORS.blue,
-                  },
-                  ...(hasRandomSlice
-                    ? [
-                        {
-                          label: "Random-slice estimate (unbiased)",
-                          data: curve.map((p) => ({ x: p.labels, y: p.random_slice_accuracy ?? null })),
-                          borderColor: COLORS.orange,
-                          backgroundColor: COLORS.orange,
-                          borderDash: [6, 4],
-                        },
-                      ]
-                    : []),
-                ],
-              }}
-              options={{
-                parsing: false,
-                plugins: {
-                  legend: { labels: { filter: (item) => item.text !== "" } },
-                  tooltip: {
-                    filter: (item) => item.dataset.label !== "" && item.dataset.label !== "95% interval",
-                    callbacks: {
-                      afterLabel: (item) => {
-                        const point = curve[item.dataIndex];
-                        return item.dataset.label === "Accuracy on held-out labels" && point
-                          ? heldOut(point.val_images, point.accuracy_interval)
-                          : "";
-                      },
-                    },
-                  },
-                },
-                scales: {
-                  x: { type: "linear", min: 0, grace: "5%", title: { display: true, text: "labels" } },
-                  y: {
-                    min: 0,
-                    max: 1,
-                    title: { display: true, text: "accuracy" },
-                    ticks: { callback: (v) => `${Math.round(Number(v) * 100)}%` },
-                  },
-                },
-              }}
-            />
-          </div>
-        )}
-        {curve.length > 0 && !hasRandomSlice && (
-          <p className="muted small">
-            The random-slice estimate appears once enough labels come from the random exploration
-            slice to evaluate on them alone; until then accuracy is measured on a held-out split
-            of the labels, which active learning biases toward hard images.
-          </p>
-        )}
-      </section>
+      <LearningCurve curve={curve} />
 
       <section className="card" aria-labelledby="confusion-title">
         <h2 id="confusion-title">Confusion matrix{active ? ` (v${active.number})` : ""}</h2>

@@ -1,0 +1,13 @@
+// How the model tab writes numbers.
+
+export function pct(value: number | null | undefined, digits = 1): string {
+  return value === null || value === undefined ? "–" : `${(value * 100).toFixed(digits)}%`;
+}
+
+/** "on 5 held-out labels (95% interval 57–100%)": how far to trust an accuracy. */
+export function heldOut(images: number | null | undefined, interval?: [number, number] | null): string {
+  if (!images) return "on held-out labels";
+  const count = `on ${images.toLocaleString()} held-out label${images === 1 ? "" : "s"}`;
+  if (!interval) return count;
+  return `${count} (95% interval ${pct(interval[0], 0)}–${pct(interval[1], 0)})`;
+}
