@@ -50,6 +50,7 @@ bench: install
 	$(PY) -m bench.round
 	$(PY) -m bench.score
 	$(PY) -m bench.fetch
+	$(PY) -m bench.new_images
 
 clean:
 	rm -rf $(VENV) var

@@ -29,7 +29,7 @@ from labeling.images.storage import (
     store_lock,
 )
 from labeling.images.validation import Rejected, ValidImage, validate_image
-from labeling.learning.services import run_maybe_trigger, run_request_cold_start
+from labeling.learning.services import run_maybe_trigger, run_request_after_upload
 from labeling.projects.models import Project
 from labeling.projects.services import label_resolve, project_labels_for_write
 from labeling.webhooks.services import webhook_emit_images_labeled
@@ -175,8 +175,8 @@ def images_ingest(
     # training run now (taking over a queued cold start), not at the next human label.
     trained = any(r.label is not None for r in created) and run_maybe_trigger(project=project)
     if created and not trained:
-        # No model yet: the worker orders the queue for coverage before the first labels.
-        run_request_cold_start(project=project)
+        # The worker orders the new images: for coverage before any model, else by its scores.
+        run_request_after_upload(project=project)
     return report
 
 

@@ -25,6 +25,10 @@ class RunTrigger(models.TextChoices):
         "Re-score the queue with a version: activated, or active when the strategy changed",
     )
     COLD_START = "cold_start", "Images arrived and no model exists: order the queue for coverage"
+    NEW_IMAGES = (
+        "new_images",
+        "Images arrived in a project with a model: score them with it and slot them in",
+    )
 
 
 class TrainingRun(models.Model):

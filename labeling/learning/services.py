@@ -24,6 +24,9 @@ logger = logging.getLogger(__name__)
 
 # A run whose workers keep dying is failed rather than retried forever.
 MAX_ATTEMPTS = 3
+# Runs that only order the queue (no model trained, none activated): a request for any other
+# run takes a queued one's place, since that run scores the whole pool when it starts.
+ORDERING_ONLY = (RunTrigger.COLD_START, RunTrigger.NEW_IMAGES)
 
 
 def run_request(
@@ -49,8 +52,9 @@ def run_request(
             # A newer activation supersedes a queued re-score of another version.
             queued.source_version, queued.trigger = source_version, trigger
             queued.save(update_fields=["source_version", "trigger"])
-        elif queued.trigger == RunTrigger.COLD_START and trigger != RunTrigger.COLD_START:
-            # A training run orders the queue by its model: it replaces a queued cold start.
+        elif queued.trigger in ORDERING_ONLY and trigger not in ORDERING_ONLY:
+            # A training run scores the whole pool: it replaces a queued cold start or
+            # scoring of new images.
             queued.trigger, queued.requested_by = trigger, user
             queued.save(update_fields=["trigger", "requested_by"])
         return queued, False
@@ -66,11 +70,34 @@ def run_request_cold_start(*, project: Project) -> TrainingRun | None:
         return None
     if ModelVersion.objects.filter(project=project).exists():
         return None
+    return _queue_cold_start(project)
+
+
+def _queue_cold_start(project: Project) -> TrainingRun | None:
     if not Image.objects.filter(project=project, status=ImageStatus.UNLABELED).exists():
         return None
     run, created = run_request(project=project, trigger=RunTrigger.COLD_START)
     if created:
         logger.info("cold-start ordering of %s queued (run %d)", project.slug, run.pk)
+    return run
+
+
+def run_request_after_upload(*, project: Project) -> TrainingRun | None:
+    """After images arrive: before any model, a cold-start ordering; with an active model, a
+    ``new_images`` run that scores just the new images with it and slots them into the queue
+    (``labeling.learning.newcomers``), unless a run is queued already (it reads the pool when
+    it starts). Versions with none active: the next training run orders the queue."""
+    versions = ModelVersion.objects.filter(project=project).values_list("is_active", flat=True)
+    active = set(versions.order_by().distinct())  # {}: no model; {False}: none active
+    if not active:
+        return None if project.strategy == Strategy.RANDOM else _queue_cold_start(project)
+    if True not in active:
+        return None
+    if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
+        return None
+    run, created = run_request(project=project, trigger=RunTrigger.NEW_IMAGES)
+    if created:
+        logger.info("new images in %s: scoring them queued (run %d)", project.slug, run.pk)
     return run
 
 
@@ -80,15 +107,16 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
 
     - With an active model: queue a re-score of the pool (an ``activation`` run without a
       source version: it uses the model active when it runs, so a training run that is
-      running now and promotes a new model is not rolled back), unless a run is queued
-      already - that one reads the new strategy when it starts.
+      running now and promotes a new model is not rolled back), unless a run that scores the
+      whole pool is queued already - that one reads the new strategy when it starts.
     - No model, now ``random``: the cold-start order gives way to random order at once (a
       queued cold start is cancelled).
     - No model, now model-driven: a cold-start ordering, as for a new upload.
     """
     versions = ModelVersion.objects.filter(project=project)
     if versions.filter(is_active=True).exists():
-        if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
+        queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED)
+        if queued.exclude(trigger__in=ORDERING_ONLY).exists():
             return None
         run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
         logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
@@ -115,12 +143,12 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
         return None
     busy = TrainingRun.objects.filter(
         project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).exclude(status=RunStatus.QUEUED, trigger=RunTrigger.COLD_START)  # superseded below
+    ).exclude(status=RunStatus.QUEUED, trigger__in=ORDERING_ONLY)  # superseded below
     if busy.exists():
         return None
     last = (
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(trigger__in=[RunTrigger.ACTIVATION, RunTrigger.COLD_START])
+        .exclude(trigger__in=[RunTrigger.ACTIVATION, *ORDERING_ONLY])
         .values_list("labels_snapshot", flat=True)
         .first()
     ) or 0

@@ -24,11 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from django.conf import settings
-from django.db import (
-    close_old_connections,
-    connection,
-    transaction,
-)
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
@@ -36,12 +32,8 @@ from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning import services
 from labeling.learning.coldstart import COLD_START_HEAD, cold_start_order
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
-from labeling.learning.models import (
-    ModelVersion,
-    RunStatus,
-    RunTrigger,
-    TrainingRun,
-)
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.learning.newcomers import score_newcomers, write_newcomers
 from labeling.learning.predictor import Predictor
 from labeling.learning.snapshot import Snapshot, take_snapshot
 from labeling.learning.writeback import (
@@ -147,6 +139,9 @@ class Worker:
                     ordered = stage("order", lambda: cold_start_order(run))
                     stage("write-back", lambda: self._write_back_cold_start(run, ordered, timings))
                     logger.info("run %d: queue ordered for coverage (%s)", run.pk, _brief(timings))
+                    return
+                if run.trigger == RunTrigger.NEW_IMAGES:
+                    self._new_images(run, beat, stage, timings)
                     return
                 if run.trigger == RunTrigger.ACTIVATION:
                     # No source version: re-score with whichever model is active now (a
@@ -389,6 +384,25 @@ class Worker:
             # Activation runs re-score a version that version_activate already announced.
             if promote and run.trigger != RunTrigger.ACTIVATION:
                 webhook_emit_version_activated(version=version)
+
+    def _new_images(self, run, beat: Heartbeat, stage: Callable, timings) -> None:
+        """Score the images the active model has not seen; slot them into the queue."""
+        version = self._active(run)
+        if version is None:
+            raise RuntimeError("no active model to score the new images with")
+        progress = lambda s, f: beat.set("score", f)  # noqa: E731
+        result = stage("score", lambda: score_newcomers(run, version, progress))
+
+        def write_back() -> None:
+            started = time.perf_counter()
+            with self._owned(run) as current:
+                # Rolled back meanwhile: that activation's run re-scores every image.
+                same = self._active(run) == version
+                metrics = write_newcomers(run, version, result if same else None)
+                _succeed(run, current, metrics, timings, started)
+
+        stage("write-back", write_back)
+        logger.info("run %d: new images scored (%s)", run.pk, _brief(timings))
 
     def _write_back_cold_start(self, run, ordered, timings) -> None:
         """One transaction: the head of the coverage order first, everything else after it."""

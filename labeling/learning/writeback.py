@@ -29,15 +29,23 @@ FETCH_THREADS = 10
 
 
 def copy_scores(project, version, result, pool: set[str]) -> None:
-    """COPY the scores into a temporary table, then one UPDATE of the queue and one upsert
-    of the per-image scores. Runs inside the caller's transaction."""
-    # Predicted labels by the classes' names now, under the share lock a rename waits for.
-    labels, renames = project_labels_for_write(project)
-    classes = follow_renames(list(result.classes), renames[renames_seen(version) :])
+    """A scoring of the whole project: the pool's images get priorities by their rank in the
+    result's order (higher = label sooner). Runs inside the caller's transaction."""
     order = sorted(
         (int(p), key) for p, key in zip(result.priority, result.keys, strict=True) if key in pool
     )
-    rank = {key: len(order) - i for i, (_, key) in enumerate(order)}  # higher = label sooner
+    write_scores(
+        project, version, result, {key: len(order) - i for i, (_, key) in enumerate(order)}
+    )
+
+
+def write_scores(project, version, result, priority: dict[str, float]) -> None:
+    """COPY the scores into a temporary table, then one UPDATE of the queue (the images in
+    `priority` that are still waiting get theirs) and one upsert of the per-image scores.
+    Runs inside the caller's transaction."""
+    # Predicted labels by the classes' names now, under the share lock a rename waits for.
+    labels, renames = project_labels_for_write(project)
+    classes = follow_renames(list(result.classes), renames[renames_seen(version) :])
     with connection.cursor() as cursor:
         cursor.execute(
             "CREATE TEMP TABLE incoming_scores (image_id bigint PRIMARY KEY, priority float8, "
@@ -50,7 +58,7 @@ def copy_scores(project, version, result, pool: set[str]) -> None:
                 copy.write_row(
                     (
                         int(key),
-                        float(rank.get(key, 0.0)),
+                        float(priority.get(key, 0.0)),
                         int(result.predicted[i]),
                         float(result.confidence[i]),
                         float(result.scores[i]),

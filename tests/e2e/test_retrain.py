@@ -13,6 +13,7 @@ import pytest
 from django.db import connections
 from django.urls import Resolver404, resolve
 
+from labeling.images.models import Image
 from labeling.learning.models import ModelVersion
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 
@@ -102,3 +103,19 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     page.reload()
     expect(matrix.locator("thead th").first).to_have_text("0")
     expect(matrix.locator("tbody th").last).to_have_text("9")
+
+    # More digits arrive. The model scores just them (a `new_images` run) and slots them into
+    # the queue with its suggestions; that queued run does not hold back a retrain.
+    add_digits(project, alice, 20, start=200)
+    page.reload()
+    expect(page.get_by_test_id("run-status")).to_have_text("queued")
+    expect(page.get_by_test_id("run-progress")).to_contain_text("(scoring new images)")
+    expect(page.get_by_role("button", name="Retrain now")).to_be_enabled()
+    worker, errors = worker_in_background()
+    expect(page.get_by_test_id("run-status")).to_have_text("succeeded", timeout=RUN_TIMEOUT_MS)
+    worker.join(timeout=60)
+    assert not errors, errors
+    new = Image.objects.filter(project=project, original_name__gte="digit-0200")
+    assert new.count() == 20
+    assert not new.filter(predicted_label=None).exists() and not new.filter(priority__lte=0)
+    assert ModelVersion.objects.filter(project=project).count() == 1  # scored, not retrained

@@ -18,10 +18,11 @@ import {
   type Stats,
   type TrainingRun,
 } from "../../lib/api";
-import { heldOut, pct } from "./format";
+import { heldOut, pct, runKind } from "./format";
 import { LearningCurve } from "./LearningCurve";
 
 const ACTIVE: TrainingRun["status"][] = ["queued", "running"];
+const ORDERING_ONLY = ["cold_start", "new_images"];
 const POLL_MS = 1000; // a run's progress, while one is queued or running
 
 function when(iso: string | null): string {
@@ -65,8 +66,10 @@ export function ModelTab({ project }: { project: Project }) {
   // Follow the watched run until it ends, then show what it made.
   const runId = run?.id;
   const runActive = run ? ACTIVE.includes(run.status) : false;
-  // A queued cold start (ordering the queue before any model) gives way to a training run.
-  const canRetrain = !runActive || (run?.status === "queued" && run.trigger === "cold_start");
+  // A queued run that only orders the queue (a cold start, or scoring new images) gives way
+  // to a training run.
+  const canRetrain =
+    !runActive || (run?.status === "queued" && ORDERING_ONLY.includes(run.trigger ?? ""));
   useEffect(() => {
     if (!runId || !runActive) return;
     let stopped = false;
@@ -261,7 +264,7 @@ export function ModelTab({ project }: { project: Project }) {
                   <tr key={r.id}>
                     <th scope="row">#{r.id}</th>
                     <td>{r.status}</td>
-                    <td>{r.trigger ?? "–"}</td>
+                    <td data-trigger={r.trigger ?? ""}>{runKind(r.trigger)}</td>
                     <td>{when(r.started_at)}</td>
                     <td>{when(r.finished_at)}</td>
                     <td>{r.error ?? ""}</td>
@@ -282,7 +285,7 @@ function RunProgress({ run }: { run: TrainingRun }) {
   return (
     <div className="run-progress" data-testid="run-progress" data-status={run.status}>
       <p>
-        Run #{run.id}: <strong data-testid="run-status">{run.status}</strong>
+        Run #{run.id} ({runKind(run.trigger)}): <strong data-testid="run-status">{run.status}</strong>
         {run.stage ? ` · ${run.stage}` : ""}
         {ACTIVE.includes(run.status) ? ` · ${percent}%` : ""}
       </p>

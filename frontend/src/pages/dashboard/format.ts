@@ -11,3 +11,18 @@ export function heldOut(images: number | null | undefined, interval?: [number, n
   if (!interval) return count;
   return `${count} (95% interval ${pct(interval[0], 0)}–${pct(interval[1], 0)})`;
 }
+
+// What each kind of run does, in words (the API's `trigger`).
+const RUN_KINDS: Record<string, string> = {
+  manual: "retrain, requested",
+  automatic: "retrain, automatic",
+  activation: "re-score with a version",
+  cold_start: "cold-start ordering",
+  new_images: "scoring new images",
+};
+
+/** "scoring new images" for `new_images`; an unknown trigger as it is. */
+export function runKind(trigger: string | null | undefined): string {
+  if (!trigger) return "–";
+  return RUN_KINDS[trigger] ?? trigger;
+}
