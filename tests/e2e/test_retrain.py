@@ -82,6 +82,8 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     assert not errors, errors
 
     expect(page.get_by_test_id("learning-curve")).to_have_attribute("data-points", "1")
+    # One point makes no band: its interval shows as a bar through the point.
+    expect(page.get_by_test_id("learning-curve")).to_have_attribute("data-interval", "bar")
     expect(page.get_by_test_id("active-model")).to_contain_text("Active model v1")
     # How far to trust the accuracy: the labels it was measured on (10% of 100) and its
     # 95% interval, which is wide on ten.

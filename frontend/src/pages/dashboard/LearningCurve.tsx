@@ -10,6 +10,9 @@ import { heldOut, pct } from "./format";
 export function LearningCurve({ curve }: { curve: LearningPoint[] }) {
   const hasRandomSlice = curve.some((p) => typeof p.random_slice_accuracy === "number");
   const hasInterval = curve.some((p) => p.accuracy_interval);
+  // One point makes no band: its interval is drawn as a bar through it instead.
+  const only = curve.length === 1 ? curve[0].accuracy_interval : null;
+  const interval = only ? "bar" : hasInterval ? "band" : "none";
   return (
     <section className="card" aria-labelledby="curve-title">
       <h2 id="curve-title">Learning curve</h2>
@@ -18,7 +21,12 @@ export function LearningCurve({ curve }: { curve: LearningPoint[] }) {
           No model yet: the curve starts with the first trained model.
         </p>
       ) : (
-        <div className="chart" data-testid="learning-curve" data-points={curve.length}>
+        <div
+          className="chart"
+          data-testid="learning-curve"
+          data-points={curve.length}
+          data-interval={interval}
+        >
           <Line
             role="img"
             aria-label={`Learning curve, ${curve.length} points: ${curve
@@ -26,8 +34,19 @@ export function LearningCurve({ curve }: { curve: LearningPoint[] }) {
               .join(", ")}`}
             data={{
               datasets: [
+                ...(only
+                  ? [
+                      {
+                        label: "95% interval",
+                        data: only.map((y) => ({ x: curve[0].labels, y })),
+                        borderColor: COLORS.blueSoft,
+                        borderWidth: 8,
+                        pointRadius: 0,
+                      },
+                    ]
+                  : []),
                 // The 95% interval of each accuracy, a band: wide while few labels are held out.
-                ...(hasInterval
+                ...(interval === "band"
                   ? [
                       {
                         label: "95% interval",
