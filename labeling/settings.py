@@ -245,6 +245,10 @@ LABELLOOP_TRAIN_THREADS = env_int("LABELLOOP_TRAIN_THREADS", 0, minimum=0)
 # labels at batches of 32): TrainConfig.min_steps. 1,000 reaches 95% on MNIST with ~45% fewer
 # labels than 300 (docs/benchmarks.md); fewer steps make rounds shorter on a slow CPU.
 LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1)
+# The random affine warp of training batches (rotation, zoom, shear: TrainConfig.augment_*);
+# a quarter fewer labels to 90% on MNIST (docs/benchmarks.md, "Affine augmentation"). Turn it
+# off where a small rotation or zoom would change a class.
+LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 
 # Test-only fault injection (tests/labeling/learning/test_worker_faults.py): "write-back"
 # makes the worker stop inside its write-back transaction, after the queue UPDATE and before

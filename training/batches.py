@@ -1,5 +1,6 @@
 """How training data is fed: normalisation statistics, the per-epoch (class-balanced) sample
-order, shift augmentation, the validation split and the learning-rate schedule.
+order, augmentation (shifts and a random affine warp), the validation split and the
+learning-rate schedule.
 
     .venv/bin/python -m pytest tests/training/test_train.py -q
 """
@@ -36,6 +37,46 @@ def shift_augment(x: torch.Tensor, max_shift: int, gen: torch.Generator) -> torc
     cols = (ox[:, None] + torch.arange(w, device=x.device))[:, None, None, :]
     out = padded.gather(2, rows.expand(n, c, h, w + 2 * max_shift))
     return out.gather(3, cols.expand(n, c, h, w))
+
+
+def augment(x: torch.Tensor, config: TrainConfig, gen: torch.Generator) -> torch.Tensor:
+    """The training batches' augmentation: shifts, then a random affine warp."""
+    x = shift_augment(x, config.augment_shift, gen)
+    return affine_augment(
+        x,
+        degrees=config.augment_rotate,
+        scale=config.augment_scale,
+        shear=config.augment_shear,
+        gen=gen,
+    )
+
+
+def affine_augment(
+    x: torch.Tensor, *, degrees: float, scale: float, shear: float, gen: torch.Generator
+) -> torch.Tensor:
+    """Rotate each image by up to `degrees` either way, zoom it by up to `scale` (a fraction)
+    in or out and shear it by up to `shear` degrees, about its centre, bilinearly, filling
+    with its edge pixels. All zero: `x` as it is."""
+    if not (degrees or scale or shear):
+        return x
+    n = x.shape[0]
+
+    def uniform() -> torch.Tensor:  # in [-1, 1), one per image
+        return torch.rand(n, generator=gen) * 2 - 1
+
+    angle = uniform() * math.radians(degrees)
+    skew = torch.tan(uniform() * math.radians(shear))
+    zoom = 1 + uniform() * scale
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    # Output -> input sampling coordinates: rotation times a horizontal shear, over the zoom.
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = cos / zoom
+    theta[:, 0, 1] = (cos * skew - sin) / zoom
+    theta[:, 1, 0] = sin / zoom
+    theta[:, 1, 1] = (sin * skew + cos) / zoom
+    x = x.float()
+    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def epoch_order(

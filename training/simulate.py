@@ -26,7 +26,14 @@ from training.train import fit
 # 150 steps of 32: a 20-label round is one batch, so epochs mean nothing there, and a fixed
 # budget trains every strategy's rounds equally. No validation split: it would eat the labels.
 SIM_CONFIG = TrainConfig(
-    max_steps=150, batch_size=32, val_fraction=0.0, augment_shift=0, num_threads=1
+    max_steps=150,
+    batch_size=32,
+    val_fraction=0.0,
+    augment_shift=0,
+    augment_rotate=0.0,
+    augment_scale=0.0,
+    augment_shear=0.0,
+    num_threads=1,
 )
 
 

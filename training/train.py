@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.batches import channel_stats, epoch_order, one_cycle, shift_augment, stratified_split
+from training.batches import augment, channel_stats, epoch_order, one_cycle, stratified_split
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
@@ -67,7 +67,7 @@ def train_one_epoch(
         if steps >= max_steps:
             break
         idx = order[start : start + config.batch_size]
-        xb = shift_augment(x[idx], config.augment_shift, gen)
+        xb = augment(x[idx], config, gen)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
             loss = F.cross_entropy(net(xb), y[idx], label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)

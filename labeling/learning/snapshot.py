@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import transaction
 
 from labeling.images.models import Image, ImageStatus
@@ -62,3 +63,18 @@ def take_snapshot(run: TrainingRun) -> Snapshot:
         classes=classes,
         renames=renames,
     )
+
+
+def train_config():
+    """The worker's TrainConfig: the engine's recipe, with the deployment's settings."""
+    from training.contracts import TrainConfig
+
+    off = {} if settings.LABELLOOP_TRAIN_AFFINE else dict.fromkeys(AFFINE, 0.0)
+    return TrainConfig(
+        num_threads=settings.LABELLOOP_TRAIN_THREADS,
+        min_steps=settings.LABELLOOP_TRAIN_MIN_STEPS,
+        **off,
+    )
+
+
+AFFINE = ("augment_rotate", "augment_scale", "augment_shear")

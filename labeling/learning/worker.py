@@ -35,7 +35,7 @@ from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.learning.newcomers import score_newcomers, write_newcomers
 from labeling.learning.predictor import Predictor
-from labeling.learning.snapshot import Snapshot, take_snapshot
+from labeling.learning.snapshot import Snapshot, take_snapshot, train_config
 from labeling.learning.writeback import (
     cache_dir,
     checkpoint_store,
@@ -205,7 +205,7 @@ class Worker:
         return stage
 
     def _train(self, run: TrainingRun, beat: Heartbeat, stage: Callable):
-        from training.contracts import TrainConfig, TrainSpec
+        from training.contracts import TrainSpec
         from training.train import run_training
 
         existing = ModelVersion.objects.filter(run=run).first()
@@ -229,10 +229,7 @@ class Worker:
             val_labels=tuple(snap.val_labels),
             cache_dir=str(cache_dir()),
             checkpoint_path=str(workdir / "model.pt"),
-            config=TrainConfig(
-                num_threads=settings.LABELLOOP_TRAIN_THREADS,
-                min_steps=settings.LABELLOOP_TRAIN_MIN_STEPS,
-            ),
+            config=train_config(),
             seed=run.pk,
         )
         result = stage(

@@ -13,7 +13,7 @@ import ray
 import torch
 
 from tests.training.conftest import CLASSES, N_TRAIN, Digits, Store
-from training.batches import epoch_order, shift_augment, stratified_split
+from training.batches import affine_augment, epoch_order, shift_augment, stratified_split
 from training.contracts import ScoreSpec, TrainConfig, TrainSpec
 from training.data import ArrayCache
 from training.metrics import classification_metrics, expected_calibration_error
@@ -72,6 +72,40 @@ def test_shift_augment_moves_pixels_without_changing_the_shape() -> None:
     moved = shift_augment(x, 2, torch.Generator().manual_seed(3))
     assert moved.shape == x.shape and moved.sum() == 1.0
     assert shift_augment(x, 0, torch.Generator()) is x
+
+
+def _bar(n: int = 64) -> torch.Tensor:
+    """`n` copies of a 28x28 image: a vertical bar, 3 px wide and 16 tall, at the centre."""
+    x = torch.zeros(n, 1, 28, 28)
+    x[:, 0, 6:22, 13:16] = 1.0
+    return x
+
+
+def test_the_affine_warp_rotates_scales_and_shears_within_its_bounds() -> None:
+    x = _bar()
+    warped = affine_augment(x, degrees=12, scale=0.1, shear=8, gen=torch.Generator().manual_seed(0))
+    assert warped.shape == x.shape and warped.dtype == torch.float32
+    # Every copy moved differently, and none lost the bar: its ink stays within what a 10%
+    # zoom either way makes of it, and it stays near the centre.
+    assert len({tuple(w.flatten().tolist()) for w in warped}) == len(x)
+    ink = warped.sum(dim=(1, 2, 3))
+    assert ((ink > 48 * 0.9**2 * 0.95) & (ink < 48 * 1.1**2 * 1.05)).all()
+    cols = torch.arange(28.0)
+    centre = (warped.sum(dim=2)[:, 0] * cols).sum(1) / ink
+    assert ((centre - 14).abs() < 1.5).all()
+    # Tilted, but by no more than the rotation and shear allow (a bar 16 tall leans at most
+    # 8 * tan(12 + 8 degrees) ~ 3 px from top to centre): the top row's ink stays near it.
+    top = warped[:, 0, 5:9].sum(dim=1)
+    top_centre = (top * cols).sum(1) / top.sum(1).clamp(min=1e-6)
+    assert ((top_centre - 14).abs() < 4.5).all() and (top_centre - 14).abs().max() > 0.5
+
+
+def test_the_affine_warp_is_off_at_zero_and_repeatable_with_a_seed() -> None:
+    x = _bar(4)
+    assert affine_augment(x, degrees=0, scale=0, shear=0, gen=torch.Generator()) is x
+    a = affine_augment(x, degrees=12, scale=0.1, shear=8, gen=torch.Generator().manual_seed(5))
+    b = affine_augment(x, degrees=12, scale=0.1, shear=8, gen=torch.Generator().manual_seed(5))
+    assert torch.equal(a, b)
 
 
 def test_the_validation_split_is_stratified_and_keeps_every_class_in_train() -> None:

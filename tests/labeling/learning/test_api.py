@@ -245,3 +245,18 @@ def test_the_worker_default_for_small_label_sets_is_the_engine_default():
         check=True,
     )
     assert int(out.stdout) == TrainConfig().min_steps == 1000
+
+
+def test_the_affine_warp_is_on_by_default_and_a_setting_turns_it_off(settings):
+    from labeling.learning.snapshot import train_config
+    from training.contracts import TrainConfig
+
+    settings.LABELLOOP_TRAIN_AFFINE = True
+    default = TrainConfig()
+    on = train_config()
+    assert (on.augment_rotate, on.augment_scale, on.augment_shear) == (12.0, 0.1, 8.0)
+    assert (on.augment_rotate, on.augment_scale) == (default.augment_rotate, default.augment_scale)
+    settings.LABELLOOP_TRAIN_AFFINE = False
+    off = train_config()
+    assert (off.augment_rotate, off.augment_scale, off.augment_shear) == (0.0, 0.0, 0.0)
+    assert off.augment_shift == default.augment_shift == 2  # the shifts stay
