@@ -106,13 +106,10 @@ def write_newcomers(run: TrainingRun, version: ModelVersion, result) -> dict:
     if result is None:
         return {"scored": 0, "failed_items": 0, "version": version.number}
     project = run.project
-    existing = (
-        ImageScore.objects.filter(
-            model_version=version, image__project=project, image__status__in=QUEUE_STATUSES
-        )
-        .exclude(image_id__in=[int(k) for k in result.keys])
-        .values_list("image__priority", "score")
-    )
+    # The waiting images `version` has scored: by construction, none of the newcomers.
+    existing = ImageScore.objects.filter(
+        model_version=version, image__project=project, image__status__in=QUEUE_STATUSES
+    ).values_list("image__priority", "score")
     known = np.array(list(existing), dtype=np.float64).reshape(-1, 2)
     slots = slot_priorities(
         known[:, 0],

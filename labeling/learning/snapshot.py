@@ -65,6 +65,9 @@ def take_snapshot(run: TrainingRun) -> Snapshot:
     )
 
 
+AFFINE = ("augment_rotate", "augment_scale", "augment_shear")  # TrainConfig's affine warp
+
+
 def train_config():
     """The worker's TrainConfig: the engine's recipe, with the deployment's settings."""
     from training.contracts import TrainConfig
@@ -75,6 +78,3 @@ def train_config():
         min_steps=settings.LABELLOOP_TRAIN_MIN_STEPS,
         **off,
     )
-
-
-AFFINE = ("augment_rotate", "augment_scale", "augment_shear")
