@@ -31,9 +31,13 @@ frontend-test: frontend
 demo: install frontend
 	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo --addr $(DEMO_ADDR)
 
+# ruff, and the layer contracts of DESIGN.md section 6 (import-linter, [tool.importlinter] in
+# pyproject.toml): apps import only downwards, training/ never imports Django, the web side
+# never imports torch, ray or the worker.
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports
 
 test: lint frontend frontend-test
 	$(PY) manage.py makemigrations --check --dry-run --settings=labeling.settings >/dev/null \

@@ -159,7 +159,7 @@ def warm_up(project, image_ids: list[int], truth: list[int], labels: int, env) -
     from labeling.annotations.services import annotation_submit
     from labeling.images.models import Image
     from labeling.learning.models import RunTrigger, TrainingRun
-    from labeling.learning.services import run_request
+    from labeling.learning.runs import run_request
 
     user = get_user_model().objects.get(username="load-admin")
     images = Image.objects.select_related("project").in_bulk(image_ids[:labels])

@@ -40,7 +40,7 @@ from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
 from labeling.learning.models import TrainingRun
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_request
 from labeling.learning.worker import Worker
 from labeling.projects.models import Project
 from labeling.projects.services import project_delete

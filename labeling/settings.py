@@ -250,11 +250,6 @@ LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1
 # off where a small rotation or zoom would change a class.
 LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 
-# Test-only fault injection (tests/labeling/learning/test_worker_faults.py): "write-back"
-# makes the worker stop inside its write-back transaction, after the queue UPDATE and before
-# the commit, until it is killed. Empty (the default) in every real deployment.
-LABELLOOP_TEST_PAUSE_AT = env_choice("LABELLOOP_TEST_PAUSE_AT", "", ("", "write-back"))
-
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
 

@@ -8,8 +8,8 @@ from rest_framework.permissions import AllowAny
 from labeling.annotations.api import (
     AnnotationCreateView,
     DisagreementsView,
+    ImageDetailView,
     ProjectAnnotationsView,
-    ProjectStatsView,
     ResolveView,
     TaskNextView,
     TaskReleaseView,
@@ -17,10 +17,11 @@ from labeling.annotations.api import (
 )
 from labeling.core.api import HealthView, TokenView
 from labeling.exports.api import ProjectExportView
-from labeling.images.api import ImageDetailView, ImageFileView, ProjectImagesView
+from labeling.images.api import ImageFileView, ProjectImagesView
 from labeling.learning.api import (
     PredictView,
     ProjectRunsView,
+    ProjectStatsView,
     ProjectVersionsView,
     RunCancelView,
     RunDetailView,

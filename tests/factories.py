@@ -75,7 +75,7 @@ class ImageFactory(factory.django.DjangoModelFactory):
 
     @classmethod
     def _create(cls, model_class, *args, **kwargs):
-        from labeling.images.storage import storage_key, storage_put
+        from labeling.core.storage import storage_key, storage_put
 
         seed = kwargs.pop("seed", None)
         data = png_bytes(seed if seed is not None else next(_seeds))

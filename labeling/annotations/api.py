@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import django_filters
 from django.urls import reverse
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
@@ -207,8 +206,25 @@ class ResolveView(APIView):
         return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
 
 
-class ProjectStatsView(APIView):
-    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, class balance, throughput")
-    def get(self, request: Request, project_id: int) -> Response:
-        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
-        return Response(selectors.project_stats(project=project))
+class AnnotationBriefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    label = serializers.CharField()
+    annotator = serializers.CharField(source="annotator.username")
+    source = serializers.CharField()
+    duration_ms = serializers.IntegerField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class ImageDetailSerializer(ImageSerializer):
+    annotations = AnnotationBriefSerializer(many=True, read_only=True)
+
+    class Meta(ImageSerializer.Meta):
+        fields = [*ImageSerializer.Meta.fields, "annotations"]
+
+
+class ImageDetailView(APIView):
+    @extend_schema(responses=ImageDetailSerializer, summary="Image with its annotations")
+    def get(self, request: Request, image_id: int) -> Response:
+        image = image_get_for_user(user=request.user, image_id=image_id)
+        image = selectors.image_with_annotations(image=image)
+        return Response(ImageDetailSerializer(image).data)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.db import connection
-from django.db.models import Avg, Case, Count, Q, QuerySet, When
+from django.db.models import Avg, Case, Count, Prefetch, Q, QuerySet, When
 from django.utils import timezone
 
 from labeling.annotations.models import Annotation
@@ -13,8 +13,9 @@ from labeling.images.models import Image, ImageStatus
 from labeling.projects.models import Project
 
 
-def project_stats(*, project: Project) -> dict[str, object]:
-    """Counts for the dashboard, each from one aggregate query."""
+def annotation_stats(*, project: Project) -> dict[str, object]:
+    """The labeling side of the dashboard's counts (the learning side is
+    ``learning.selectors.learning_stats``), each from one aggregate query."""
     images = Image.objects.filter(project=project)
     by_status = dict(images.values_list("status").annotate(n=Count("id")).order_by())
     consensus = dict(
@@ -34,10 +35,7 @@ def project_stats(*, project: Project) -> dict[str, object]:
         )
         .order_by("-total", "annotator__username")
     )
-    from labeling.learning.selectors import learning_stats
-
     return {
-        **learning_stats(project=project),
         "images": {
             "total": sum(by_status.values()),
             "by_status": {s.value: by_status.get(s.value, 0) for s in ImageStatus},
@@ -112,3 +110,13 @@ def agreement_stats(*, project: Project) -> dict[str, object]:
         "per_annotator": per_annotator,
         "per_class": {label: per_class.get(label) for label in project.labels},
     }
+
+
+def image_with_annotations(*, image: Image) -> Image:
+    """The image with its annotations (and who gave them), oldest first."""
+    annotations = Annotation.objects.select_related("annotator").order_by("created_at", "id")
+    return (
+        Image.objects.select_related("project")
+        .prefetch_related(Prefetch("annotations", queryset=annotations))
+        .get(pk=image.pk)
+    )

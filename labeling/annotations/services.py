@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import random
 import uuid
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -19,18 +18,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
+from labeling.annotations.lease_log import lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
+from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
-from labeling.learning.services import run_maybe_trigger
+from labeling.projects.labels import label_resolve
 from labeling.projects.models import Project
-from labeling.projects.services import label_resolve
-from labeling.webhooks.services import webhook_emit_image_labeled, webhook_emit_images_labeled
 
 MAX_TASKS = 50
-# Ties ask for more annotators, but not forever: after this many extra annotations a tied
-# image waits for a project admin.
-EXTRA_ANNOTATIONS_FOR_TIES = 2
 
 
 @dataclass(frozen=True)
@@ -163,17 +160,6 @@ def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool)
     return tasks
 
 
-def _end_lease_log(*, image_id: int, user_ids: list[int]) -> None:
-    # clock_timestamp(), not now(): now() is when the transaction began, which can be earlier
-    # than the moment the lease really ended (or began), and the log must be exact.
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "UPDATE annotations_leaselog SET ended_at = clock_timestamp() "
-            "WHERE image_id = %s AND user_id = ANY(%s) AND ended_at IS NULL",
-            [image_id, user_ids],
-        )
-
-
 def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
     """Extend the caller's lease (the UI heartbeats). A lapsed lease is taken again if
     nobody else holds the image and it still needs the caller's label."""
@@ -209,7 +195,7 @@ def task_release(*, image: Image, user: AbstractBaseUser) -> None:
         )
         if not updated:
             raise Conflict("you do not hold a lease on this image", code="no_lease")
-        _end_lease_log(image_id=image.pk, user_ids=[user.pk])
+        lease_log_end(image_id=image.pk, user_ids=[user.pk])
 
 
 @dataclass(frozen=True)
@@ -299,20 +285,20 @@ def annotation_submit(
             if locked.leased_to_id == user.pk:
                 locked.in_random_slice |= locked.lease_exploration
                 ended.append(user.pk)
-            _apply_consensus(locked, project, history)
+            apply_consensus(locked, project, history)
             if locked.status not in QUEUE_STATUSES and locked.leased_to_id not in (None, user.pk):
                 # Done: whoever else held it is released (their submission will get a 409).
                 ended.append(locked.leased_to_id)
             if ended:
                 locked.leased_to_id, locked.lease_expires = None, None
                 locked.lease_exploration = False
-                _end_lease_log(image_id=locked.pk, user_ids=ended)
-            locked.save(update_fields=_CONSENSUS_FIELDS)
+                lease_log_end(image_id=locked.pk, user_ids=ended)
+            locked.save(update_fields=CONSENSUS_FIELDS)
             if locked.status == ImageStatus.LABELED and locked.consensus_label != consensus_before:
-                webhook_emit_image_labeled(image=locked, project=project)
-            if locked.status == ImageStatus.LABELED and source != AnnotationSource.IMPORT:
-                # The labels may have reached retrain_every: queue a run when this commits.
-                transaction.on_commit(lambda: run_maybe_trigger(project=project))
+                # Announced (image.labeled) and counted toward retrain_every.
+                events.images_labeled.send(
+                    sender=Annotation, project=project, images=[locked], source=source, user=user
+                )
     except IntegrityError:
         # The same client_id raced in from a retry on another connection and won.
         existing = Annotation.objects.filter(client_id=client_id).first()
@@ -320,19 +306,6 @@ def annotation_submit(
             raise
         return _replay(existing, image=image, user=user)
     return Submission(annotation=annotation, created=True)
-
-
-_CONSENSUS_FIELDS = [
-    "status",
-    "consensus_label",
-    "agreement",
-    "annotation_count",
-    "in_random_slice",
-    "leased_to",
-    "lease_expires",
-    "lease_exploration",
-    "updated_at",
-]
 
 
 def _replay(existing: Annotation, *, image: Image, user: AbstractBaseUser) -> Submission:
@@ -352,92 +325,6 @@ def _check_still_needed(image: Image) -> None:
             "or you never held one); nothing was recorded",
             code="not_needed",
         )
-
-
-def _apply_consensus(image: Image, project: Project, history: list[Annotation]) -> None:
-    """Status, consensus label and agreement from each annotator's latest label.
-
-    ``history`` is every annotation of the image, oldest first.
-    """
-    latest: dict[int, str] = {}
-    resolution = None
-    imported = False
-    for annotation in history:
-        if annotation.source == AnnotationSource.RESOLUTION:
-            resolution = annotation.label
-            continue
-        imported |= annotation.source == AnnotationSource.IMPORT
-        latest[annotation.annotator_id] = annotation.label
-    votes = Counter(latest.values())
-    image.annotation_count = len(latest)
-    if resolution is not None or imported:
-        final = resolution or votes.most_common(1)[0][0]
-        image.status, image.consensus_label = ImageStatus.LABELED, final
-        image.agreement = votes[final] / len(latest) if latest else 1.0
-        return
-    if not latest:
-        image.status, image.consensus_label, image.agreement = ImageStatus.UNLABELED, None, None
-        return
-    ranked = votes.most_common()
-    top_label, top = ranked[0]
-    tied = len(ranked) > 1 and ranked[1][1] == top
-    image.agreement = top / len(latest)
-    need = project.annotations_per_image
-    if len(latest) < need:
-        image.status, image.consensus_label = ImageStatus.PARTIAL, None
-    elif not tied:
-        image.status, image.consensus_label = ImageStatus.LABELED, top_label
-    elif len(latest) < need + EXTRA_ANNOTATIONS_FOR_TIES:
-        image.status, image.consensus_label = ImageStatus.PARTIAL, None  # one more, please
-    else:
-        image.status, image.consensus_label = ImageStatus.DISPUTED, None
-
-
-def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
-    """Judge the images still waiting for labels (partial or disputed) again, under the
-    project's ``annotations_per_image`` now; returns how many reached a consensus.
-
-    Called when an admin changes that number. Lowered, it finishes the images that already
-    have enough agreeing votes (they leave the queue, count toward ``retrain_every`` and send
-    ``image.labeled``); raised, a disputed image asks for more votes again. Labeled images
-    keep their consensus either way. A chunk of images at a time, each in one transaction.
-    """
-    ids = list(
-        Image.objects.filter(
-            project=project, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
-        ).values_list("id", flat=True)
-    )
-    labeled = 0
-    for start in range(0, len(ids), chunk):
-        part = ids[start : start + chunk]
-        with transaction.atomic():
-            images = Image.objects.select_for_update().filter(
-                pk__in=part, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
-            )
-            history: dict[int, list[Annotation]] = {}
-            for annotation in Annotation.objects.filter(image_id__in=part).order_by(
-                "created_at", "id"
-            ):
-                history.setdefault(annotation.image_id, []).append(annotation)
-            done = []
-            for image in images.order_by("id"):
-                status = image.status
-                _apply_consensus(image, project, history.get(image.pk, []))
-                if image.status == status:
-                    continue
-                if image.status not in QUEUE_STATUSES and image.leased_to_id is not None:
-                    _end_lease_log(image_id=image.pk, user_ids=[image.leased_to_id])
-                    image.leased_to_id, image.lease_expires = None, None
-                    image.lease_exploration = False
-                image.save(update_fields=_CONSENSUS_FIELDS)
-                if image.status == ImageStatus.LABELED:
-                    done.append(image)
-            if done:
-                webhook_emit_images_labeled(images=done, project=project)
-            labeled += len(done)
-    if labeled:
-        run_maybe_trigger(project=project)
-    return labeled
 
 
 def annotation_resolve(*, image: Image, admin: AbstractBaseUser, label: str) -> Annotation:

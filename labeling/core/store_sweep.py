@@ -3,15 +3,16 @@
 Deleting a project removes its rows in a few statements but leaves its files: the store is
 content-addressed, so a file may still serve another project, and deciding that needs the
 references of every project. This sweep decides it in constant memory: it walks the store's
-keys and the referenced keys (images and model checkpoints) both in byte order and merges
+keys and the referenced keys (the references the apps registered with
+``store_reference_register``: images, model checkpoints), both in byte order, and merges
 the two streams. A file is deleted only when no row references it and it is older than
 ``min_age`` (an upload writes its files before its rows, and a run its checkpoint before its
 model version). Deleting happens in batches under the store's exclusive lock
-(``labeling/images/storage.py``), after re-checking the rows written since the walk began,
+(``labeling/core/storage.py``), after re-checking the rows written since the walk began,
 so an upload that reuses a file meanwhile either keeps it or writes it back.
 
-Only what LabelLoop writes (``images/``, ``models/``) is looked at; nothing else in the
-bucket or folder is touched.
+Only what LabelLoop writes (the registered prefixes: ``images/``, ``models/``) is looked at;
+nothing else in the bucket or folder is touched.
 
 The same merge finds the opposite too: keys that rows name and the store does not hold (a
 bucket restored short of a database, files deleted by hand). Those are counted and the first
@@ -29,33 +30,43 @@ from django.core.files.storage import default_storage
 from django.db import connection, transaction
 from django.utils import timezone
 
-from labeling.images.storage import store_errors, store_lock
+from labeling.core.storage import store_errors, store_lock, store_references
 
-PREFIXES = ("images", "models")  # in byte order, like everything the merge reads
 BATCH = 500  # orphans deleted per lock
 MISSING_SAMPLE = 20  # missing files named in the summary
 PROGRESS_EVERY_SECONDS = 2.0
 
-_REFERENCED_SQL = """
-SELECT key FROM (
-    SELECT storage_key AS key FROM images_image
-    UNION SELECT checkpoint_key FROM learning_modelversion
-) refs
-ORDER BY key COLLATE "C"
-"""
 
-_TAKEN_SINCE_SQL = """
-SELECT storage_key FROM images_image WHERE id > %(image)s AND storage_key = ANY(%(keys)s)
-UNION
-SELECT checkpoint_key FROM learning_modelversion
-WHERE id > %(version)s AND checkpoint_key = ANY(%(keys)s)
-"""
+def _prefixes() -> list[str]:
+    """The key prefixes of every registered reference, in byte order (like everything the
+    merge reads)."""
+    return sorted({r.prefix for r in store_references()}, key=str.encode)
+
+
+def _referenced_sql() -> str:
+    """Every referenced key, in byte order: one SELECT per registered reference, with the
+    table and column names the owning app registered, quoted as identifiers."""
+    q = connection.ops.quote_name
+    union = " UNION ".join(
+        f"SELECT {q(r.column)} AS key FROM {q(r.table)}" for r in store_references()
+    )
+    return f'SELECT key FROM ({union}) refs ORDER BY key COLLATE "C"'
+
+
+def _taken_since_sql() -> str:
+    """The keys among %(keys)s that rows added since the marks name (mark_<table>)."""
+    q = connection.ops.quote_name
+    return " UNION ".join(
+        f"SELECT {q(r.column)} FROM {q(r.table)} "
+        f"WHERE id > %(mark_{r.table})s AND {q(r.column)} = ANY(%(keys)s)"
+        for r in store_references()
+    )
 
 
 @dataclass
 class SweepSummary:
     dry_run: bool
-    scanned: int = 0  # files in the store under PREFIXES
+    scanned: int = 0  # files in the store under the registered prefixes
     referenced: int = 0
     too_recent: int = 0  # unreferenced but younger than min_age: left for a later sweep
     deleted: list[str] = field(default_factory=list)  # or, in a dry run, would be
@@ -148,26 +159,27 @@ def _marks() -> dict[str, int]:
     seen by the walk; rows above them are re-checked before anything is deleted."""
     with transaction.atomic(), connection.cursor() as cursor:
         store_lock(shared=False)
+        tables = [r.table for r in store_references()]
+        q = connection.ops.quote_name
         cursor.execute(
-            "SELECT (SELECT coalesce(max(id), 0) FROM images_image),"
-            " (SELECT coalesce(max(id), 0) FROM learning_modelversion)"
+            "SELECT " + ", ".join(f"(SELECT coalesce(max(id), 0) FROM {q(t)})" for t in tables)
         )
-        image, version = cursor.fetchone()
-    return {"image": image, "version": version}
+        return {f"mark_{t}": mark for t, mark in zip(tables, cursor.fetchone(), strict=True)}
 
 
 def _referenced_keys() -> Iterator[str]:
     with connection.chunked_cursor() as cursor:
-        cursor.execute(_REFERENCED_SQL)
+        cursor.execute(_referenced_sql())
         while rows := cursor.fetchmany(2000):
             for (key,) in rows:
                 yield key
 
 
 def _store_keys(prefix: str = "") -> Iterator[str]:
-    """Every file key under PREFIXES, in byte order (what ORDER BY ... COLLATE "C" gives)."""
+    """Every file key under the registered prefixes, in byte order (what ORDER BY ...
+    COLLATE "C" gives)."""
     if not prefix:
-        for top in PREFIXES:
+        for top in _prefixes():
             yield from _store_keys(top)
         return
     try:
@@ -203,7 +215,7 @@ def _delete(batch: list[tuple[str, int]], marks: dict[str, int], summary: SweepS
     keys = [key for key, _ in batch]
     with transaction.atomic(), connection.cursor() as cursor:
         store_lock(shared=False)  # no upload commits a row for one of these meanwhile
-        cursor.execute(_TAKEN_SINCE_SQL, {**marks, "keys": keys})
+        cursor.execute(_taken_since_sql(), {**marks, "keys": keys})
         taken = {row[0] for row in cursor.fetchall()}
         for key, size in batch:
             if key in taken:

@@ -37,13 +37,13 @@ from typing import Any
 from django.db import connection, transaction
 
 from labeling.core.errors import ValidationFailed
+from labeling.core.storage import storage_open
 from labeling.exports.selectors import (
     export_annotations_by_image,
     export_image_chunks,
     export_versions_by_image,
 )
 from labeling.exports.zipstream import ZipStream
-from labeling.images.storage import storage_open
 from labeling.projects.models import Project
 
 logger = logging.getLogger(__name__)

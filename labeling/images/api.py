@@ -21,12 +21,12 @@ from rest_framework.views import APIView
 
 from labeling.core.errors import NotFound, Unavailable, ValidationFailed
 from labeling.core.schema import ErrorSerializer
+from labeling.core.storage import EXTENSIONS, storage_open
 from labeling.images import selectors
 from labeling.images.manifest import manifest_parse
 from labeling.images.models import Image, ImageStatus
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import Source, SourceError, file_source, zip_sources
-from labeling.images.storage import EXTENSIONS, storage_open
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -69,22 +69,6 @@ class ImageSerializer(serializers.ModelSerializer):
 
     def get_file_url(self, image: Image) -> str:
         return reverse("image-file", args=[image.id])
-
-
-class AnnotationBriefSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    label = serializers.CharField()
-    annotator = serializers.CharField(source="annotator.username")
-    source = serializers.CharField()
-    duration_ms = serializers.IntegerField(allow_null=True)
-    created_at = serializers.DateTimeField()
-
-
-class ImageDetailSerializer(ImageSerializer):
-    annotations = AnnotationBriefSerializer(many=True, read_only=True)
-
-    class Meta(ImageSerializer.Meta):
-        fields = [*ImageSerializer.Meta.fields, "annotations"]
 
 
 class ImageFilter(django_filters.FilterSet):
@@ -219,14 +203,6 @@ def _upload_sources(files) -> Iterator[Source | SourceError]:
             yield from zip_sources(upload, archive_name=name, limits=limits)
         else:
             yield file_source(upload, name=name, max_bytes=limits.max_bytes)
-
-
-class ImageDetailView(APIView):
-    @extend_schema(responses=ImageDetailSerializer, summary="Image with its annotations")
-    def get(self, request: Request, image_id: int) -> Response:
-        image = selectors.image_get_for_user(user=request.user, image_id=image_id)
-        image = selectors.image_with_annotations(image=image)
-        return Response(ImageDetailSerializer(image).data)
 
 
 class ImageFileView(APIView):

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Prefetch, QuerySet
+from django.db.models import QuerySet
 
-from labeling.annotations.models import Annotation
 from labeling.core.errors import NotFound
 from labeling.images.models import Image
 from labeling.projects.models import Project, Role
@@ -29,12 +28,3 @@ def image_get_for_user(
     except NotFound:
         raise NotFound("image not found") from None
     return image
-
-
-def image_with_annotations(*, image: Image) -> Image:
-    annotations = Annotation.objects.select_related("annotator").order_by("created_at", "id")
-    return (
-        Image.objects.select_related("project")
-        .prefetch_related(Prefetch("annotations", queryset=annotations))
-        .get(pk=image.pk)
-    )

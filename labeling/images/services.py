@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import uuid
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -17,22 +16,20 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, IntegrityError, transaction
 
-from labeling.annotations.models import Annotation, AnnotationSource
-from labeling.images.manifest import manifest_lookup
-from labeling.images.models import Image, ImageStatus
-from labeling.images.sources import Limits, Source, SourceError
-from labeling.images.storage import (
+from labeling.core import events
+from labeling.core.storage import (
     storage_delete,
     storage_exists,
     storage_key,
     storage_put,
     store_lock,
 )
+from labeling.images.manifest import manifest_lookup
+from labeling.images.models import Image, ImageStatus
+from labeling.images.sources import Limits, Source, SourceError
 from labeling.images.validation import Rejected, ValidImage, validate_image
-from labeling.learning.services import run_maybe_trigger, run_request_after_upload
+from labeling.projects.labels import label_resolve, project_labels_for_write
 from labeling.projects.models import Project
-from labeling.projects.services import label_resolve, project_labels_for_write
-from labeling.webhooks.services import webhook_emit_images_labeled
 
 logger = logging.getLogger(__name__)
 
@@ -123,31 +120,11 @@ def images_ingest(
             progress(result)
 
     for source in sources:
-        if isinstance(source, SourceError):
-            emit(FileResult(source.name, "rejected", source.reason))
+        checked = _check(source, project, classes, manifest, labels_from_folders, limits)
+        if isinstance(checked, FileResult):  # rejected
+            emit(checked)
             continue
-        result = FileResult(source.name, "rejected")
-        label = _label_for(source, manifest, labels_from_folders)
-        if label is not None:  # a class's old name (renamed since) means the class
-            label = label_resolve(label, project.labels, project.label_renames) or label
-        if label is not None and label not in classes:
-            result.reason = (
-                f"label {label!r} is not one of the project's classes "
-                f"({', '.join(project.labels[:20])}{', ...' if len(classes) > 20 else ''})"
-            )
-            emit(result)
-            continue
-        try:
-            data = source.read()
-            info = validate_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
-        except Rejected as exc:
-            result.reason = exc.reason
-            emit(result)
-            continue
-        except OSError as exc:
-            result.reason = f"could not read the file ({exc})"
-            emit(result)
-            continue
+        result, data, info, label = checked
         sha = hashlib.sha256(data).hexdigest()
         result.sha256, result.label = sha, label
         if sha in seen:
@@ -171,13 +148,49 @@ def images_ingest(
             result.image_id = seen[result.sha256].image_id
     logger.info("ingest into %s: %s", project.slug, report.summary)
     created = [r for r in report.results if r.status == "created"]
-    # Imported labels count toward retrain_every like any others: enough of them queue a
-    # training run now (taking over a queued cold start), not at the next human label.
-    trained = any(r.label is not None for r in created) and run_maybe_trigger(project=project)
-    if created and not trained:
-        # The worker orders the new images: for coverage before any model, else by its scores.
-        run_request_after_upload(project=project)
+    if created:
+        # Once, after the last batch: the learning loop queues what the upload calls for (a
+        # retrain when its labels reach retrain_every, else an ordering of the new images).
+        events.images_added.send(
+            sender=Image,
+            project=project,
+            image_ids=[r.image_id for r in created],
+            labeled=sum(r.label is not None for r in created),
+        )
     return report
+
+
+def _check(
+    source: Source | SourceError,
+    project: Project,
+    classes: set[str],
+    manifest: dict[str, str] | None,
+    labels_from_folders: bool,
+    limits: Limits,
+) -> FileResult | tuple[FileResult, bytes, ValidImage, str | None]:
+    """A rejected source's answer, or (its result so far, bytes, image info, label)."""
+    if isinstance(source, SourceError):
+        return FileResult(source.name, "rejected", source.reason)
+    result = FileResult(source.name, "rejected")
+    label = _label_for(source, manifest, labels_from_folders)
+    if label is not None:  # a class's old name (renamed since) means the class
+        label = label_resolve(label, project.labels, project.label_renames) or label
+    if label is not None and label not in classes:
+        result.reason = (
+            f"label {label!r} is not one of the project's classes "
+            f"({', '.join(project.labels[:20])}{', ...' if len(classes) > 20 else ''})"
+        )
+        return result
+    try:
+        data = source.read()
+        info = validate_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+    except Rejected as exc:
+        result.reason = exc.reason
+        return result
+    except OSError as exc:
+        result.reason = f"could not read the file ({exc})"
+        return result
+    return result, data, info, label
 
 
 def _label_for(
@@ -245,22 +258,13 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
                 for p, key in zip(fresh, keys, strict=True)
             ]
             Image.objects.bulk_create(rows)
-            Annotation.objects.bulk_create(
-                Annotation(
-                    image=row,
-                    annotator=user,
-                    label=p.label,
-                    client_id=uuid.uuid4(),
-                    source=AnnotationSource.IMPORT,
+            labeled = [row for row in rows if row.consensus_label is not None]
+            if labeled:
+                # Imported labels are labels too: recorded as the importer's annotations and
+                # announced (image.labeled), with this batch's rows.
+                events.images_labeled.send(
+                    sender=Image, project=project, images=labeled, source="import", user=user
                 )
-                for row, p in zip(rows, fresh, strict=True)
-                if p.label is not None
-            )
-            # Imported labels are labels too: receivers of image.labeled hear about them.
-            webhook_emit_images_labeled(
-                images=[row for row, p in zip(rows, fresh, strict=True) if p.label is not None],
-                project=project,
-            )
     except StoreError as exc:
         # The image store refused (disk full, read-only, bucket gone): nothing of this batch
         # is kept, and each file says why.

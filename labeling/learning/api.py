@@ -1,4 +1,4 @@
-"""Training runs, the model registry and predictions.
+"""Training runs, the model registry and predict_requests.
 
 ``/api/projects/{id}/training-runs/``, ``/api/training-runs/{id}/`` (+ ``cancel/``),
 ``/api/projects/{id}/model-versions/``, ``/api/model-versions/{id}/activate/``,
@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
@@ -14,9 +15,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.annotations.selectors import annotation_stats
 from labeling.core.errors import NotFound, ValidationFailed
 from labeling.core.schema import ErrorSerializer
-from labeling.learning import predictions, selectors, services
+from labeling.learning import predict_requests, runs, selectors
 from labeling.learning.models import ModelVersion, RunTrigger, TrainingRun
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
@@ -92,7 +94,7 @@ class ProjectRunsView(APIView):
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.ADMIN)
-        run, _created = services.run_request(
+        run, _created = runs.run_request(
             project=project, trigger=RunTrigger.MANUAL, user=request.user
         )
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
@@ -111,7 +113,7 @@ class RunCancelView(APIView):
         summary="Cancel a run (409 when it has already finished)",
     )
     def post(self, request: Request, run_id: int) -> Response:
-        run = services.run_cancel(run=_run_for(request, run_id, Role.ADMIN))
+        run = runs.run_cancel(run=_run_for(request, run_id, Role.ADMIN))
         return Response(TrainingRunSerializer(run).data)
 
 
@@ -138,7 +140,7 @@ class VersionActivateView(APIView):
             project_get_for_user(user=request.user, project_id=version.project_id, role=Role.ADMIN)
         except NotFound:
             raise NotFound("model version not found") from None
-        run = services.version_activate(version=version, user=request.user)
+        run = runs.version_activate(version=version, user=request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -169,5 +171,19 @@ class PredictView(APIView):
             raise ValidationFailed(
                 "no files: send one or more parts named 'files'", code="no_files"
             )
-        results = predictions.predict(project=project, files=files)
+        results = predict_requests.predict(project=project, files=files)
         return Response({"results": results})
+
+
+class ProjectStatsView(APIView):
+    """The dashboard's figures: the labeling side (annotations) and the model side (here)."""
+
+    @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, class balance, throughput")
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
+        return Response(
+            {
+                **selectors.learning_stats(project=project),
+                **annotation_stats(project=project),
+            }
+        )

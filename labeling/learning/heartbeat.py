@@ -9,28 +9,20 @@ import threading
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from labeling.learning import services
+from labeling.learning.runs import run_heartbeat
 
 logger = logging.getLogger(__name__)
 
 DATABASE_ERRORS = (OperationalError, InterfaceError)
-# Share of the run's progress bar each stage accounts for.
-STAGE_SPAN = {
-    "order": (0.0, 0.95),  # cold-start runs: order the queue for coverage, then write-back
-    "snapshot": (0.0, 0.05),
-    "train": (0.05, 0.65),
-    "evaluate": (0.65, 0.72),
-    "register": (0.72, 0.75),
-    "score": (0.75, 0.95),
-    "write-back": (0.95, 1.0),
-}
 
 
 class Heartbeat:
     """Keeps a run's heartbeat and progress fresh from a thread (with its own connection)."""
 
-    def __init__(self, run_id: int, worker: str) -> None:
-        self.run_id, self.worker = run_id, worker
+    def __init__(self, run_id: int, worker: str, spans: dict[str, tuple[float, float]]) -> None:
+        """``spans``: the share of the run's progress bar each of its stages accounts for
+        (``stage -> (from, to)``, the job's ``spans``)."""
+        self.run_id, self.worker, self.spans = run_id, worker, spans
         self.stage, self.progress = "claimed", 0.0
         self.cancelled = threading.Event()
         self._stop = threading.Event()
@@ -45,14 +37,14 @@ class Heartbeat:
         self._thread.join(timeout=10)
 
     def set(self, stage: str, fraction: float = 0.0) -> None:
-        low, high = STAGE_SPAN.get(stage, (self.progress, self.progress))
+        low, high = self.spans.get(stage, (self.progress, self.progress))
         self.stage, self.progress = stage, low + (high - low) * min(max(fraction, 0.0), 1.0)
 
     def _loop(self) -> None:
         try:
             while not self._stop.is_set():
                 try:
-                    alive = services.run_heartbeat(
+                    alive = run_heartbeat(
                         run_id=self.run_id,
                         worker=self.worker,
                         stage=self.stage,

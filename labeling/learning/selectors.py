@@ -7,8 +7,8 @@ from django.db.models.functions import Cast, Floor, Least
 
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
+from labeling.projects.labels import follow_renames
 from labeling.projects.models import Project
-from labeling.projects.services import follow_renames
 from training.metrics import accuracy_interval
 
 

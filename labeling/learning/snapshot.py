@@ -10,8 +10,10 @@ from django.db import transaction
 
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import TrainingRun
+from labeling.learning.runs import run_record_snapshot
 from labeling.learning.writeback import image_refs
-from labeling.projects.services import project_labels_for_write
+from labeling.projects.labels import project_labels_for_write
+from training.contracts import TrainConfig
 
 # Evaluation uses the random exploration slice (unbiased) once it has this many labels;
 # before that, a stratified split of all labels (flagged in the metrics as such).
@@ -52,7 +54,7 @@ def take_snapshot(run: TrainingRun) -> Snapshot:
     source = "random_slice"
     if len(val) < MIN_RANDOM_SLICE:
         train, val, source = train + val, [], "split"  # the engine splits val_fraction off
-    TrainingRun.objects.filter(pk=run.pk).update(labels_snapshot=len(rows))
+    run_record_snapshot(run=run, labels=len(rows))
     return Snapshot(
         items=[r for r, _ in train],
         labels=[y for _, y in train],
@@ -70,8 +72,6 @@ AFFINE = ("augment_rotate", "augment_scale", "augment_shear")  # TrainConfig's a
 
 def train_config():
     """The worker's TrainConfig: the engine's recipe, with the deployment's settings."""
-    from training.contracts import TrainConfig
-
     off = {} if settings.LABELLOOP_TRAIN_AFFINE else dict.fromkeys(AFFINE, 0.0)
     return TrainConfig(
         num_threads=settings.LABELLOOP_TRAIN_THREADS,

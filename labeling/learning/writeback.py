@@ -4,6 +4,7 @@ temporary table, then one UPDATE of the queue and one upsert of the per-image sc
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import tempfile
@@ -17,8 +18,9 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import connection
 
-from labeling.images.storage import file_sha256, storage_local_path, storage_open
-from labeling.projects.services import follow_renames, project_labels_for_write
+from labeling.core.storage import file_sha256, storage_local_path, storage_open
+from labeling.projects.labels import follow_renames, project_labels_for_write
+from training.contracts import ImageRef
 
 logger = logging.getLogger(__name__)
 
@@ -187,8 +189,6 @@ def local_paths(keys: Sequence[str]) -> list[str]:
 
 def image_refs(rows: Sequence[tuple[int, str, str]]) -> list:
     """``ImageRef``s for (image id, sha256, storage key) rows, with ``local_paths``."""
-    from training.contracts import ImageRef
-
     paths = local_paths([key for _, _, key in rows])
     return [
         ImageRef(key=str(image_id), sha256=sha, path=path)
@@ -236,8 +236,6 @@ def checkpoint_store(*, project, run, path: str) -> str:
 
 def json_safe(value):
     """Metrics from numpy land: make them plain JSON."""
-    import json
-
     return json.loads(
         json.dumps(value, default=lambda o: o.item() if hasattr(o, "item") else str(o))
     )

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, transaction
-from django.db.models.functions import Now
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
+from labeling.core import events
 from labeling.core.errors import Conflict, NotFound, ValidationFailed
 from labeling.projects.models import Membership, Project, Role
 
@@ -29,7 +28,10 @@ EDITABLE = (
 )
 
 
-def _check_labels(labels: list[str], *, project: Project | None = None) -> list[str]:
+def _check_labels(labels: list[str]) -> list[str]:
+    """The classes as given, trimmed; at least two, none blank, no repeats. Whether a class
+    that has labels may be removed is for the apps that hold labels to say: they receive
+    ``project_settings_changed`` inside the update's transaction and refuse by raising."""
     cleaned = [label.strip() for label in labels]
     if len(cleaned) < 2:
         raise ValidationFailed("a project needs at least two label classes", code="labels")
@@ -38,25 +40,6 @@ def _check_labels(labels: list[str], *, project: Project | None = None) -> list[
     dupes = sorted({label for label in cleaned if cleaned.count(label) > 1})
     if dupes:
         raise ValidationFailed(f"label classes must be unique; repeated: {dupes}", code="labels")
-    if project is not None:
-        removed = [label for label in project.labels if label not in cleaned]
-        if removed:
-            from labeling.annotations.models import Annotation
-
-            used = sorted(
-                set(
-                    Annotation.objects.filter(
-                        image__project=project, label__in=removed
-                    ).values_list("label", flat=True)
-                )
-            )
-            if used:
-                raise ValidationFailed(
-                    f"cannot remove classes that already have annotations: {used} "
-                    f"(to rename one: POST /api/projects/{project.pk}/labels/rename/ "
-                    f'{{"old": ..., "new": ...}})',
-                    code="labels",
-                )
     return cleaned
 
 
@@ -83,37 +66,36 @@ def project_create(
 
 
 def project_update(*, project: Project, **fields: Any) -> Project:
+    """Change the settings in ``fields``; one transaction with what the change causes
+    elsewhere (``project_settings_changed``: a consensus recompute when the overlap changed,
+    a retrain check when ``retrain_every`` did, a re-ordering of the queue for a new strategy;
+    a class with labels may not be removed)."""
     unknown = set(fields) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
-    votes_before, retrain_before = project.annotations_per_image, project.retrain_every
-    strategy_before = project.strategy
+    before = {name: getattr(project, name) for name in fields}
     try:
         with transaction.atomic():
             if "labels" in fields:
                 # Checked under the project's lock: a rename or a label landing meanwhile
                 # (they read the classes FOR KEY SHARE) cannot slip past the check.
                 _lock(project)
-                fields["labels"] = _check_labels(fields["labels"], project=project)
+                before["labels"] = list(project.labels)
+                fields["labels"] = _check_labels(fields["labels"])
             for name, value in fields.items():
                 setattr(project, name, value)
             project.save(update_fields=[*fields, "updated_at"])
+            changed = {
+                name: (before[name], getattr(project, name))
+                for name in fields
+                if before[name] != getattr(project, name)
+            }
+            if changed:
+                events.project_settings_changed.send(
+                    sender=Project, project=project, changed=changed
+                )
     except IntegrityError as exc:
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
-    if project.annotations_per_image != votes_before:
-        from labeling.annotations.services import consensus_recompute
-
-        consensus_recompute(project=project)  # checks retrain_every when it labels images
-    if project.retrain_every != retrain_before:
-        # Lowered (or turned on) below the labels already waiting: retrain now, not a label
-        # later. Never a second queued run, so a check after the recompute's is harmless.
-        from labeling.learning.services import run_maybe_trigger
-
-        run_maybe_trigger(project=project)
-    if project.strategy != strategy_before:
-        from labeling.learning.services import run_strategy_changed
-
-        run_strategy_changed(project=project)
     return project
 
 
@@ -121,41 +103,6 @@ def _lock(project: Project) -> None:
     """Lock the project row FOR UPDATE and refresh the classes and their renames from it."""
     locked = Project.objects.select_for_update().only("labels", "label_renames").get(pk=project.pk)
     project.labels, project.label_renames = locked.labels, locked.label_renames
-
-
-def project_labels_for_write(project: Project) -> tuple[list[str], list[list[str]]]:
-    """The project's classes and rename log as they are now, read FOR KEY SHARE inside the
-    caller's transaction, for a write that stores a class name (a label, an import, a score
-    write-back). Such writes share the lock; a rename (FOR UPDATE) waits for them and they
-    for it, so nothing written under it names a class the rename has just replaced. A caller
-    may name a class by an old name: ``label_resolve``."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT labels, label_renames FROM projects_project WHERE id = %s FOR KEY SHARE",
-            [project.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        raise NotFound("the project no longer exists", code="project_not_found")
-    renames = json.loads(row[1]) if isinstance(row[1], str) else row[1]  # Django reads jsonb raw
-    return list(row[0]), renames
-
-
-def follow_renames(names: list[str | None], renames: list[list[str]]) -> list[str | None]:
-    """``names`` as they are called after ``renames`` ([old, new] pairs, oldest first)."""
-    names = list(names)
-    for old, new in renames:
-        names = [new if name == old else name for name in names]
-    return names
-
-
-def label_resolve(label: str, labels: list[str], renames: list[list[str]]) -> str | None:
-    """The class ``label`` names now: itself while the project has a class of that name, else
-    the name renames gave it (a client that read the classes before a rename), else None."""
-    if label in labels:
-        return label
-    named = follow_renames([label], renames)[0]
-    return named if named in labels else None
 
 
 def project_label_rename(*, project: Project, old: str, new: str) -> Project:
@@ -184,13 +131,8 @@ def project_label_rename(*, project: Project, old: str, new: str) -> Project:
         project.labels = [new if label == old else label for label in project.labels]
         project.label_renames = [*project.label_renames, [old, new]]
         project.save(update_fields=["labels", "label_renames", "updated_at"])
-        from labeling.annotations.models import Annotation
-        from labeling.images.models import Image
-
-        Annotation.objects.filter(image__project=project, label=old).update(label=new)
-        images = Image.objects.filter(project=project)
-        images.filter(consensus_label=old).update(consensus_label=new, updated_at=Now())
-        images.filter(predicted_label=old).update(predicted_label=new, updated_at=Now())
+        # Every row that names the class is rewritten by the app that owns it, under the lock.
+        events.class_renamed.send(sender=Project, project=project, old=old, new=new)
     return project
 
 
@@ -198,20 +140,12 @@ def project_delete(*, project: Project) -> None:
     """Delete a project and everything in it, in a few set-based statements.
 
     Django's ``Model.delete()`` would first load every related row into memory to run its
-    cascade in Python: fine for ten rows, not for a million images.
+    cascade in Python: fine for ten rows, not for a million images. So each app deletes its
+    own rows of the project (``project_deleted``, in this transaction; the foreign keys are
+    checked at commit), and what is left to cascade here is small.
     """
-    with transaction.atomic(), connection.cursor() as cursor:
-        image_ids = "SELECT id FROM images_image WHERE project_id = %s"
-        cursor.execute(
-            f"DELETE FROM annotations_leaselog WHERE image_id IN ({image_ids})", [project.id]
-        )
-        cursor.execute(
-            f"DELETE FROM annotations_annotation WHERE image_id IN ({image_ids})", [project.id]
-        )
-        cursor.execute(
-            f"DELETE FROM learning_imagescore WHERE image_id IN ({image_ids})", [project.id]
-        )
-        cursor.execute("DELETE FROM images_image WHERE project_id = %s", [project.id])
+    with transaction.atomic():
+        events.project_deleted.send(sender=Project, project=project)
         project.delete()
 
 

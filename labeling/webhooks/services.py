@@ -261,12 +261,6 @@ def webhook_emit_images_labeled(*, images: list[Image], project: Project) -> int
         return cursor.rowcount
 
 
-def webhook_emit_image_labeled(*, image: Image, project: Project) -> int:
-    """``image`` (of ``project``) has a new consensus label: called inside the submission's
-    transaction."""
-    return webhook_emit_images_labeled(images=[image], project=project)
-
-
 def webhook_emit_run(*, run_id: int) -> int:
     """``run.succeeded`` or ``run.failed`` for a run that just finished (in the transaction
     that finished it); nothing for other states (a cancelled run is neither)."""

@@ -34,8 +34,8 @@ from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
 from labeling.annotations.models import Annotation
+from labeling.core.storage import storage_put
 from labeling.images.models import ImageStatus
-from labeling.images.storage import storage_put
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
 from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from tests.factories import ImageFactory, UserFactory

@@ -226,8 +226,8 @@ def rel(path: Path) -> str:
 class StaticText:
     """Decides whether an expression is text fixed in the source: a literal, an f-string or
     ``.format`` of such, or a name bound (anywhere in its module) only to such. Names bound in
-    another module count when UPPER_CASE, as do UPPER_CASE attributes (``predictions.CHANNEL``):
-    constants by convention."""
+    another module count when UPPER_CASE, as do UPPER_CASE attributes
+    (``predict_requests.CHANNEL``): constants by convention."""
 
     def __init__(self, module: ast.Module) -> None:
         self.bindings: dict[str, list[ast.expr]] = {}
@@ -276,8 +276,12 @@ NOT_SQL = {("labeling/learning/worker.py", "self"), ("labeling/learning/manageme
 REVIEWED_SQL = {
     "labeling/annotations/services.py": "_lease(): the ORDER BY and extra WHERE are chosen by "
     "task_lease_next from literals in this module; every value is a %(name)s parameter",
-    "labeling/core/backup.py": "table and column names from its COUNTED_TABLES and "
-    "FILE_COLUMNS constants or the database's own catalogue, quoted as identifiers",
+    "labeling/core/backup.py": "table and column names the apps registered (their models' "
+    "db_table and fields) or the database's own catalogue, quoted as identifiers",
+    "labeling/core/store_sweep.py": "table and column names of the store references the apps "
+    "registered (their models' metadata), quoted as identifiers; keys and marks are parameters",
+    "labeling/core/db_cascade.py": "a migration operation: table, column and constraint names "
+    "from the models' metadata and the catalogue, quoted as identifiers",
 }
 
 
@@ -328,8 +332,9 @@ def test_the_sql_scan_catches_text_built_from_a_variable(tmp_path):
 
 # Modules that may start processes, and why. None of them is reachable from an HTTP request.
 SUBPROCESS_ALLOWED = {
-    "labeling/core/management/commands/demo.py": "starts `manage.py worker` beside the server",
+    "labeling/web/management/commands/demo.py": "starts `manage.py worker` beside the server",
     "labeling/core/backup.py": "runs pg_dump / pg_restore / psql for manage.py backup|restore",
+    "labeling/core/pg_tools.py": "runs pg_dump / pg_restore / psql for manage.py backup|restore",
 }
 
 

@@ -13,9 +13,9 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from labeling.annotations.models import Annotation
+from labeling.core.storage import storage_delete, storage_open
 from labeling.exports import selectors
 from labeling.images.models import Image
-from labeling.images.storage import storage_delete, storage_open
 from labeling.projects.models import Membership, Role
 from tests.factories import ImageFactory, ProjectFactory
 from tests.labeling.exports.conftest import label

@@ -23,7 +23,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from labeling.images.storage import storage_key, storage_put
+from labeling.core.storage import storage_key, storage_put
 from labeling.learning.models import ModelVersion, TrainingRun
 from tests.factories import ProjectFactory, png_bytes
 

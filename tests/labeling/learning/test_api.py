@@ -16,7 +16,7 @@ from PIL import Image as PILImage
 from labeling.annotations.services import annotation_submit
 from labeling.images.models import Image
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, TrainingRun
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_request
 from labeling.learning.worker import Predictor, Worker
 from tests.factories import ImageFactory, label_first
 

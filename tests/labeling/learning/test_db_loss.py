@@ -17,9 +17,9 @@ from django.core.files.storage import default_storage
 from django.db import connection
 from PIL import Image as PILImage
 
-from labeling.learning import predictions
+from labeling.learning import predict_requests
 from labeling.learning.models import ModelVersion, PredictionRequest, RunStatus, TrainingRun
-from labeling.learning.predictor import Predictor
+from labeling.learning.predict_server import Predictor
 from labeling.learning.worker import Worker
 from tests.factories import ImageFactory
 from tests.labeling.learning.test_worker_faults import wait_for
@@ -55,7 +55,7 @@ def listeners() -> set[int]:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
             " AND query = %s AND pid <> pg_backend_pid()",
-            [f"LISTEN {predictions.CHANNEL}"],
+            [f"LISTEN {predict_requests.CHANNEL}"],
         )
         return {row[0] for row in cursor.fetchall()}
 
@@ -114,7 +114,7 @@ def test_the_predictor_listens_again_and_answers_after_the_database_went_away(pr
             project=project, model_version=version, images=[{"name": "grey.png", "data": png()}]
         )
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_notify(%s, %s)", [predictions.CHANNEL, str(request.pk)])
+            cursor.execute("SELECT pg_notify(%s, %s)", [predict_requests.CHANNEL, str(request.pk)])
         wait_for(
             lambda: (
                 PredictionRequest.objects.get(pk=request.pk).status

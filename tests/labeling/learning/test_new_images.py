@@ -13,8 +13,8 @@ from labeling.annotations.services import annotation_submit, task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
+from labeling.learning.jobs.new_images import slot_priorities
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.newcomers import slot_priorities
 from labeling.learning.services import run_request_after_upload
 from labeling.learning.worker import Worker
 from labeling.projects.models import Membership, Project, Role, Strategy

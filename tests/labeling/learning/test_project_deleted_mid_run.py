@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_request
 from labeling.learning.worker import Worker
 from labeling.projects.models import Project
 from labeling.projects.services import project_delete

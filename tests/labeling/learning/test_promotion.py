@@ -16,7 +16,7 @@ from labeling.learning.models import (
     RunTrigger,
     TrainingRun,
 )
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_request
 from labeling.learning.snapshot import MIN_RANDOM_SLICE
 from labeling.learning.worker import Worker
 

@@ -9,7 +9,8 @@ import pytest
 from labeling.annotations.services import task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_claim, run_request, run_request_cold_start
+from labeling.learning.runs import run_claim, run_request
+from labeling.learning.services import run_request_cold_start
 from labeling.learning.worker import Worker
 from labeling.projects.models import Strategy
 from tests.factories import ImageFactory, label_first

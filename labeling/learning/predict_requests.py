@@ -1,6 +1,6 @@
-"""Predictions for uploaded images, answered by a worker (the web process never imports
-torch): the request goes into a table, a NOTIFY wakes the workers, the answer comes back in
-the same row.
+"""The web side of predictions for uploaded images: the request goes into a table, a NOTIFY
+wakes the workers, and the answer (``predict_server``, in the worker: the web process never
+imports torch) comes back in the same row.
 """
 
 from __future__ import annotations

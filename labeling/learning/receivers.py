@@ -1,0 +1,51 @@
+"""How the learning loop reacts to changes owned by lower apps (``labeling.core.events``);
+connected in ``LearningConfig.ready()``: labels queue a retrain, uploads queue an ordering of
+the new images, a new strategy re-orders the queue."""
+
+from __future__ import annotations
+
+from django.db import transaction
+from django.dispatch import receiver
+
+from labeling.annotations.consensus import CONSENSUS
+from labeling.annotations.models import AnnotationSource
+from labeling.core import events
+from labeling.learning.services import (
+    run_maybe_trigger,
+    run_request_after_upload,
+    run_strategy_changed,
+)
+
+
+@receiver(events.images_added, dispatch_uid="learning.images_added")
+def images_added(sender, *, project, labeled: int, **_) -> None:
+    """Imported labels count toward retrain_every like any others: enough of them queue a
+    training run now (taking over a queued cold start). Otherwise the worker orders the new
+    images: for coverage before any model, else by the active model's scores."""
+    if labeled and run_maybe_trigger(project=project):
+        return
+    run_request_after_upload(project=project)
+
+
+@receiver(events.images_labeled, dispatch_uid="learning.images_labeled")
+def images_labeled(sender, *, project, source: str, **_) -> None:
+    """New consensus labels may have reached retrain_every."""
+    if source == AnnotationSource.IMPORT:
+        return  # the upload's images_added checks once, after its last batch
+    if source == CONSENSUS:
+        # A recompute inside an admin's settings change: counted in that transaction.
+        run_maybe_trigger(project=project)
+        return
+    # A submission holds its image's lock until it commits; count once it has, so that two
+    # submissions committing together cannot both miss the threshold.
+    transaction.on_commit(lambda: run_maybe_trigger(project=project))
+
+
+@receiver(events.project_settings_changed, dispatch_uid="learning.settings_changed")
+def settings_changed(sender, *, project, changed: dict, **_) -> None:
+    if "retrain_every" in changed:
+        # Lowered (or turned on) below the labels already waiting: retrain now, not a label
+        # later. Never a second queued run, so a check after a recompute's is harmless.
+        run_maybe_trigger(project=project)
+    if "strategy" in changed:
+        run_strategy_changed(project=project)
