@@ -15,7 +15,6 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,13 @@ from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
 from training.inference import bf16_ok, evaluate, pick_device
-from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
+from training.models import (
+    Classifier,
+    build_model,
+    checkpoint_meta,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 Progress = Callable[[str, float], None]
 DEFAULT_CONFIG = TrainConfig()
@@ -268,18 +273,17 @@ def train_from_arrays(
     if rank == 0:
         if progress:
             progress("checkpoint", 1.0)
-        meta = {
-            "arch": spec.arch,
-            "classes": list(spec.classes),
-            "input_size": spec.input_size,
-            "input_channels": spec.input_channels,
-            "dropout": spec.config.dropout,
-            "mean": model.normalize.mean.flatten().tolist(),
-            "std": model.normalize.std.flatten().tolist(),
-            "metrics": metrics,
-            "config": asdict(spec.config),
-            "seed": spec.seed,
-        }
+        meta = checkpoint_meta(
+            model,
+            arch=spec.arch,
+            classes=spec.classes,
+            input_size=spec.input_size,
+            input_channels=spec.input_channels,
+            dropout=spec.config.dropout,
+            metrics=metrics,
+            config=spec.config,
+            seed=spec.seed,
+        )
         save_checkpoint(spec.checkpoint_path, model, meta)
     return TrainResult(spec.checkpoint_path, metrics, tuple(failed))
 
