@@ -30,7 +30,7 @@ from PIL import Image
 
 from training.cluster import cluster_cpus, ensure_ray
 from training.contracts import ImageRef, ScoreSpec, TrainConfig
-from training.models import Classifier, save_checkpoint
+from training.models import Classifier, checkpoint_meta, save_checkpoint
 from training.score import run_scoring, score_arrays
 from training.train import fit
 
@@ -60,16 +60,15 @@ def train_model(path: Path) -> Classifier:
     x, y = mnist_data()
     x = x.reshape(-1, 1, 28, 28).astype(np.uint8)
     model, metrics = fit(x[::5], y[::5], classes=CLASSES, config=TrainConfig(max_steps=100))
-    meta = {
-        "arch": "seed_cnn",
-        "classes": list(CLASSES),
-        "input_size": 28,
-        "input_channels": 1,
-        "dropout": 0.5,
-        "mean": model.normalize.mean.flatten().tolist(),
-        "std": model.normalize.std.flatten().tolist(),
-        "metrics": metrics,
-    }
+    meta = checkpoint_meta(
+        model,
+        arch="seed_cnn",
+        classes=CLASSES,
+        input_size=28,
+        input_channels=1,
+        dropout=0.5,
+        metrics=metrics,
+    )
     save_checkpoint(str(path), model, meta)
     return model.eval()
 

@@ -14,6 +14,7 @@ import os
 import platform
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from training.contracts import TrainConfig
+
 CHECKPOINT_FORMAT = 1
+# What `load_checkpoint` rebuilds a model from; `save_checkpoint` refuses a meta without them.
+SPEC_KEYS = ("arch", "classes", "input_size", "input_channels", "dropout", "mean", "std")
 
 
 class Normalize(nn.Module):
@@ -183,14 +188,43 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def save_checkpoint(path: str, model: Classifier, meta: dict) -> None:
-    """Weights plus everything needed to use them; written to a temp file, then renamed.
+def checkpoint_meta(
+    model: Classifier,
+    *,
+    arch: str,
+    classes: Sequence[str],
+    input_size: int,
+    input_channels: int,
+    dropout: float,
+    metrics: dict | None = None,
+    config: TrainConfig | None = None,
+    seed: int | None = None,
+) -> dict:
+    """What a checkpoint stores beside the weights: the `SPEC_KEYS` that `load_checkpoint`
+    rebuilds the model from (mean and std read from `model`), then metrics, the training
+    config and seed when given; absent ones are left out, not stored as None."""
+    meta = {
+        "arch": arch,
+        "classes": list(classes),
+        "input_size": input_size,
+        "input_channels": input_channels,
+        "dropout": dropout,
+        "mean": model.normalize.mean.flatten().tolist(),
+        "std": model.normalize.std.flatten().tolist(),
+    }
+    if metrics is not None:
+        meta["metrics"] = metrics
+    if config is not None:
+        meta["config"] = asdict(config)
+    if seed is not None:
+        meta["seed"] = seed
+    return meta
 
-    `meta` must hold arch, classes, input_size, input_channels, dropout, mean, std; metrics
-    and config are stored as given.
-    """
-    required = ("arch", "classes", "input_size", "input_channels", "dropout", "mean", "std")
-    missing = [k for k in required if k not in meta]
+
+def save_checkpoint(path: str, model: Classifier, meta: dict) -> None:
+    """Weights plus everything needed to use them (`checkpoint_meta`); written to a temp file,
+    then renamed."""
+    missing = [k for k in SPEC_KEYS if k not in meta]
     if missing:
         raise ValueError(f"checkpoint meta lacks {missing}")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -30,8 +30,8 @@ from training.contracts import STRATEGIES, ScoreResult, ScoreSpec
 from training.data import ArrayCache
 from training.inference import pick_device
 from training.models import Classifier, load_checkpoint
+from training.progress import Progress
 
-Progress = Callable[[str, float], None]
 BLOCKS_PER_ACTOR = 8
 
 

@@ -2,89 +2,50 @@
 
     .venv/bin/python -m pytest tests/training/test_train.py -p no:django -q
 
-`run_training(spec)` fills the array cache, then trains in one Ray actor (num_gpus=1 when the
+`run_training(spec)` fills the array cache, then trains in one Ray task (num_gpus=1 when the
 cluster has GPUs, CPU otherwise: the same code) or, when `config.num_workers > 1` or
 `config.distributed`, with Ray Train's TorchTrainer (DDP over `num_workers`, restarts on
 failure). Both call `train_from_arrays()`, which calls `fit()`, which is what the
-active-learning simulations call directly on in-memory arrays.
+active-learning simulations call directly on in-memory arrays. `fit()` is assembled from
+`training/loop.py` (step budget, optimizer, one epoch, early stopping); the driver follows a
+run through `training/progress.py`.
 """
 
 from __future__ import annotations
 
-import copy
-import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import ray
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from training.batches import augment, channel_stats, epoch_order, one_cycle, stratified_split
+from training.batches import channel_stats, stratified_split
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import TrainConfig, TrainResult, TrainSpec
 from training.data import ArrayCache
-from training.inference import bf16_ok, evaluate, pick_device
-from training.models import Classifier, build_model, load_checkpoint, save_checkpoint
+from training.inference import evaluate, pick_device
+from training.loop import (
+    EarlyStopping,
+    build_optimizer,
+    grad_scaler,
+    seed_everything,
+    step_budget,
+    train_one_epoch,
+)
+from training.models import (
+    Classifier,
+    build_model,
+    checkpoint_meta,
+    load_checkpoint,
+    save_checkpoint,
+)
+from training.progress import Progress, board_beside_the_driver, follow_future, follow_task
 
-Progress = Callable[[str, float], None]
 DEFAULT_CONFIG = TrainConfig()
-
-
-def seed_everything(seed: int) -> None:
-    """Same seed, same CPU, same thread count -> bit-identical weights."""
-    torch.manual_seed(seed)
-    np.random.seed(seed)
-    torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def train_one_epoch(
-    net: nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    scaler: torch.amp.GradScaler,
-    config: TrainConfig,
-    gen: torch.Generator,
-    max_steps: int,
-    rank: int = 0,
-    world_size: int = 1,
-) -> tuple[float, int]:
-    """One pass (or `max_steps` steps) over this rank's shard; returns (mean loss, steps)."""
-    net.train()
-    device = x.device
-    amp_dtype = torch.bfloat16 if bf16_ok(device) else torch.float16
-    use_amp = config.amp and device.type == "cuda"
-    order = epoch_order(y, config, gen, rank, world_size).to(device)
-    total, steps = 0.0, 0
-    for start in range(0, len(order), config.batch_size):
-        if steps >= max_steps:
-            break
-        idx = order[start : start + config.batch_size]
-        xb = augment(x[idx], config, gen)
-        with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            loss = F.cross_entropy(net(xb), y[idx], label_smoothing=config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-        scheduler.step()
-        total += loss.item()
-        steps += 1
-    return total / max(steps, 1), steps
-
-
-def is_fixed_budget(n: int, config: TrainConfig, world_size: int = 1) -> bool:
-    """Does a training set of `n` train for a fixed number of steps, without early stopping?
-    (`max_steps` set, or fewer steps in `epochs` epochs than `min_steps`.)"""
-    steps_per_epoch = math.ceil(max(1, n // world_size) / config.batch_size)
-    return config.max_steps > 0 or config.epochs * steps_per_epoch < config.min_steps
 
 
 def fit(
@@ -112,55 +73,21 @@ def fit(
     started = time.perf_counter()
     seed_everything(seed)
     device = device or pick_device(config.use_gpu)
-    _, channels, size, _ = x_train.shape
-    mean, std = channel_stats(x_train)
-    model = build_model(
-        arch,
-        num_classes=len(classes),
-        input_size=size,
-        input_channels=channels,
-        dropout=config.dropout,
-        mean=mean,
-        std=std,
-    ).to(device)
+    model = model_for(x_train, arch=arch, num_classes=len(classes), dropout=config.dropout)
+    model = model.to(device)
     net = wrap(model) if wrap else model
     xt = torch.as_tensor(x_train).to(device)
     yt = torch.as_tensor(np.asarray(y_train), dtype=torch.long).to(device)
     has_val = x_val is not None and y_val is not None and len(y_val) > 0
 
-    steps_per_epoch = math.ceil(max(1, len(yt) // world_size) / config.batch_size)
-    fixed_budget = is_fixed_budget(len(yt), config, world_size)
-    if config.max_steps > 0:
-        total_steps = config.max_steps
-        epochs = math.ceil(total_steps / steps_per_epoch)
-    elif fixed_budget:
-        epochs = math.ceil(config.min_steps / steps_per_epoch)
-        total_steps = config.min_steps
-    else:
-        epochs = config.epochs
-        total_steps = epochs * steps_per_epoch
-    if config.optimizer == "adamw":
-        optimizer: torch.optim.Optimizer = torch.optim.AdamW(
-            net.parameters(), lr=config.lr, weight_decay=config.weight_decay
-        )
-    elif config.optimizer == "sgd":
-        optimizer = torch.optim.SGD(
-            net.parameters(),
-            lr=config.lr,
-            momentum=config.momentum,
-            weight_decay=config.weight_decay,
-            nesterov=True,
-        )
-    else:
-        raise ValueError(f"unknown optimizer {config.optimizer!r}; use 'adamw' or 'sgd'")
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, one_cycle(total_steps))
-    use_scaler = config.amp and device.type == "cuda" and not bf16_ok(device)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_scaler)
+    budget = step_budget(len(yt), config, world_size)
+    optimizer, scheduler = build_optimizer(net.parameters(), config, total_steps=budget.total_steps)
+    scaler = grad_scaler(config, device)
     gen = torch.Generator().manual_seed(seed)
-
+    stopping = EarlyStopping(config.patience)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
-    best_loss, best_state, stale, steps_done, epochs_run = math.inf, None, 0, 0, 0
-    for epoch in range(epochs):
+    steps_done = epochs_run = 0
+    for epoch in range(budget.epochs):
         loss, steps = train_one_epoch(
             net,
             xt,
@@ -170,34 +97,27 @@ def fit(
             scaler=scaler,
             config=config,
             gen=gen,
-            max_steps=total_steps - steps_done,
+            max_steps=budget.total_steps - steps_done,
             rank=rank,
             world_size=world_size,
         )
         steps_done += steps
         epochs_run = epoch + 1
         history["train_loss"].append(loss)
-        if has_val and not fixed_budget:
+        if has_val and not budget.fixed:
             val = evaluate(model, x_val, y_val, classes)
             history["val_loss"].append(val["loss"])
             history["val_accuracy"].append(val["accuracy"])
-            if val["loss"] < best_loss:
-                best_loss, stale = val["loss"], 0
-                best_state = copy.deepcopy(model.state_dict())
-            else:
-                stale += 1
+            stopping.update(model, val["loss"])
         if progress:
-            progress("train", epochs_run / epochs)
-        if (has_val and stale >= config.patience) or steps_done >= total_steps:
+            progress("train", epochs_run / budget.epochs)
+        if (has_val and stopping.exhausted) or steps_done >= budget.total_steps:
             break
-    if best_state is not None:
-        model.load_state_dict(best_state)
+    stopping.restore_best(model)
     model.eval()
-    if has_val:
-        metrics = evaluate(model, x_val, y_val, classes) | {"evaluated_on": "val"}
-    else:
-        metrics = evaluate(model, xt, y_train, classes) | {"evaluated_on": "train"}
-    metrics |= {
+    x_eval, y_eval, evaluated_on = (x_val, y_val, "val") if has_val else (xt, y_train, "train")
+    return model, evaluate(model, x_eval, y_eval, classes) | {
+        "evaluated_on": evaluated_on,
         "n_train": len(y_train),
         "n_val": len(y_val) if has_val else 0,
         "epochs_run": epochs_run,
@@ -207,7 +127,21 @@ def fit(
         "world_size": world_size,
         "history": history,
     }
-    return model, metrics
+
+
+def model_for(x: np.ndarray, *, arch: str, num_classes: int, dropout: float) -> Classifier:
+    """A fresh `arch` sized from the arrays (N, C, H, W) and normalised by their statistics."""
+    _, channels, size, _ = x.shape
+    mean, std = channel_stats(x)
+    return build_model(
+        arch,
+        num_classes=num_classes,
+        input_size=size,
+        input_channels=channels,
+        dropout=dropout,
+        mean=mean,
+        std=std,
+    )
 
 
 def train_from_arrays(
@@ -240,9 +174,8 @@ def train_from_arrays(
         # With a fixed step budget the split stops nothing: it only measures. Then the model
         # that ships is trained again on every label - the split's share is not wasted on
         # the few-label rounds where each label counts most.
-        refit = (
-            spec.config.refit and len(va) > 0 and is_fixed_budget(len(tr), spec.config, world_size)
-        )
+        fixed = step_budget(len(tr), spec.config, world_size).fixed
+        refit = spec.config.refit and len(va) > 0 and fixed
     common = dict(
         classes=spec.classes,
         arch=spec.arch,
@@ -268,34 +201,19 @@ def train_from_arrays(
     if rank == 0:
         if progress:
             progress("checkpoint", 1.0)
-        meta = {
-            "arch": spec.arch,
-            "classes": list(spec.classes),
-            "input_size": spec.input_size,
-            "input_channels": spec.input_channels,
-            "dropout": spec.config.dropout,
-            "mean": model.normalize.mean.flatten().tolist(),
-            "std": model.normalize.std.flatten().tolist(),
-            "metrics": metrics,
-            "config": asdict(spec.config),
-            "seed": spec.seed,
-        }
+        meta = checkpoint_meta(
+            model,
+            arch=spec.arch,
+            classes=spec.classes,
+            input_size=spec.input_size,
+            input_channels=spec.input_channels,
+            dropout=spec.config.dropout,
+            metrics=metrics,
+            config=spec.config,
+            seed=spec.seed,
+        )
         save_checkpoint(spec.checkpoint_path, model, meta)
     return TrainResult(spec.checkpoint_path, metrics, tuple(failed))
-
-
-@ray.remote(num_cpus=0)
-class ProgressBoard:
-    """Where training processes post (stage, fraction) and the driver reads it."""
-
-    def __init__(self) -> None:
-        self.state: tuple[str, float] = ("queued", 0.0)
-
-    def post(self, stage: str, fraction: float) -> None:
-        self.state = (stage, fraction)
-
-    def read(self) -> tuple[str, float]:
-        return self.state
 
 
 @ray.remote
@@ -365,7 +283,7 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
     config = spec.config
     gpus = cluster_gpus() if config.use_gpu is not False else 0
     threads = config.num_threads or largest_node_cpus(with_gpu=bool(gpus))
-    board = _board_beside_the_driver()
+    board = board_beside_the_driver()
     if config.num_workers > 1 or config.distributed:
         try:
             result = _run_ray_train(spec, failed, board, gpus, threads, progress)
@@ -375,7 +293,7 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
         task = train_task.options(num_cpus=threads, num_gpus=1 if gpus else 0)
         ref = task.remote(spec, failed, board, threads)
         try:
-            _follow(ref, board, progress)
+            follow_task(ref, board, progress)
             result = ray.get(ref)
         finally:
             ray.cancel(ref, force=True)  # a no-op once finished; frees its CPUs/GPU otherwise
@@ -383,41 +301,6 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
     if progress:
         progress("done", 1.0)
     return result
-
-
-def _board_beside_the_driver() -> ray.actor.ActorHandle:
-    """The progress board on this (the driver's) node: a zero-CPU actor may otherwise land on
-    any node, and the loss of that node would fail a run that Ray Train itself survives."""
-    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
-
-    here = ray.get_runtime_context().get_node_id()
-    return ProgressBoard.options(
-        scheduling_strategy=NodeAffinitySchedulingStrategy(node_id=here, soft=True)
-    ).remote()
-
-
-def _read_board(
-    board: ray.actor.ActorHandle, last: tuple[str, float] | None
-) -> tuple[str, float] | None:
-    """The board's state; the last one seen if the board cannot answer (its node gone, a
-    moment of RPC trouble): progress is for people watching, never a reason to fail a run."""
-    try:
-        return ray.get(board.read.remote(), timeout=10)
-    except (ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
-        return last
-
-
-def _follow(ref: ray.ObjectRef, board: ray.actor.ActorHandle, progress: Progress | None) -> None:
-    """Relay the board to `progress` every half second until `ref` is ready."""
-    last = None
-    while True:
-        ready, _ = ray.wait([ref], timeout=0.5)
-        state = _read_board(board, last)
-        if progress and state != last:
-            progress(*state)
-            last = state
-        if ready:
-            return
 
 
 def _run_ray_train(
@@ -428,8 +311,6 @@ def _run_ray_train(
     threads: int,
     progress: Progress | None,
 ) -> TrainResult:
-    from concurrent.futures import ThreadPoolExecutor
-
     from ray.train import FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -458,13 +339,7 @@ def _run_ray_train(
     # fit() blocks; run it beside the progress relay so the worker keeps heartbeating.
     with ThreadPoolExecutor(max_workers=1) as pool:
         future = pool.submit(trainer.fit)
-        last = None
-        while not future.done():
-            state = _read_board(board, last)
-            if progress and state != last:
-                progress(*state)
-                last = state
-            time.sleep(0.5)
+        follow_future(future, board, progress)
         result = future.result()
     if result.error:
         raise result.error

@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import torch
 
-from training.models import MODELS, build_model, load_checkpoint, save_checkpoint
+from training.contracts import TrainConfig
+from training.models import (
+    MODELS,
+    SPEC_KEYS,
+    build_model,
+    checkpoint_meta,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 
 @pytest.mark.parametrize(
@@ -64,22 +73,22 @@ def test_a_checkpoint_restores_weights_spec_and_versions(tmp_path: Path) -> None
     model = build_model(
         "seed_cnn", num_classes=3, input_size=20, input_channels=1, mean=[33.0], std=[77.0]
     ).eval()
-    meta = {
-        "arch": "seed_cnn",
-        "classes": ["cat", "dog", "eel"],
-        "input_size": 20,
-        "input_channels": 1,
-        "dropout": 0.5,
-        "mean": [33.0],
-        "std": [77.0],
-        "metrics": {"accuracy": 0.5},
-    }
+    meta = checkpoint_meta(
+        model,
+        arch="seed_cnn",
+        classes=("cat", "dog", "eel"),
+        input_size=20,
+        input_channels=1,
+        dropout=0.5,
+        metrics={"accuracy": 0.5},
+    )
     path = tmp_path / "deep" / "model.pt"
     save_checkpoint(str(path), model, meta)
     loaded, got = load_checkpoint(str(path))
     x = torch.randint(0, 256, (2, 1, 20, 20), dtype=torch.uint8)
     torch.testing.assert_close(loaded(x), model(x))
     assert got["classes"] == ["cat", "dog", "eel"] and got["metrics"] == {"accuracy": 0.5}
+    assert got["mean"] == [33.0] and got["std"] == [77.0]  # the model's own normalisation
     assert set(got["versions"]) == {"python", "torch", "numpy", "ray"}
     assert not list(path.parent.glob(".*tmp"))  # written atomically, no temp file left
 
@@ -88,3 +97,36 @@ def test_a_checkpoint_without_its_spec_is_refused(tmp_path: Path) -> None:
     model = build_model("seed_cnn", num_classes=2, input_size=28, input_channels=1)
     with pytest.raises(ValueError, match="lacks"):
         save_checkpoint(str(tmp_path / "m.pt"), model, {"arch": "seed_cnn"})
+
+
+def test_checkpoint_meta_reads_the_normalisation_off_the_model_and_stores_the_config_as_json(
+    tmp_path: Path,
+) -> None:
+    model = build_model(
+        "seed_cnn", num_classes=2, input_size=28, input_channels=3, mean=[1.0, 2.0, 3.0]
+    )
+    meta = checkpoint_meta(
+        model,
+        arch="seed_cnn",
+        classes=("cat", "dog"),
+        input_size=28,
+        input_channels=3,
+        dropout=0.25,
+        metrics={"accuracy": 0.75},
+        config=TrainConfig(lr=1e-3),
+        seed=4,
+    )
+    assert meta["mean"] == [1.0, 2.0, 3.0] and meta["std"] == [127.5] * 3
+    assert meta["classes"] == ["cat", "dog"] and meta["dropout"] == 0.25
+    assert meta["config"]["lr"] == 1e-3 and meta["seed"] == 4
+    json.dumps(meta)  # the worker copies the metrics into the database as JSON
+    save_checkpoint(str(tmp_path / "m.pt"), model, meta)
+    assert load_checkpoint(str(tmp_path / "m.pt"))[1]["config"] == meta["config"]
+
+
+def test_checkpoint_meta_holds_exactly_what_a_checkpoint_needs_when_given_nothing_more() -> None:
+    model = build_model("seed_cnn", num_classes=2, input_size=28, input_channels=1)
+    meta = checkpoint_meta(
+        model, arch="seed_cnn", classes=("a", "b"), input_size=28, input_channels=1, dropout=0.5
+    )
+    assert set(meta) == set(SPEC_KEYS)  # no metrics, config or seed stored as None

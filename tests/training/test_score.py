@@ -13,7 +13,7 @@ from tests.training.conftest import CLASSES, Digits, Store
 from training import acquisition
 from training.contracts import ScoreSpec, TrainConfig
 from training.data import load_items
-from training.models import Classifier, load_checkpoint, save_checkpoint
+from training.models import Classifier, checkpoint_meta, load_checkpoint, save_checkpoint
 from training.score import run_scoring, score_arrays
 from training.train import fit
 
@@ -22,16 +22,15 @@ def small_checkpoint(digits: Digits, path: Path) -> tuple[str, Classifier]:
     """A quickly trained seed_cnn (about 85% on MNIST) saved like run_training saves one."""
     x, y = digits.train
     model, metrics = fit(x[:500], y[:500], classes=CLASSES, config=TrainConfig(max_steps=60))
-    meta = {
-        "arch": "seed_cnn",
-        "classes": list(CLASSES),
-        "input_size": 28,
-        "input_channels": 1,
-        "dropout": 0.5,
-        "mean": model.normalize.mean.flatten().tolist(),
-        "std": model.normalize.std.flatten().tolist(),
-        "metrics": metrics,
-    }
+    meta = checkpoint_meta(
+        model,
+        arch="seed_cnn",
+        classes=CLASSES,
+        input_size=28,
+        input_channels=1,
+        dropout=0.5,
+        metrics=metrics,
+    )
     save_checkpoint(str(path), model, meta)
     return str(path), model
 

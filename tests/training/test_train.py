@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import ray
 import torch
 
 from tests.training.conftest import CLASSES, N_TRAIN, Digits, Store
@@ -19,7 +18,7 @@ from training.data import ArrayCache
 from training.metrics import classification_metrics, expected_calibration_error
 from training.models import load_checkpoint
 from training.score import run_scoring
-from training.train import ProgressBoard, _read_board, fit, run_training, train_from_arrays
+from training.train import fit, run_training, train_from_arrays
 
 
 def test_metrics_match_a_hand_computed_confusion_matrix() -> None:
@@ -284,12 +283,3 @@ def test_a_spec_with_mismatched_labels_is_rejected_before_any_work(store: Store)
     )
     with pytest.raises(ValueError, match="3 items but 2 labels"):
         run_training(spec)
-
-
-def test_a_lost_progress_board_does_not_fail_the_run(ray_local: None) -> None:
-    board = ProgressBoard.remote()
-    board.post.remote("train", 0.5)
-    assert _read_board(board, None) == ("train", 0.5)
-    ray.kill(board)
-    # Its node gone (or the actor killed): the last state seen stands in, training goes on.
-    assert _read_board(board, ("train", 0.5)) == ("train", 0.5)

@@ -64,21 +64,20 @@ def untrained_version(project, tmp_dir: Path) -> ModelVersion:
     """An active model version with a real (untrained) seed_cnn checkpoint in the store."""
     import torch
 
-    from training.models import build_model, save_checkpoint
+    from training.models import build_model, checkpoint_meta, save_checkpoint
 
     torch.manual_seed(0)
     model = build_model(
         "seed_cnn", num_classes=len(project.labels), input_size=28, input_channels=1
     )
-    meta = {
-        "arch": "seed_cnn",
-        "classes": list(project.labels),
-        "input_size": 28,
-        "input_channels": 1,
-        "dropout": 0.5,
-        "mean": [127.5],
-        "std": [127.5],
-    }
+    meta = checkpoint_meta(
+        model,
+        arch="seed_cnn",
+        classes=project.labels,
+        input_size=28,
+        input_channels=1,
+        dropout=0.5,
+    )
     path = tmp_dir / "model.pt"
     save_checkpoint(str(path), model, meta)
     key = default_storage.save(f"checkpoints/{uuid.uuid4().hex}.pt", ContentFile(path.read_bytes()))
