@@ -4,7 +4,7 @@ import { Link, useNavigate } from "react-router";
 import { useMe } from "../auth";
 import { ErrorNote } from "../components/ErrorNote";
 import { useResource, useTitle } from "../hooks";
-import { api, ApiError, type Project } from "../lib/api";
+import { api, type ApiError, asApiError, type Project } from "../lib/api";
 
 export function Projects() {
   useTitle("Projects");
@@ -74,7 +74,7 @@ function CreateProject() {
       });
       navigate(`/projects/${project.id}/admin/upload`);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 

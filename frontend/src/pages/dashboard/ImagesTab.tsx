@@ -5,7 +5,15 @@ import { type FormEvent, useCallback, useEffect, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { useResource } from "../../hooks";
-import { api, ApiError, type ImageDetail, type ImageRow, type Page, type Project } from "../../lib/api";
+import {
+  api,
+  type ApiError,
+  asApiError,
+  type ImageDetail,
+  type ImageRow,
+  type Page,
+  type Project,
+} from "../../lib/api";
 
 type Show = "all" | "unlabeled" | "labeled" | "disputed" | "disagreement" | "uncertain" | "model_disagrees";
 
@@ -68,7 +76,7 @@ export function ImagesTab({ project }: { project: Project }) {
         setNext(page.next);
         setError(null);
       } catch (caught) {
-        setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+        setError(asApiError(caught));
       } finally {
         setLoading(false);
       }
@@ -178,7 +186,7 @@ function ImageDetailPanel({ imageId, project }: { imageId: number; project: Proj
       setError(null);
       detail.reload();
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 

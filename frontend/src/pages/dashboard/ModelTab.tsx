@@ -9,8 +9,9 @@ import { COLORS } from "../../charts";
 import { ErrorNote } from "../../components/ErrorNote";
 import {
   api,
-  ApiError,
+  type ApiError,
   apiOptional,
+  asApiError,
   listOf,
   type ModelVersion,
   type Page,
@@ -55,7 +56,7 @@ export function ModelTab({ project }: { project: Project }) {
       setRun((watched) => (watched && ACTIVE.includes(watched.status) ? watched : active ?? watched));
       setError(null);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }, [base]);
 
@@ -96,7 +97,7 @@ export function ModelTab({ project }: { project: Project }) {
       setRun(started);
       setError(null);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     } finally {
       setBusy(false);
     }
@@ -107,7 +108,7 @@ export function ModelTab({ project }: { project: Project }) {
     try {
       setRun(await api<TrainingRun>(`/api/training-runs/${run.id}/cancel/`, { method: "POST" }));
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 
@@ -117,7 +118,7 @@ export function ModelTab({ project }: { project: Project }) {
       setRun(await api<TrainingRun>(`/api/model-versions/${version.id}/activate/`, { method: "POST" }));
       await load();
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 

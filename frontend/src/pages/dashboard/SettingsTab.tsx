@@ -4,7 +4,7 @@ import { type FormEvent, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { useResource } from "../../hooks";
-import { api, ApiError, type Member, type Project, type Role } from "../../lib/api";
+import { api, type ApiError, asApiError, type Member, type Project, type Role } from "../../lib/api";
 
 const STRATEGIES: { value: string; title: string }[] = [
   { value: "diverse", title: "Uncertainty + diversity (robust default)" },
@@ -91,7 +91,7 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
       setSaved(true);
       setError(null);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 
@@ -270,7 +270,7 @@ function RenameClass({
       onRenamed([current, name]);
     } catch (caught) {
       setDone(null);
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 
@@ -337,7 +337,7 @@ function Members({ project }: { project: Project }) {
       setError(null);
       members.reload();
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 

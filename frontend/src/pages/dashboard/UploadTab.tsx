@@ -4,7 +4,14 @@
 import { type DragEvent, useRef, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
-import { ApiError, type Project, type UploadReport, type UploadResult, uploadWithProgress } from "../../lib/api";
+import {
+  type ApiError,
+  asApiError,
+  type Project,
+  type UploadReport,
+  type UploadResult,
+  uploadWithProgress,
+} from "../../lib/api";
 
 // One request stays under the server's limits (LABELLOOP_MAX_UPLOAD_FILES, default 1000 parts)
 // and short enough that a failure costs little; a big zip goes alone.
@@ -76,7 +83,7 @@ export function UploadTab({ project, onUploaded }: { project: Project; onUploade
       setFiles([]);
       onUploaded();
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     } finally {
       setProgress(null);
     }
