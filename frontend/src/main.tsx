@@ -4,9 +4,9 @@ import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 
-import { AuthProvider, RequireAuth } from "./auth";
 import { Layout } from "./components/Layout";
-import { OutboxProvider } from "./outboxContext";
+import { AuthProvider, RequireAuth } from "./context/auth";
+import { OutboxProvider } from "./context/outbox";
 import { Annotate } from "./pages/Annotate";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";

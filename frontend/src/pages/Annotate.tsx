@@ -9,13 +9,15 @@ import { Stage } from "../components/AnnotateStage";
 import { ClassChangeNotice } from "../components/ClassChangeNotice";
 import { ErrorNote } from "../components/ErrorNote";
 import { KeysHelp } from "../components/KeysHelp";
-import { useLatest, useProject, useTitle } from "../hooks";
+import { useLatest } from "../hooks/useLatest";
+import { useProject } from "../hooks/useResource";
+import { useTitle } from "../hooks/useTitle";
 import { api, apiRaw, type Project, type Task } from "../lib/api";
 import { type Classes, classChanges, currentName } from "../lib/classChanges";
 import { classKeys, hotkeyMap, type KeyAction, keyAction, keyCap } from "../lib/hotkeys";
 import type { Outbox } from "../lib/outbox";
 import { type QueueTask, TaskQueue, type TaskSource } from "../lib/taskQueue";
-import { useOutbox, useOutboxVersion } from "../outboxContext";
+import { useOutbox, useOutboxVersion } from "../context/outbox";
 
 const LOOKAHEAD = 8; // tasks kept leased and decoded ahead of the one on screen
 const HISTORY = 20; // labels that Z can walk back through

@@ -1,7 +1,7 @@
 import { type FormEvent, useEffect, useRef, useState } from "react";
 import { Navigate, useNavigate, useSearchParams } from "react-router";
 
-import { useAuth } from "../auth";
+import { useAuth } from "../context/auth";
 import { asApiError } from "../lib/api";
 
 /** Only same-site paths: ?next=https://evil.example must not become an open redirect. */

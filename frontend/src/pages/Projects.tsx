@@ -1,9 +1,10 @@
 import { type FormEvent, useState } from "react";
 import { Link, useNavigate } from "react-router";
 
-import { useMe } from "../auth";
 import { ErrorNote } from "../components/ErrorNote";
-import { useResource, useTitle } from "../hooks";
+import { useMe } from "../context/auth";
+import { useResource } from "../hooks/useResource";
+import { useTitle } from "../hooks/useTitle";
 import { api, type ApiError, asApiError, type Project } from "../lib/api";
 
 export function Projects() {

@@ -4,7 +4,7 @@
 import { type FormEvent, useCallback, useEffect, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
-import { useResource } from "../../hooks";
+import { useResource } from "../../hooks/useResource";
 import {
   api,
   type ApiError,

@@ -3,8 +3,8 @@
 
 import { Line } from "react-chartjs-2";
 
-import { COLORS } from "../../charts";
 import type { LearningPoint } from "../../lib/api";
+import { COLORS } from "../../lib/charts";
 import { heldOut, pct } from "./format";
 
 export function LearningCurve({ curve }: { curve: LearningPoint[] }) {

@@ -5,7 +5,6 @@
 import { useCallback, useEffect, useState } from "react";
 import { Bar } from "react-chartjs-2";
 
-import { COLORS } from "../../charts";
 import { ErrorNote } from "../../components/ErrorNote";
 import {
   api,
@@ -19,6 +18,7 @@ import {
   type Stats,
   type TrainingRun,
 } from "../../lib/api";
+import { COLORS } from "../../lib/charts";
 import { heldOut, pct, runKind } from "./format";
 import { LearningCurve } from "./LearningCurve";
 

@@ -1,9 +1,9 @@
 import { Bar, Doughnut } from "react-chartjs-2";
 
-import { COLORS, STATUS_COLORS } from "../../charts";
 import { ErrorNote } from "../../components/ErrorNote";
-import { useResource } from "../../hooks";
+import { useResource } from "../../hooks/useResource";
 import type { Project, Stats } from "../../lib/api";
+import { COLORS, STATUS_COLORS } from "../../lib/charts";
 
 const STATUS_ORDER = ["unlabeled", "partial", "disputed", "labeled"] as const;
 

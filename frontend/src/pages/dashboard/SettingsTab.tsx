@@ -3,7 +3,7 @@
 import { type FormEvent, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
-import { useResource } from "../../hooks";
+import { useResource } from "../../hooks/useResource";
 import { api, type ApiError, asApiError, type Member, type Project, type Role } from "../../lib/api";
 
 const STRATEGIES: { value: string; title: string }[] = [
