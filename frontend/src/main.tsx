@@ -7,7 +7,7 @@ import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 import { Layout } from "./components/Layout";
 import { AuthProvider, RequireAuth } from "./context/auth";
 import { OutboxProvider } from "./context/outbox";
-import { Annotate } from "./pages/Annotate";
+import { Annotate } from "./pages/annotate/Annotate";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";
 import { ProjectHome } from "./pages/ProjectHome";
