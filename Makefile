@@ -26,7 +26,7 @@ frontend:
 
 # Vitest: the outbox (retry, persistence) and the hotkey map.
 frontend-test: frontend
-	cd frontend && npm test
+	cd frontend && npm run lint && npm test
 
 demo: install frontend
 	LABELLOOP_DEBUG=$${LABELLOOP_DEBUG:-true} $(PY) manage.py demo --addr $(DEMO_ADDR)

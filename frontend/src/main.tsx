@@ -4,10 +4,10 @@ import { lazy, StrictMode, Suspense } from "react";
 import { createRoot } from "react-dom/client";
 import { BrowserRouter, Navigate, Route, Routes } from "react-router";
 
-import { AuthProvider, RequireAuth } from "./auth";
 import { Layout } from "./components/Layout";
-import { OutboxProvider } from "./outboxContext";
-import { Annotate } from "./pages/Annotate";
+import { AuthProvider, RequireAuth } from "./context/auth";
+import { OutboxProvider } from "./context/outbox";
+import { Annotate } from "./pages/annotate/Annotate";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";
 import { ProjectHome } from "./pages/ProjectHome";

@@ -22,39 +22,7 @@ export function Stage({
   labeledCount: number;
   pending: number;
 }) {
-  if (!queue || (queue.loading && !task)) {
-    return (
-      <div className="stage stage-empty" aria-busy="true">
-        <p>Fetching images…</p>
-      </div>
-    );
-  }
-  if (!task && !queue.exhausted) {
-    return (
-      <div className="stage stage-empty" aria-busy="true">
-        <p>
-          {queue.error
-            ? `Cannot fetch images (${queue.error}) Retrying…`
-            : "Fetching images…"}
-        </p>
-      </div>
-    );
-  }
-  if (!task) {
-    return (
-      <div className="stage stage-empty" data-testid="all-done">
-        <div>
-          <h2>All done</h2>
-          <p>
-            Nothing is left for you to label in this project right now
-            {labeledCount > 0 ? ` (you labeled ${labeledCount} this session)` : ""}.
-          </p>
-          {queue.skipped.size > 0 && <p className="muted">{queue.skipped.size} skipped.</p>}
-          {pending > 0 && <p className="muted">{pending} labels are still being sent…</p>}
-        </div>
-      </div>
-    );
-  }
+  if (!queue || !task) return <NoTask queue={queue} labeledCount={labeledCount} pending={pending} />;
   const suggested = task.suggestion ? currentName(task.suggestion, classes) : null;
   const small =
     task.width !== null && Math.max(task.width, task.height ?? 0) < PIXELATED_BELOW;
@@ -92,5 +60,48 @@ export function Stage({
         )}
       </figcaption>
     </figure>
+  );
+}
+
+/** Why there is no image on screen: still fetching, a failing fetch, or nothing left. */
+function NoTask({
+  queue,
+  labeledCount,
+  pending,
+}: {
+  queue: TaskQueue | null;
+  labeledCount: number;
+  pending: number;
+}) {
+  if (!queue || queue.loading) {
+    return (
+      <div className="stage stage-empty" aria-busy="true">
+        <p>Fetching images…</p>
+      </div>
+    );
+  }
+  if (!queue.exhausted) {
+    return (
+      <div className="stage stage-empty" aria-busy="true">
+        <p>
+          {queue.error
+            ? `Cannot fetch images (${queue.error}) Retrying…`
+            : "Fetching images…"}
+        </p>
+      </div>
+    );
+  }
+  return (
+    <div className="stage stage-empty" data-testid="all-done">
+      <div>
+        <h2>All done</h2>
+        <p>
+          Nothing is left for you to label in this project right now
+          {labeledCount > 0 ? ` (you labeled ${labeledCount} this session)` : ""}.
+        </p>
+        {queue.skipped.size > 0 && <p className="muted">{queue.skipped.size} skipped.</p>}
+        {pending > 0 && <p className="muted">{pending} labels are still being sent…</p>}
+      </div>
+    </div>
   );
 }

@@ -1,3 +1,5 @@
+// The list of keys (opened with ?): a modal dialog that gives the focus back when it closes.
+
 import { useEffect, useRef } from "react";
 
 import { type ClassKey, keyCap } from "../lib/hotkeys";
@@ -40,43 +42,7 @@ export function KeysHelp({
               ))}
             </tbody>
           </table>
-          <table className="keys-table">
-            <caption>Commands</caption>
-            <tbody>
-              {suggestions && (
-                <tr>
-                  <td>
-                    <kbd>Enter</kbd>
-                  </td>
-                  <td>Accept the model’s suggestion</td>
-                </tr>
-              )}
-              <tr>
-                <td>
-                  <kbd>S</kbd>
-                </td>
-                <td>Skip (give the image back)</td>
-              </tr>
-              <tr>
-                <td>
-                  <kbd>Z</kbd> <kbd>Backspace</kbd>
-                </td>
-                <td>Undo: back to the last image, to change its label</td>
-              </tr>
-              <tr>
-                <td>
-                  <kbd>?</kbd>
-                </td>
-                <td>Show or hide this list</td>
-              </tr>
-              <tr>
-                <td>
-                  <kbd>Esc</kbd>
-                </td>
-                <td>Close</td>
-              </tr>
-            </tbody>
-          </table>
+          <CommandKeys suggestions={suggestions} />
         </div>
         <p className="muted small">
           Labels are saved in this browser first and sent in the background; the “Unsent” count
@@ -87,5 +53,47 @@ export function KeysHelp({
         </button>
       </div>
     </div>
+  );
+}
+
+function CommandKeys({ suggestions }: { suggestions: boolean }) {
+  return (
+    <table className="keys-table">
+      <caption>Commands</caption>
+      <tbody>
+        {suggestions && (
+          <tr>
+            <td>
+              <kbd>Enter</kbd>
+            </td>
+            <td>Accept the model’s suggestion</td>
+          </tr>
+        )}
+        <tr>
+          <td>
+            <kbd>S</kbd>
+          </td>
+          <td>Skip (give the image back)</td>
+        </tr>
+        <tr>
+          <td>
+            <kbd>Z</kbd> <kbd>Backspace</kbd>
+          </td>
+          <td>Undo: back to the last image, to change its label</td>
+        </tr>
+        <tr>
+          <td>
+            <kbd>?</kbd>
+          </td>
+          <td>Show or hide this list</td>
+        </tr>
+        <tr>
+          <td>
+            <kbd>Esc</kbd>
+          </td>
+          <td>Close</td>
+        </tr>
+      </tbody>
+    </table>
   );
 }

@@ -1,7 +1,7 @@
 import { Link, NavLink, Outlet, useNavigate } from "react-router";
 
-import { useAuth, useMe } from "../auth";
-import { useOutbox, useOutboxVersion } from "../outboxContext";
+import { useAuth, useMe } from "../context/auth";
+import { useOutbox, useOutboxVersion } from "../context/outbox";
 
 export function Layout() {
   const me = useMe();

@@ -13,6 +13,11 @@ export class ApiError extends Error {
   }
 }
 
+/** What a catch block caught, as an ApiError: itself, or anything else thrown as status 0. */
+export function asApiError(caught: unknown): ApiError {
+  return caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught));
+}
+
 type Listener = () => void;
 const onlineListeners = new Set<Listener>();
 const unauthorizedListeners = new Set<Listener>();

@@ -69,7 +69,7 @@ function makeQueue(server: ReturnType<typeof fakeSource>, handled = new Set<numb
   });
 }
 
-describe("TaskQueue", () => {
+describe("TaskQueue: keeping tasks ready", () => {
   it("keeps the next tasks leased and their images loaded", async () => {
     const server = fakeSource([1, 2, 3, 4, 5, 6]);
     const queue = makeQueue(server);
@@ -101,6 +101,15 @@ describe("TaskQueue", () => {
     expect(queue.tasks.map((t) => t.image)).toEqual([3, 4, 5, 6]);
   });
 
+  it("says all done when the server has nothing left", async () => {
+    const queue = makeQueue(fakeSource([]));
+    await queue.fill();
+    expect(queue.loading).toBe(false);
+    expect(queue.exhausted).toBe(true);
+  });
+});
+
+describe("TaskQueue: skips, lost leases and failed refills", () => {
   it("gives a skipped image back, and back again if the server offers it once more", async () => {
     const server = fakeSource([1, 2]);
     const handled = new Set<number>();
@@ -115,13 +124,6 @@ describe("TaskQueue", () => {
     await queue.fill();
     await tick();
     expect(queue.tasks).toEqual([]);
-    expect(queue.exhausted).toBe(true);
-  });
-
-  it("says all done when the server has nothing left", async () => {
-    const queue = makeQueue(fakeSource([]));
-    await queue.fill();
-    expect(queue.loading).toBe(false);
     expect(queue.exhausted).toBe(true);
   });
 

@@ -1,8 +1,8 @@
 import { type FormEvent, useEffect, useRef, useState } from "react";
 import { Navigate, useNavigate, useSearchParams } from "react-router";
 
-import { useAuth } from "../auth";
-import { ApiError } from "../lib/api";
+import { useAuth } from "../context/auth";
+import { asApiError } from "../lib/api";
 
 /** Only same-site paths: ?next=https://evil.example must not become an open redirect. */
 function safeNext(next: string | null): string {
@@ -35,7 +35,7 @@ export function Login() {
       await login(username, password);
       navigate(next, { replace: true });
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : String(caught));
+      setError(asApiError(caught).message);
       setBusy(false);
     }
   }

@@ -1,7 +1,7 @@
 import { Navigate, useParams } from "react-router";
 
 import { ErrorNote } from "../components/ErrorNote";
-import { useProject } from "../hooks";
+import { useProject } from "../hooks/useResource";
 
 /** /projects/:id goes where the caller's role works: admins to the dashboard. */
 export function ProjectHome() {

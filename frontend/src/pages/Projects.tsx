@@ -1,10 +1,11 @@
 import { type FormEvent, useState } from "react";
 import { Link, useNavigate } from "react-router";
 
-import { useMe } from "../auth";
 import { ErrorNote } from "../components/ErrorNote";
-import { useResource, useTitle } from "../hooks";
-import { api, ApiError, type Project } from "../lib/api";
+import { useMe } from "../context/auth";
+import { useResource } from "../hooks/useResource";
+import { useTitle } from "../hooks/useTitle";
+import { api, type ApiError, asApiError, type Project } from "../lib/api";
 
 export function Projects() {
   useTitle("Projects");
@@ -74,7 +75,7 @@ function CreateProject() {
       });
       navigate(`/projects/${project.id}/admin/upload`);
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+      setError(asApiError(caught));
     }
   }
 

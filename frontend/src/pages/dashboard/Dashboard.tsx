@@ -1,7 +1,8 @@
 import { NavLink, useParams } from "react-router";
 
 import { ErrorNote } from "../../components/ErrorNote";
-import { useProject, useTitle } from "../../hooks";
+import { useProject } from "../../hooks/useResource";
+import { useTitle } from "../../hooks/useTitle";
 import { ImagesTab } from "./ImagesTab";
 import { ModelTab } from "./ModelTab";
 import { OverviewTab } from "./OverviewTab";

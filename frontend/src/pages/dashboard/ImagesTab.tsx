@@ -1,11 +1,12 @@
 // Image browser: thumbnails with filters, and a detail panel (annotations, prediction,
 // resolving a disagreement).
 
-import { type FormEvent, useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
-import { useResource } from "../../hooks";
-import { api, ApiError, type ImageDetail, type ImageRow, type Page, type Project } from "../../lib/api";
+import { Options } from "../../components/Options";
+import { api, type ApiError, asApiError, type ImageRow, type Page, type Project } from "../../lib/api";
+import { ImageDetailPanel } from "./ImageDetail";
 
 type Show = "all" | "unlabeled" | "labeled" | "disputed" | "disagreement" | "uncertain" | "model_disagrees";
 
@@ -68,7 +69,7 @@ export function ImagesTab({ project }: { project: Project }) {
         setNext(page.next);
         setError(null);
       } catch (caught) {
-        setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+        setError(asApiError(caught));
       } finally {
         setLoading(false);
       }
@@ -95,54 +96,12 @@ export function ImagesTab({ project }: { project: Project }) {
               ))}
             </select>
           </label>
-          <label>
-            Predicted class
-            <select value={predicted} onChange={(e) => setPredicted(e.target.value)}>
-              <option value="">any</option>
-              {project.labels.map((l) => (
-                <option key={l} value={l}>
-                  {l}
-                </option>
-              ))}
-            </select>
-          </label>
-          <label>
-            Label
-            <select value={label} onChange={(e) => setLabel(e.target.value)}>
-              <option value="">any</option>
-              {project.labels.map((l) => (
-                <option key={l} value={l}>
-                  {l}
-                </option>
-              ))}
-            </select>
-          </label>
+          <ClassFilter title="Predicted class" labels={project.labels} value={predicted} onChange={setPredicted} />
+          <ClassFilter title="Label" labels={project.labels} value={label} onChange={setLabel} />
         </form>
         {error && <ErrorNote error={error} />}
         {!loading && images.length === 0 && !error && <p className="muted">No images match.</p>}
-        <ul className="thumbs" aria-label="Images" aria-busy={loading}>
-          {images.map((img) => (
-            <li key={img.id}>
-              <button
-                type="button"
-                className={`thumb${selected === img.id ? " selected" : ""}`}
-                onClick={() => setSelected(img.id)}
-                aria-pressed={selected === img.id}
-                aria-label={`Image ${img.id}, ${img.status}${img.consensus_label ? `, label ${img.consensus_label}` : ""}${img.predicted_label ? `, predicted ${img.predicted_label}` : ""}`}
-              >
-                <img
-                  src={img.file_url}
-                  alt=""
-                  loading="lazy"
-                  className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
-                />
-                <span className={`thumb-tag status-${img.status}`}>
-                  {img.consensus_label ?? img.status}
-                </span>
-              </button>
-            </li>
-          ))}
-        </ul>
+        <Thumbs images={images} selected={selected} onSelect={setSelected} loading={loading} />
         {next && (
           <button type="button" className="btn" onClick={() => fetchPage(next, true)} disabled={loading}>
             {loading ? "Loading…" : "Load more"}
@@ -160,92 +119,63 @@ export function ImagesTab({ project }: { project: Project }) {
   );
 }
 
-function ImageDetailPanel({ imageId, project }: { imageId: number; project: Project }) {
-  const detail = useResource<ImageDetail>(`/api/images/${imageId}/`);
-  const [resolveTo, setResolveTo] = useState("");
-  const [message, setMessage] = useState<string | null>(null);
-  const [error, setError] = useState<ApiError | null>(null);
-
-  if (detail.error) return <ErrorNote error={detail.error} />;
-  if (!detail.data) return <p aria-busy="true">Loading…</p>;
-  const img = detail.data;
-
-  async function resolve(event: FormEvent) {
-    event.preventDefault();
-    try {
-      await api(`/api/images/${imageId}/resolve/`, { method: "POST", body: { label: resolveTo } });
-      setMessage(`Final label set to “${resolveTo}”.`);
-      setError(null);
-      detail.reload();
-    } catch (caught) {
-      setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
-    }
-  }
-
+/** A filter by class: any, or one of the project's classes. */
+function ClassFilter({
+  title,
+  labels,
+  value,
+  onChange,
+}: {
+  title: string;
+  labels: string[];
+  value: string; // "": any class
+  onChange: (value: string) => void;
+}) {
   return (
-    <div>
-      <h2>Image {img.id}</h2>
-      <div className="detail-image">
-        <img
-          src={img.file_url}
-          alt={`Image ${img.id}`}
-          className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
-        />
-      </div>
-      <dl className="facts">
-        <dt>File</dt>
-        <dd title={img.original_name}>{img.original_name}</dd>
-        <dt>Size</dt>
-        <dd>
-          {img.width}×{img.height}px · {img.format} · {(img.size_bytes / 1024).toFixed(1)} KiB
-        </dd>
-        <dt>Status</dt>
-        <dd>{img.status}</dd>
-        <dt>Label</dt>
-        <dd>
-          {img.consensus_label ?? "–"}
-          {img.agreement !== null && ` (agreement ${Math.round(img.agreement * 100)}%)`}
-        </dd>
-        <dt>Predicted</dt>
-        <dd>
-          {img.predicted_label ?? "no model yet"}
-          {img.confidence !== null && ` (confidence ${Math.round(img.confidence * 100)}%)`}
-        </dd>
-        <dt>Uncertainty</dt>
-        <dd>{img.uncertainty !== null ? img.uncertainty.toFixed(3) : "–"}</dd>
-      </dl>
-      <h3>Annotations</h3>
-      {img.annotations.length === 0 ? (
-        <p className="muted">None yet.</p>
-      ) : (
-        <ul className="annotations">
-          {img.annotations.map((a) => (
-            <li key={a.id}>
-              <strong>{a.label}</strong> by {a.annotator}
-              {a.source !== "manual" && <span className="muted"> ({a.source})</span>}
-              <span className="muted small"> · {new Date(a.created_at).toLocaleString()}</span>
-            </li>
-          ))}
-        </ul>
-      )}
-      <form className="resolve" onSubmit={resolve}>
-        <label htmlFor="resolve-label">Set the final label</label>
-        <div className="row">
-          <select id="resolve-label" value={resolveTo} onChange={(e) => setResolveTo(e.target.value)} required>
-            <option value="">choose…</option>
-            {project.labels.map((l) => (
-              <option key={l} value={l}>
-                {l}
-              </option>
-            ))}
-          </select>
-          <button type="submit" className="btn" disabled={!resolveTo}>
-            Resolve
+    <label>
+      {title}
+      <select value={value} onChange={(e) => onChange(e.target.value)}>
+        <option value="">any</option>
+        <Options values={labels} />
+      </select>
+    </label>
+  );
+}
+
+function Thumbs({
+  images,
+  selected,
+  onSelect,
+  loading,
+}: {
+  images: ImageRow[];
+  selected: number | null;
+  onSelect: (id: number) => void;
+  loading: boolean;
+}) {
+  return (
+    <ul className="thumbs" aria-label="Images" aria-busy={loading}>
+      {images.map((img) => (
+        <li key={img.id}>
+          <button
+            type="button"
+            className={`thumb${selected === img.id ? " selected" : ""}`}
+            onClick={() => onSelect(img.id)}
+            aria-pressed={selected === img.id}
+            aria-label={`Image ${img.id}, ${img.status}${img.consensus_label ? `, label ${img.consensus_label}` : ""}${img.predicted_label ? `, predicted ${img.predicted_label}` : ""}`}
+          >
+            <img
+              src={img.file_url}
+              alt=""
+              loading="lazy"
+              className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
+            />
+            <span className={`thumb-tag status-${img.status}`}>
+              {img.consensus_label ?? img.status}
+            </span>
           </button>
-        </div>
-        {message && <p role="status">{message}</p>}
-        {error && <ErrorNote error={error} />}
-      </form>
-    </div>
+        </li>
+      ))}
+    </ul>
   );
 }

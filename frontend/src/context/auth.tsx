@@ -4,7 +4,7 @@
 import { createContext, type ReactNode, useCallback, useContext, useEffect, useState } from "react";
 import { Navigate, useLocation } from "react-router";
 
-import { api, ApiError, type Me, onUnauthorized } from "./lib/api";
+import { api, ApiError, type Me, onUnauthorized } from "../lib/api";
 
 interface AuthState {
   me: Me | null;

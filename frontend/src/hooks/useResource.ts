@@ -1,6 +1,6 @@
-import { useCallback, useEffect, useRef, useState } from "react";
+import { useCallback, useEffect, useState } from "react";
 
-import { api, ApiError, type Project } from "./lib/api";
+import { api, type ApiError, asApiError, type Project } from "../lib/api";
 
 export interface Loaded<T> {
   data: T | null;
@@ -28,7 +28,7 @@ export function useResource<T>(path: string | null, refreshMs = 0): Loaded<T> {
       })
       .catch((caught) => {
         if ((caught as Error).name === "AbortError") return;
-        setError(caught instanceof ApiError ? caught : new ApiError(0, "error", String(caught)));
+        setError(asApiError(caught));
       })
       .finally(() => {
         if (!controller.signal.aborted) setLoading(false);
@@ -47,17 +47,4 @@ export function useResource<T>(path: string | null, refreshMs = 0): Loaded<T> {
 
 export function useProject(projectId: string | undefined, refreshMs = 0): Loaded<Project> {
   return useResource<Project>(projectId ? `/api/projects/${projectId}/` : null, refreshMs);
-}
-
-export function useTitle(title: string): void {
-  useEffect(() => {
-    document.title = title ? `${title} · LabelLoop` : "LabelLoop";
-  }, [title]);
-}
-
-/** The latest value in a ref, for event handlers registered once. */
-export function useLatest<T>(value: T) {
-  const ref = useRef(value);
-  ref.current = value;
-  return ref;
 }

@@ -3,9 +3,9 @@
 
 import { createContext, type ReactNode, useContext, useEffect, useState, useSyncExternalStore } from "react";
 
+import { apiRaw, type ErrorBody, onServerReachable } from "../lib/api";
+import { classifyResponse, Outbox, type OutboxItem, type SendOutcome } from "../lib/outbox";
 import { useMe } from "./auth";
-import { apiRaw, type ErrorBody, onServerReachable } from "./lib/api";
-import { classifyResponse, Outbox, type OutboxItem, type SendOutcome } from "./lib/outbox";
 
 const OutboxContext = createContext<Outbox | null>(null);
 

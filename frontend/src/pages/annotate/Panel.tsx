@@ -1,0 +1,190 @@
+// The parts of the annotator's side panel: a button per class, the commands, the counters, and
+// what the outbox has to say (offline, storage refused, labels the server did not take).
+
+import { useEffect, useState } from "react";
+
+import { type ClassKey, type KeyAction, keyCap } from "../../lib/hotkeys";
+import type { DroppedItem, Outbox } from "../../lib/outbox";
+import type { QueueTask } from "../../lib/taskQueue";
+
+// A mouse click on a button keeps keyboard focus where it was, so the next key still labels.
+const keepFocus = (event: { preventDefault(): void }) => event.preventDefault();
+
+export function ClassButtons({
+  keys,
+  was,
+  disabled,
+  act,
+}: {
+  keys: ClassKey[];
+  was: string | null; // the label the task on screen had before an undo
+  disabled: boolean;
+  act: (action: KeyAction) => void;
+}) {
+  return (
+    <div
+      className={`class-grid${keys.every((k) => k.key === k.label.toLowerCase()) ? " compact" : ""}`}
+      role="group"
+      aria-labelledby="classes-title"
+    >
+      {keys.map(({ label, key }) => (
+        <button
+          key={label}
+          type="button"
+          className={`class-button${was === label ? " was" : ""}`}
+          onMouseDown={keepFocus}
+          onClick={() => act({ type: "label", label })}
+          disabled={disabled}
+          aria-keyshortcuts={key ?? undefined}
+        >
+          {key !== null && key === label.toLowerCase() ? (
+            // Named by its own key (digits, letters): the name is the key cap.
+            <kbd className="kbd-large">{label}</kbd>
+          ) : (
+            <>
+              {key !== null && <kbd aria-hidden="true">{keyCap(key)}</kbd>}
+              <span className="class-name">{label}</span>
+            </>
+          )}
+        </button>
+      ))}
+    </div>
+  );
+}
+
+export function Commands({
+  suggestions,
+  canAccept,
+  current,
+  act,
+  openHelp,
+}: {
+  suggestions: boolean;
+  canAccept: boolean; // the task on screen has a suggestion
+  current: QueueTask | null;
+  act: (action: KeyAction) => void;
+  openHelp: () => void;
+}) {
+  return (
+    <div className="toolbar" role="group" aria-label="Commands">
+      {suggestions && (
+        <button
+          type="button"
+          className="btn"
+          onMouseDown={keepFocus}
+          onClick={() => act({ type: "accept" })}
+          disabled={!canAccept}
+          aria-keyshortcuts="Enter"
+        >
+          Accept suggestion <kbd aria-hidden="true">Enter</kbd>
+        </button>
+      )}
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "skip" })}
+        disabled={!current}
+        aria-keyshortcuts="S"
+      >
+        Skip <kbd aria-hidden="true">S</kbd>
+      </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "undo" })}
+        aria-keyshortcuts="Z Backspace"
+      >
+        Undo <kbd aria-hidden="true">Z</kbd>
+      </button>
+      <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
+        Keys <kbd aria-hidden="true">?</kbd>
+      </button>
+    </div>
+  );
+}
+
+function perHour(count: number, startedAt: number, now: number): string {
+  const hours = (now - startedAt) / 3_600_000;
+  if (count === 0 || hours < 1 / 60) return "–";
+  return Math.round(count / hours).toLocaleString();
+}
+
+export function Counters({
+  session,
+  pending,
+  offline,
+  ready,
+}: {
+  session: { count: number; startedAt: number };
+  pending: number; // labels not yet accepted by the server
+  offline: boolean;
+  ready: number; // tasks whose image is decoded
+}) {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    const timer = window.setInterval(() => setNow(Date.now()), 10_000);
+    return () => window.clearInterval(timer);
+  }, []);
+  return (
+    <dl className="counters">
+      <div>
+        <dt>Labeled this session</dt>
+        <dd data-testid="session-count">{session.count}</dd>
+      </div>
+      <div>
+        <dt>Per hour</dt>
+        <dd>{perHour(session.count, session.startedAt, now)}</dd>
+      </div>
+      <div>
+        <dt>Unsent</dt>
+        <dd>
+          <span
+            className={`badge ${pending === 0 ? "badge-ok" : offline ? "badge-warn" : "badge-info"}`}
+            data-testid="pending-count"
+            title={offline ? "Offline: labels are saved here and sent when the server answers" : undefined}
+          >
+            {pending}
+          </span>
+        </dd>
+      </div>
+      <div>
+        <dt>Ready</dt>
+        <dd data-testid="ready-count">{ready}</dd>
+      </div>
+    </dl>
+  );
+}
+
+export function OutboxNotes({ outbox, pending }: { outbox: Outbox; pending: number }) {
+  return (
+    <>
+      {outbox.offline && pending > 0 && (
+        <p className="note note-warn">
+          The server cannot be reached. Keep labeling: labels are saved in this browser and sent
+          when it answers.
+        </p>
+      )}
+      {outbox.persistError && (
+        <p className="note note-warn" role="alert">
+          This browser refused to store labels ({outbox.persistError}); do not close the tab
+          until “Unsent” is 0.
+        </p>
+      )}
+    </>
+  );
+}
+
+export function DroppedLabels({ dropped }: { dropped: DroppedItem[] }) {
+  if (dropped.length === 0) return null;
+  return (
+    <ul className="dropped" aria-label="Labels the server did not take">
+      {dropped.map((item) => (
+        <li key={item.clientId}>
+          Image {item.image} (“{item.label}”): {item.reason}
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,104 @@
+// One image in the image browser: its facts, its annotations, the model's prediction, and
+// setting the final label where annotators disagree.
+
+import { type FormEvent, useState } from "react";
+
+import { ErrorNote } from "../../components/ErrorNote";
+import { Options } from "../../components/Options";
+import { useResource } from "../../hooks/useResource";
+import { api, type ApiError, asApiError, type ImageDetail, type Project } from "../../lib/api";
+
+export function ImageDetailPanel({ imageId, project }: { imageId: number; project: Project }) {
+  const detail = useResource<ImageDetail>(`/api/images/${imageId}/`);
+  const [resolveTo, setResolveTo] = useState("");
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  if (detail.error) return <ErrorNote error={detail.error} />;
+  if (!detail.data) return <p aria-busy="true">Loading…</p>;
+  const img = detail.data;
+
+  async function resolve(event: FormEvent) {
+    event.preventDefault();
+    try {
+      await api(`/api/images/${imageId}/resolve/`, { method: "POST", body: { label: resolveTo } });
+      setMessage(`Final label set to “${resolveTo}”.`);
+      setError(null);
+      detail.reload();
+    } catch (caught) {
+      setError(asApiError(caught));
+    }
+  }
+
+  return (
+    <div>
+      <h2>Image {img.id}</h2>
+      <div className="detail-image">
+        <img
+          src={img.file_url}
+          alt={`Image ${img.id}`}
+          className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
+        />
+      </div>
+      <Facts img={img} />
+      <h3>Annotations</h3>
+      <Annotations annotations={img.annotations} />
+      <form className="resolve" onSubmit={resolve}>
+        <label htmlFor="resolve-label">Set the final label</label>
+        <div className="row">
+          <select id="resolve-label" value={resolveTo} onChange={(e) => setResolveTo(e.target.value)} required>
+            <option value="">choose…</option>
+            <Options values={project.labels} />
+          </select>
+          <button type="submit" className="btn" disabled={!resolveTo}>
+            Resolve
+          </button>
+        </div>
+        {message && <p role="status">{message}</p>}
+        {error && <ErrorNote error={error} />}
+      </form>
+    </div>
+  );
+}
+
+function Facts({ img }: { img: ImageDetail }) {
+  return (
+    <dl className="facts">
+      <dt>File</dt>
+      <dd title={img.original_name}>{img.original_name}</dd>
+      <dt>Size</dt>
+      <dd>
+        {img.width}×{img.height}px · {img.format} · {(img.size_bytes / 1024).toFixed(1)} KiB
+      </dd>
+      <dt>Status</dt>
+      <dd>{img.status}</dd>
+      <dt>Label</dt>
+      <dd>
+        {img.consensus_label ?? "–"}
+        {img.agreement !== null && ` (agreement ${Math.round(img.agreement * 100)}%)`}
+      </dd>
+      <dt>Predicted</dt>
+      <dd>
+        {img.predicted_label ?? "no model yet"}
+        {img.confidence !== null && ` (confidence ${Math.round(img.confidence * 100)}%)`}
+      </dd>
+      <dt>Uncertainty</dt>
+      <dd>{img.uncertainty !== null ? img.uncertainty.toFixed(3) : "–"}</dd>
+    </dl>
+  );
+}
+
+function Annotations({ annotations }: { annotations: ImageDetail["annotations"] }) {
+  if (annotations.length === 0) return <p className="muted">None yet.</p>;
+  return (
+    <ul className="annotations">
+      {annotations.map((a) => (
+        <li key={a.id}>
+          <strong>{a.label}</strong> by {a.annotator}
+          {a.source !== "manual" && <span className="muted"> ({a.source})</span>}
+          <span className="muted small"> · {new Date(a.created_at).toLocaleString()}</span>
+        </li>
+      ))}
+    </ul>
+  );
+}

@@ -1,0 +1,105 @@
+// The model tab's training card: the active model's accuracy, "Retrain now", and the watched
+// run's progress.
+
+import { ErrorNote } from "../../components/ErrorNote";
+import type { ApiError, ModelVersion, Project, Stats, TrainingRun } from "../../lib/api";
+import { heldOut, pct, runKind } from "./format";
+import { ACTIVE } from "./useModel";
+
+export function TrainingCard({
+  project,
+  active,
+  activeStats,
+  model,
+}: {
+  project: Project;
+  active: ModelVersion | null; // the active version
+  activeStats: Stats["active_model"] | null; // the stats of that same version
+  model: {
+    error: ApiError | null;
+    trainingAvailable: boolean | null; // null: not known yet
+    run: TrainingRun | null;
+    runActive: boolean;
+    canRetrain: boolean;
+    busy: boolean;
+    retrain: () => void;
+    cancel: () => void;
+  };
+}) {
+  const { error, trainingAvailable, run, runActive } = model;
+  return (
+    <section className="card" aria-labelledby="train-title">
+      <h2 id="train-title">Training</h2>
+      {error && <ErrorNote error={error} />}
+      <p data-testid="active-model">
+        {active ? (
+          <>
+            Active model <strong>v{active.number}</strong>: accuracy{" "}
+            <strong>{pct(active.metrics?.accuracy)}</strong>{" "}
+            {heldOut(activeStats?.val_images ?? active.metrics?.n_val, activeStats?.accuracy_interval)}
+            {active.metrics?.ece !== undefined && active.metrics?.ece !== null
+              ? `, calibration error ${active.metrics.ece.toFixed(3)}`
+              : ""}
+            , trained on {active.labels_used?.toLocaleString() ?? "?"} labels.
+          </>
+        ) : (
+          <>No model yet.</>
+        )}
+      </p>
+      {trainingAvailable === false ? (
+        <p className="muted">Training is not available on this server yet.</p>
+      ) : (
+        <>
+          <div className="row">
+            <button
+              type="button"
+              className="btn btn-primary"
+              onClick={model.retrain}
+              disabled={model.busy || !model.canRetrain || trainingAvailable === null}
+            >
+              Retrain now
+            </button>
+            {runActive && (
+              <button type="button" className="btn btn-danger" onClick={model.cancel}>
+                Cancel run
+              </button>
+            )}
+          </div>
+          <p className="muted small">
+            {project.retrain_every > 0
+              ? `A run also starts by itself after every ${project.retrain_every} new labels.`
+              : "Automatic retraining is off (Settings)."}
+          </p>
+        </>
+      )}
+      {run && <RunProgress run={run} />}
+    </section>
+  );
+}
+
+function RunProgress({ run }: { run: TrainingRun }) {
+  const progress = Math.max(0, Math.min(1, run.progress ?? 0));
+  const percent = Math.round(progress * 100);
+  return (
+    <div className="run-progress" data-testid="run-progress" data-status={run.status}>
+      <p>
+        Run #{run.id} ({runKind(run.trigger)}): <strong data-testid="run-status">{run.status}</strong>
+        {run.stage ? ` · ${run.stage}` : ""}
+        {ACTIVE.includes(run.status) ? ` · ${percent}%` : ""}
+      </p>
+      {ACTIVE.includes(run.status) && (
+        <progress max={100} value={percent} aria-label={`Training progress, ${run.stage ?? run.status}`}>
+          {percent}%
+        </progress>
+      )}
+      {run.status === "failed" && run.error && (
+        <p className="form-error" role="alert">
+          {run.error}
+        </p>
+      )}
+      {run.status === "succeeded" && run.model_version !== null && (
+        <p className="muted small">A new model version was made from {run.labels_snapshot ?? "?"} labels.</p>
+      )}
+    </div>
+  );
+}
