@@ -61,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer under /api/ is JSON (a foreign Host, a missing slash, DEBUG pages).
+    "labeling.core.middleware.ApiJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: refuses a request over LABELLOOP_MAX_UPLOAD_BYTES.
     "labeling.core.middleware.RequestSizeLimitMiddleware",
@@ -211,6 +213,14 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON only: no browsable API, so no answer under /api/ is an HTML page.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.core.parsers.JSONParser",  # depth and size limits
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "labeling.core.negotiation.JSONOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "labeling.core.schema.LabelLoopAutoSchema",  # declares error bodies
     "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
     # Failures counted by labeling/core/throttles.py, per window.
