@@ -11,7 +11,16 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from labeling.core.env import env_bool, env_choice, env_float, env_int, env_list, env_str
+from labeling.core.env import (
+    env_bool,
+    env_choice,
+    env_float,
+    env_int,
+    env_list,
+    env_rate,
+    env_str,
+    env_trusted_proxies,
+)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(env_str("LABELLOOP_DATA_DIR", str(BASE_DIR / "var"))).resolve()
@@ -52,6 +61,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: every answer under /api/ is JSON (a foreign Host, a missing slash, DEBUG pages).
+    "labeling.core.middleware.ApiJsonMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Before anything reads the body: refuses a request over LABELLOOP_MAX_UPLOAD_BYTES.
     "labeling.core.middleware.RequestSizeLimitMiddleware",
@@ -107,7 +118,29 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    # Validates nothing: its password_changed() hook revokes the user's API token.
+    {"NAME": "labeling.core.passwords.RevokeTokensOnPasswordChange"},
 ]
+# Django's password check, throttled by address and username (labeling/core/authentication.py).
+AUTHENTICATION_BACKENDS = ["labeling.core.authentication.ThrottledModelBackend"]
+# The throttles' counts (the only use of the cache): in PostgreSQL, so every web process and
+# replica shares them; a per-process cache would give a client N times the rate with N
+# gunicorn workers. The table is made by the labeling.core migrations.
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+        "LOCATION": "labelloop_cache",
+        # Culling drops a third of the entries when full: high, so that a flood of new keys
+        # (an address per request) cannot push a real client's count out.
+        "OPTIONS": {"MAX_ENTRIES": 1_000_000},
+    }
+}
+# Which proxies' X-Forwarded-For entries name the client for throttling: a count of proxies
+# in front, or their networks; none by default (REMOTE_ADDR). labeling/core/throttles.py.
+LABELLOOP_TRUSTED_PROXIES = env_trusted_proxies("LABELLOOP_TRUSTED_PROXIES")
+# Hours an API token works after it was issued; 0 = until revoked (DELETE /api/auth/token/ or
+# a password change).
+LABELLOOP_TOKEN_TTL_HOURS = env_int("LABELLOOP_TOKEN_TTL_HOURS", 0, minimum=0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
@@ -174,16 +207,31 @@ LABELLOOP_MAX_UPLOAD_BYTES = env_int("LABELLOOP_MAX_UPLOAD_BYTES", 2 * 1024**3, 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # Token first: its WWW-Authenticate header turns "not logged in" into 401, not 403.
-        "rest_framework.authentication.TokenAuthentication",
+        # Ours adds the optional lifetime and the bad-token throttle to DRF's.
+        "labeling.core.authentication.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    # JSON only: no browsable API, so no answer under /api/ is an HTML page.
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": [
+        "labeling.core.parsers.JSONParser",  # depth and size limits
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
+    "DEFAULT_CONTENT_NEGOTIATION_CLASS": "labeling.core.negotiation.JSONOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "labeling.core.schema.LabelLoopAutoSchema",  # declares error bodies
     "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
+    # Failures counted by labeling/core/throttles.py, per window.
     "DEFAULT_THROTTLE_RATES": {
-        "auth": env_str("LABELLOOP_THROTTLE_AUTH", "20/min"),
+        "auth": env_rate("LABELLOOP_THROTTLE_AUTH", "20/min"),  # failed logins per address
+        "auth_username": env_rate("LABELLOOP_THROTTLE_AUTH_USERNAME", "10/hour"),
+        "bad_token": env_rate("LABELLOOP_THROTTLE_BAD_TOKEN", "30/min"),  # per address
     },
+    # DRF's own client address for any other throttle follows the same count of proxies
+    # (networks: REMOTE_ADDR). Its default, None, would take any X-Forwarded-For as given.
+    "NUM_PROXIES": LABELLOOP_TRUSTED_PROXIES if isinstance(LABELLOOP_TRUSTED_PROXIES, int) else 0,
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 

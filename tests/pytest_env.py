@@ -15,8 +15,11 @@ os.environ.setdefault("LABELLOOP_SECRET_KEY", "test-only-secret-key-not-for-prod
 os.environ.setdefault("LABELLOOP_DEBUG", "false")
 os.environ.setdefault("LABELLOOP_SECURE_COOKIES", "false")
 os.environ.setdefault("LABELLOOP_DATA_DIR", str(_ROOT / "var" / "test"))
-# Token endpoint throttling is tested explicitly; elsewhere tests log in as often as they like.
+# Login and token throttling is tested explicitly (tests/labeling/core/test_throttles.py);
+# elsewhere tests log in, and send a wrong password or token, as often as they like.
 os.environ.setdefault("LABELLOOP_THROTTLE_AUTH", "1000/min")
+os.environ.setdefault("LABELLOOP_THROTTLE_AUTH_USERNAME", "1000/min")
+os.environ.setdefault("LABELLOOP_THROTTLE_BAD_TOKEN", "1000/min")
 # The worker trains small label sets for 1,000 steps (TrainConfig.min_steps), which on this
 # suite's ~30 worker trainings would add about ten minutes. Tests of the worker assert what
 # it does with a model, not how good 1,000 steps make it (bench/ and docs/benchmarks.md

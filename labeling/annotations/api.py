@@ -8,13 +8,13 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.annotations import selectors, services
 from labeling.annotations.models import Annotation
+from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.images.api import ImageSerializer
 from labeling.images.models import Image

@@ -7,6 +7,7 @@ so a typo in a deployment is caught at start-up, not at the first request.
 from __future__ import annotations
 
 import os
+from ipaddress import IPv4Network, IPv6Network, ip_network
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -64,4 +65,37 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     value = os.environ.get(name, default)
     if value not in choices:
         raise ImproperlyConfigured(f"{name} must be one of {', '.join(choices)}; got {value!r}")
+    return value
+
+
+TrustedProxies = int | tuple[IPv4Network | IPv6Network, ...]
+
+
+def env_trusted_proxies(name: str) -> TrustedProxies:
+    """The proxies whose X-Forwarded-For entries are believed: a count of proxies in front
+    (``1``: the last entry is the client), or networks (``10.0.0.0/8,fd00::/8``: hops in them
+    are skipped from the right). Unset, empty or ``0``: none, REMOTE_ADDR is the client."""
+    raw = os.environ.get(name, "").strip()
+    if raw.isdigit():
+        return int(raw)
+    if not raw:
+        return 0
+    networks = []
+    for part in raw.split(","):
+        try:
+            networks.append(ip_network(part.strip()))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"{name} must be a count of proxies (e.g. 1) or networks such as "
+                f"10.0.0.0/8,fd00::/8; {part.strip()!r} is neither: {exc}"
+            ) from None
+    return tuple(networks)
+
+
+def env_rate(name: str, default: str) -> str:
+    """A throttle rate as DRF writes it: ``<count>/<period>``, period s, min, hour or day."""
+    value = os.environ.get(name, default).strip()
+    count, _, period = value.partition("/")
+    if not (count.isdigit() and period[:1] in ("s", "m", "h", "d")):
+        raise ImproperlyConfigured(f"{name} must be a rate like 20/min or 10/hour, got {value!r}")
     return value

@@ -7,7 +7,8 @@ produce for it, so a client generated from ``/api/schema/`` knows them all:
 - 400 bad input, 403 (role or CSRF) everywhere; 401 where authentication is required;
 - 404 where the path names an object or the list is cursor-paginated (a bad cursor is a 404);
 - 413 and 415 where a request body is accepted (size limits; an unsupported Content-Type);
-- 429 where a throttle applies.
+- 429 where a throttle applies: the login views, and every view that takes a token (too
+  many bad tokens from one address).
 
 Statuses that only one service raises (409 conflicts, 503 without a worker) are declared by
 the view itself in ``extend_schema(responses={...: ErrorSerializer})``.
@@ -40,7 +41,8 @@ _DESCRIPTIONS = {
     "409": "The request conflicts with the current state of the object.",
     "413": "The request body is too large (bytes or number of files).",
     "415": "The request body's Content-Type is not one this operation accepts.",
-    "429": "Too many requests; `details.retry_after_seconds` says when to retry.",
+    "429": "Too many failed logins or bad tokens; `details.retry_after_seconds` (and the "
+    "`Retry-After` header) say when to retry.",
     "503": "A service the request needs is not available right now.",
 }
 
@@ -66,6 +68,6 @@ class LabelLoopAutoSchema(AutoSchema):
             codes.append("404")
         if self.method in _BODY_METHODS:
             codes += ["413", "415"]
-        if getattr(view, "throttle_classes", None):
+        if getattr(view, "throttle_classes", None) or getattr(view, "authentication_classes", None):
             codes.append("429")
         return codes

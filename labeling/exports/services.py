@@ -109,7 +109,8 @@ def export_options_parse(*, params: Mapping[str, Any]) -> ExportOptions:
             code="invalid_parameter",
             details={"parameter": unknown[0], "known": list(PARAMETERS)},
         )
-    fmt = params.get("format") or "json"
+    # Absent means the default; present but empty is a format like any other: unknown.
+    fmt = params.get("format", "json")
     if fmt not in FORMATS:
         raise ValidationFailed(
             f"unknown export format {str(fmt)[:50]!r}; use one of {', '.join(FORMATS)}",

@@ -12,7 +12,7 @@ from django.db.models import F
 from django.http import FileResponse
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
-from rest_framework import filters, generics, serializers, status
+from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.core.errors import NotFound, Unavailable, ValidationFailed
+from labeling.core.filters import StrictOrderingFilter
 from labeling.core.schema import ErrorSerializer
 from labeling.core.storage import EXTENSIONS, storage_open
 from labeling.images import selectors
@@ -142,7 +143,7 @@ class ProjectImagesView(generics.ListAPIView):
     serializer_class = ImageSerializer
     pagination_class = ImageCursorPagination
     filterset_class = ImageFilter
-    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, filters.OrderingFilter]
+    filter_backends = [django_filters.rest_framework.DjangoFilterBackend, StrictOrderingFilter]
     ordering_fields = ["id", "created_at", "priority", "confidence"]
     parser_classes = [MultiPartParser, FormParser]
 

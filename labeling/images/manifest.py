@@ -16,6 +16,7 @@ import json
 import posixpath
 
 from labeling.core.errors import ValidationFailed
+from labeling.core.parsers import json_loads_limited
 
 MAX_MANIFEST_BYTES = 50 * 1024 * 1024
 
@@ -35,7 +36,8 @@ def manifest_parse(*, data: bytes, name: str) -> dict[str, str]:
 
 def _parse_json(text: str, name: str) -> dict[str, str]:
     try:
-        payload = json.loads(text)
+        # Past the depth limit, a 400; plain json.loads raised RecursionError there (a 500).
+        payload = json_loads_limited(text, what=f"label manifest {name!r}", strict=False)
     except json.JSONDecodeError as exc:
         raise ValidationFailed(f"label manifest {name!r} is not valid JSON: {exc}") from None
     if isinstance(payload, dict):

@@ -11,10 +11,10 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling.core.errors import ValidationFailed
+from labeling.core.throttles import LoginThrottle
 
 
 class LoginSerializer(serializers.Serializer):
@@ -31,8 +31,8 @@ class LoginView(APIView):
     permission_classes = [AllowAny]
     # No authentication classes: a stale session must not turn a login into a 403.
     authentication_classes = []
-    throttle_classes = [ScopedRateThrottle]
-    throttle_scope = "auth"
+    # Failed logins per address and per username (labeling/core/throttles.py).
+    throttle_classes = [LoginThrottle]
 
     @extend_schema(
         request=LoginSerializer,

@@ -12,11 +12,11 @@ import django_filters
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
-from rest_framework.parsers import JSONParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user

@@ -16,9 +16,7 @@ from training.data import ArrayCache
 
 ROOT = Path(__file__).resolve().parents[2]
 GUIDE = ROOT / "docs" / "operations.md"
-READS = re.compile(
-    r"""(?:env_(?:str|bool|int|float|list|choice)\(\s*|os\.environ(?:\.get\(|\[)\s*)"([A-Z][A-Z0-9_]+)\""""
-)
+READS = re.compile(r"""(?:env_\w+\(\s*|os\.environ(?:\.get\(|\[)\s*)"([A-Z][A-Z0-9_]+)\"""")
 # Read by the code but not configuration: set by Django, tests or the process launcher.
 NOT_SETTINGS = {"DJANGO_SETTINGS_MODULE", "DJANGO_ALLOW_ASYNC_UNSAFE", "CI"}
 

@@ -1,4 +1,6 @@
-"""Schemathesis over every operation in ``/api/schema/``: no 5xx, every response as declared.
+"""Schemathesis over every operation in ``/api/schema/``: no 5xx, every response as declared,
+every answer that is not a success JSON with the error body; then each operation with a JSON
+body nested 1,000 deep and at its path without the trailing slash.
 
 Run: ``LABELLOOP_DATA_DIR=var/test-security .venv/bin/python -m pytest
 tests/labeling/core/test_api_fuzz.py -q`` (about a minute on 2 cores).
@@ -30,6 +32,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
+from schemathesis.core.failures import Failure
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
@@ -43,6 +46,9 @@ from tests.factories import ImageFactory, UserFactory
 pytestmark = pytest.mark.django_db
 
 MISSING_ID = 987_654_321
+# What the outside probe sent: 1,000 levels, past Python's recursion limit. Raw bytes, since
+# schemathesis would serialise a Python list with json.dumps, which cannot nest that deep.
+DEEP_JSON = b"[" * 1000 + b"]" * 1000
 # Generated cases per operation and generation mode (valid data, then invalid data).
 EXAMPLES = 20
 # Path parameter name -> which fixture object its real id comes from.
@@ -54,6 +60,28 @@ ID_PARAMS = {
     "webhook_id": "webhook",
     "delivery_id": "delivery",
 }
+
+
+@schemathesis.check
+def error_answers_are_json_with_the_error_body(ctx, response, case) -> None:
+    """Every answer of 300 or more is JSON with {"error": {"code", "message", "details"}}
+    (successes may be image bytes, a CSV or the schema, as each operation declares)."""
+    if response.status_code < 300:
+        return
+    media_type = response.headers.get("content-type", [""])[0].split(";")[0]
+    if media_type != "application/json":
+        raise Failure(
+            operation=case.operation.label,
+            title="A non-JSON answer under /api/",
+            message=f"{response.status_code} {media_type or 'without a Content-Type'}",
+        )
+    error = response.json().get("error") if isinstance(response.json(), dict) else None
+    if not isinstance(error, dict) or set(error) != {"code", "message", "details"}:
+        raise Failure(
+            operation=case.operation.label,
+            title="An answer without the error body",
+            message=f"{response.status_code}: {response.text[:200]}",
+        )
 
 
 @pytest.fixture
@@ -223,3 +251,45 @@ def test_every_operation_answers_as_its_schema_declares(fuzz_world):
             failures.append(_fuzz(plain[label], GenerationMode.NEGATIVE, tokens, real or None))
     failures = [f for f in failures if f is not None]
     assert not failures, "\n\n".join(failures)
+
+
+def _probe_cases(operation, ids: dict[str, int]) -> list:
+    """The operation at its real ids: with a body nested 1,000 deep (when it takes JSON), and
+    at its path without the trailing slash."""
+    real = {n: ids[source] for n, source in ID_PARAMS.items() if "{" + n + "}" in operation.path}
+    cases = []
+    if operation.body and any(b.media_type == "application/json" for b in operation.body):
+        deep = operation.Case(path_parameters=real, body=DEEP_JSON, media_type="application/json")
+        cases.append(deep)
+    bare = operation.Case(path_parameters=real)
+    bare.path = bare.path.rstrip("/")
+    cases.append(bare)
+    return cases
+
+
+def test_deep_json_and_missing_slashes_get_no_5xx_and_only_json(fuzz_world):
+    raw = APIClient().get("/api/schema/", HTTP_ACCEPT="application/json").json()
+    operations = _operations(raw, WSGIHandler())
+    failures, deep_refused, redirected = [], set(), set()
+    checks = [not_a_server_error, error_answers_are_json_with_the_error_body]
+    with _one_connection_per_test():
+        for label, operation in operations.items():
+            for case in _probe_cases(operation, fuzz_world["ids"]):
+                for token in fuzz_world["tokens"].values():
+                    savepoint = transaction.savepoint()
+                    try:
+                        response = case.call(headers={"Authorization": f"Token {token}"})
+                        case.validate_response(response, checks=checks)
+                    except (Exception, BaseExceptionGroup) as exc:  # a failed check: report it
+                        failures.append(f"{label} at {case.formatted_path}: {exc}")
+                        continue
+                    finally:
+                        transaction.savepoint_rollback(savepoint)
+                    if b'"too_deep"' in response.content:
+                        deep_refused.add(label)
+                    if response.status_code == 308:
+                        redirected.add(label)
+    assert failures == [], "\n\n".join(failures)
+    assert redirected == set(operations), sorted(set(operations) - redirected)
+    # The operations that read a JSON body refused it at the parser, naming the limit.
+    assert {"POST /api/annotations/", "POST /api/projects/{project_id}/tasks/next/"} <= deep_refused

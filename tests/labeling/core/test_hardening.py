@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from labeling.images.models import Image
 from tests.factories import png_bytes
@@ -81,12 +80,9 @@ def test_production_settings_refuse_to_start_without_a_secret_key(tmp_path):
 
 
 @pytest.fixture
-def auth_rate_3_per_minute():
-    cache.clear()
-    original = ScopedRateThrottle.THROTTLE_RATES
-    ScopedRateThrottle.THROTTLE_RATES = {**original, "auth": "3/min"}
-    yield
-    ScopedRateThrottle.THROTTLE_RATES = original
+def auth_rate_3_per_minute(settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     cache.clear()
 
 

@@ -224,7 +224,7 @@ def test_the_default_format_is_json(exported, as_user, alice):
     ("query", "parameter", "words"),
     [
         ("format=xml", "format", "unknown export format 'xml'"),
-        ("format=", None, None),  # empty means the default: not an error
+        ("format=", "format", "unknown export format ''; use one of json, csv, imagefolder"),
         ("labeled=maybe", "labeled", "labeled must be true or false, not 'maybe'"),
         ("predictions=2", "predictions", "predictions must be true or false"),
         ("fromat=csv", "fromat", "unknown parameter 'fromat'"),

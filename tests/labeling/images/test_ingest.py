@@ -242,6 +242,23 @@ def test_a_json_manifest_is_accepted(as_user, alice, project):
     assert Image.objects.get(pk=results["b.png"]["image"]).status == ImageStatus.UNLABELED
 
 
+@pytest.mark.parametrize("debug", [False, True])
+def test_a_json_manifest_nested_1000_deep_is_a_400_naming_the_limit(
+    as_user, alice, project, settings, debug
+):
+    settings.DEBUG = debug
+    deep = b"[" * 1000 + b"]" * 1000
+    response = post(
+        as_user(alice), project, upload("a.png", png_bytes(1)), labels=upload("l.json", deep)
+    )
+    assert response.status_code == 400, response.content[:300]
+    error = response.json()["error"]
+    assert error["code"] == "too_deep"
+    assert "label manifest 'l.json'" in error["message"]
+    assert "deeper than the limit of 32 levels" in error["message"]
+    assert not Image.objects.exists()
+
+
 def test_an_unknown_label_in_a_manifest_rejects_that_file_only(as_user, alice, project):
     manifest = b"a.png,cat\nb.png,4\n"
     response = post(

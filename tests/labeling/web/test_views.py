@@ -6,7 +6,6 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 pytestmark = pytest.mark.django_db
 
@@ -188,20 +187,16 @@ def test_get_is_not_a_way_to_log_in_or_out(alice):
     assert client.get("/api/auth/me/").status_code == 200
 
 
-def test_login_is_throttled(alice):
+def test_login_is_throttled(alice, settings):
+    rates = {**settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"], "auth": "3/min"}
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}
     cache.clear()
-    original = ScopedRateThrottle.THROTTLE_RATES
-    ScopedRateThrottle.THROTTLE_RATES = {**original, "auth": "3/min"}
-    try:
-        client = APIClient()
-        codes = [
-            client.post("/api/auth/login/", {"username": "alice", "password": "x"}).status_code
-            for _ in range(5)
-        ]
-        throttled = client.post("/api/auth/login/", {"username": "alice", "password": "x"})
-    finally:
-        ScopedRateThrottle.THROTTLE_RATES = original
-        cache.clear()
+    client = APIClient()
+    codes = [
+        client.post("/api/auth/login/", {"username": "alice", "password": "x"}).status_code
+        for _ in range(5)
+    ]
+    throttled = client.post("/api/auth/login/", {"username": "alice", "password": "x"})
     assert codes == [400, 400, 400, 429, 429]
     assert throttled.json()["error"]["code"] == "throttled"
     assert throttled.json()["error"]["details"]["retry_after_seconds"] > 0
