@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import unicodedata
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -29,8 +31,63 @@ EDITABLE = (
 )
 
 
+DESCRIPTION_MAX = 10_000  # characters: room for labeling guidelines, not a document store
+NAME_CONSTRAINT = "project_name_unique_ci"
+# Characters that reorder how text is displayed (embeddings, overrides, isolates and the
+# implicit marks): in a class or project name they make "gnp.exe" read as "exe.png".
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _clean_text(value: str, *, what: str, code: str) -> str:
+    """``value`` stripped and in Unicode NFC (so "é" typed two ways is one name), or a
+    ``ValidationFailed`` naming the first bidirectional control character in it."""
+    cleaned = unicodedata.normalize("NFC", value.strip())
+    bad = next((char for char in cleaned if char in BIDI_CONTROLS), None)
+    if bad is not None:
+        raise ValidationFailed(
+            f"{what} {cleaned!r} contains U+{ord(bad):04X} {unicodedata.name(bad)}, a "
+            "bidirectional control character, which can make text display as something else",
+            code=code,
+            details={"character": f"U+{ord(bad):04X}"},
+        )
+    return cleaned
+
+
+def _check_name(name: str) -> str:
+    cleaned = _clean_text(name, what="the project name", code="name")
+    if not any(char.isalnum() for char in cleaned):  # letters or digits of any script
+        raise ValidationFailed("the project name must contain letters or digits", code="name")
+    return cleaned
+
+
+def _check_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationFailed(
+            f"description is at most {DESCRIPTION_MAX} characters, got {len(description)}",
+            code="description",
+        )
+    return description
+
+
+def _slug_for(name: str) -> str:
+    """An ASCII slug (it names export files and CLI arguments): the name's Latin letters and
+    digits, else, for a name with none (Hebrew, Greek, CJK...), ``project-`` and a digest."""
+    digest = hashlib.sha256(name.casefold().encode()).hexdigest()[:10]
+    return slugify(name)[:100] or f"project-{digest}"
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"a project named {name!r} already exists (names are compared ignoring case)",
+        code="name_taken",
+        details={"name": name},
+    )
+
+
 def _check_labels(labels: list[str], *, project: Project | None = None) -> list[str]:
-    cleaned = [label.strip() for label in labels]
+    cleaned = [_clean_text(label, what="label class", code="labels") for label in labels]
     if len(cleaned) < 2:
         raise ValidationFailed("a project needs at least two label classes", code="labels")
     if any(not label for label in cleaned):
@@ -66,9 +123,9 @@ def project_create(
     unknown = set(fields) - set(EDITABLE) - {"slug"}
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
-    slug = fields.pop("slug", None) or slugify(name)[:100]
-    if not slug:
-        raise ValidationFailed("the project name must contain letters or digits", code="name")
+    name = _check_name(name)
+    _check_description(fields.get("description", ""))
+    slug = fields.pop("slug", None) or _slug_for(name)
     try:
         with transaction.atomic():
             project = Project.objects.create(
@@ -76,6 +133,8 @@ def project_create(
             )
             Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
     except IntegrityError as exc:
+        if NAME_CONSTRAINT in str(exc):
+            raise _name_taken(name) from None
         if "slug" in str(exc):
             raise Conflict(f"a project with slug {slug!r} already exists", code="slug") from None
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
@@ -88,6 +147,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
     votes_before, retrain_before = project.annotations_per_image, project.retrain_every
     strategy_before = project.strategy
+    if "name" in fields:
+        fields["name"] = _check_name(fields["name"])
+    if "description" in fields:
+        _check_description(fields["description"])
     try:
         with transaction.atomic():
             if "labels" in fields:
@@ -99,6 +162,8 @@ def project_update(*, project: Project, **fields: Any) -> Project:
                 setattr(project, name, value)
             project.save(update_fields=[*fields, "updated_at"])
     except IntegrityError as exc:
+        if NAME_CONSTRAINT in str(exc):
+            raise _name_taken(fields["name"]) from None
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
     if project.annotations_per_image != votes_before:
         from labeling.annotations.services import consensus_recompute
@@ -154,6 +219,9 @@ def label_resolve(label: str, labels: list[str], renames: list[list[str]]) -> st
     the name renames gave it (a client that read the classes before a rename), else None."""
     if label in labels:
         return label
+    label = unicodedata.normalize("NFC", label)  # classes are stored NFC; a client may not be
+    if label in labels:
+        return label
     named = follow_renames([label], renames)[0]
     return named if named in labels else None
 
@@ -163,7 +231,7 @@ def project_label_rename(*, project: Project, old: str, new: str) -> Project:
     output), every annotation, consensus and prediction that names it. One transaction under
     the project's lock; models trained before translate their class names through
     ``label_renames``, so suggestions and predictions keep working without a retrain."""
-    new = new.strip()
+    new = _clean_text(new, what="the new class name", code="labels")
     if not new:
         raise ValidationFailed("the new class name cannot be blank", code="labels")
     if len(new) > 100:
@@ -218,9 +286,11 @@ def project_delete(*, project: Project) -> None:
 def membership_set(*, project: Project, username: str, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationFailed(f"role must be one of {Role.values}, got {role!r}", code="role")
-    user = get_user_model().objects.filter(username=username).first()
+    # A disabled account cannot be added, and the answer is the same as for a name nobody
+    # has: an admin of one project learns nothing about the accounts that exist.
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}", code="user_not_found")
+        raise NotFound(f"no active user named {username!r}", code="user_not_found")
     current = Membership.objects.filter(project=project, user=user).first()
     if current is not None and current.role == Role.ADMIN and role != Role.ADMIN:
         _require_another_admin(project)
