@@ -153,3 +153,21 @@ def test_a_description_over_ten_thousand_characters_is_a_400_naming_the_cap(
     assert change(as_user(alice), project, description="x" * 10_000).status_code == 200
     project.refresh_from_db()
     assert len(project.description) == 10_000
+
+
+def test_a_label_sent_in_nfd_is_stored_under_its_nfc_class(bob, as_user, project):
+    import uuid
+
+    from labeling.annotations.models import Annotation
+    from tests.factories import ImageFactory
+
+    project.labels = [f"caf{NFC_E}", "tea"]
+    project.save()
+    image = ImageFactory(project=project)
+    response = as_user(bob).post(
+        "/api/annotations/",
+        {"image": image.id, "label": f"caf{NFD_E}", "client_id": str(uuid.uuid4())},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    assert Annotation.objects.get().label == f"caf{NFC_E}"
