@@ -183,6 +183,8 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_str("LABELLOOP_THROTTLE_AUTH", "20/min"),
+        # Per user: each request decodes its images in the web process and runs the model.
+        "predict": env_str("LABELLOOP_THROTTLE_PREDICT", "30/min"),
     },
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
@@ -257,6 +259,10 @@ LABELLOOP_TEST_PAUSE_AT = env_choice("LABELLOOP_TEST_PAUSE_AT", "", ("", "write-
 
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
+# Width x height summed over one predict request's images (read from their headers before any
+# is decoded; 413 beyond): one maximal image, or 64 of 0.78 megapixels. The web process
+# decodes every image it checks, and models look at input_size pixels anyway.
+LABELLOOP_PREDICT_MAX_PIXELS = env_int("LABELLOOP_PREDICT_MAX_PIXELS", 50_000_000, minimum=1)
 
 # Webhooks (sent by the worker): seconds per request before it counts as failed; attempts
 # before a delivery is given up (backoff 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 6 h, ...);

@@ -28,7 +28,7 @@ from labeling.images.storage import (
     storage_put,
     store_lock,
 )
-from labeling.images.validation import Rejected, ValidImage, validate_image
+from labeling.images.validation import Rejected, ValidImage, image_upright, validate_image
 from labeling.learning.services import run_maybe_trigger, run_request_after_upload
 from labeling.projects.models import Project
 from labeling.projects.services import label_resolve, project_labels_for_write
@@ -140,6 +140,7 @@ def images_ingest(
         try:
             data = source.read()
             info = validate_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+            data, info = image_upright(data, info)  # stored as people see it
         except Rejected as exc:
             result.reason = exc.reason
             emit(result)
