@@ -40,10 +40,16 @@ BIDI_CONTROLS = frozenset(
 )
 
 
-def _clean_text(value: str, *, what: str, code: str) -> str:
+def _clean_text(value: str, *, what: str, code: str, max_length: int) -> str:
     """``value`` stripped and in Unicode NFC (so "é" typed two ways is one name), or a
-    ``ValidationFailed`` naming the first bidirectional control character in it."""
+    ``ValidationFailed`` naming the first bidirectional control character in it, or the
+    limit (NFC spells a few characters with two code points, so it may grow past it)."""
     cleaned = unicodedata.normalize("NFC", value.strip())
+    if len(cleaned) > max_length:
+        raise ValidationFailed(
+            f"{what} is at most {max_length} characters in Unicode NFC, got {len(cleaned)}",
+            code=code,
+        )
     bad = next((char for char in cleaned if char in BIDI_CONTROLS), None)
     if bad is not None:
         raise ValidationFailed(
@@ -56,7 +62,7 @@ def _clean_text(value: str, *, what: str, code: str) -> str:
 
 
 def _check_name(name: str) -> str:
-    cleaned = _clean_text(name, what="the project name", code="name")
+    cleaned = _clean_text(name, what="the project name", code="name", max_length=200)
     if not any(char.isalnum() for char in cleaned):  # letters or digits of any script
         raise ValidationFailed("the project name must contain letters or digits", code="name")
     return cleaned
@@ -87,7 +93,9 @@ def _name_taken(name: str) -> Conflict:
 
 
 def _check_labels(labels: list[str], *, project: Project | None = None) -> list[str]:
-    cleaned = [_clean_text(label, what="label class", code="labels") for label in labels]
+    cleaned = [
+        _clean_text(label, what="label class", code="labels", max_length=100) for label in labels
+    ]
     if len(cleaned) < 2:
         raise ValidationFailed("a project needs at least two label classes", code="labels")
     if any(not label for label in cleaned):
@@ -231,13 +239,9 @@ def project_label_rename(*, project: Project, old: str, new: str) -> Project:
     output), every annotation, consensus and prediction that names it. One transaction under
     the project's lock; models trained before translate their class names through
     ``label_renames``, so suggestions and predictions keep working without a retrain."""
-    new = _clean_text(new, what="the new class name", code="labels")
+    new = _clean_text(new, what="the new class name", code="labels", max_length=100)
     if not new:
         raise ValidationFailed("the new class name cannot be blank", code="labels")
-    if len(new) > 100:
-        raise ValidationFailed(
-            f"class names are at most 100 characters, got {len(new)}", code="labels"
-        )
     with transaction.atomic():
         _lock(project)
         if old not in project.labels:

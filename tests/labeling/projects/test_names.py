@@ -171,3 +171,13 @@ def test_a_label_sent_in_nfd_is_stored_under_its_nfc_class(bob, as_user, project
     )
     assert response.status_code == 201, response.content
     assert Annotation.objects.get().label == f"caf{NFC_E}"
+
+
+def test_a_name_that_grows_under_nfc_past_its_limit_is_a_400_not_a_500(staff, as_user):
+    qa = "\u0958"  # Devanagari QA: NFC spells it with two code points
+    assert len(unicodedata.normalize("NFC", qa * 60)) == 120
+    status, code, message = error_of(create(as_user(staff), name="Grow", labels=[qa * 60, "b"]))
+    assert (status, code) == (400, "labels") and "100" in message
+    status, code, message = error_of(create(as_user(staff), name=qa * 150))
+    assert (status, code) == (400, "name") and "200" in message
+    assert not Project.objects.exists()
