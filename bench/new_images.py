@@ -73,7 +73,7 @@ def main() -> None:
         folders.append(folder)
     user, _ = get_user_model().objects.get_or_create(username="bench-new-images")
     project = Project.objects.create(
-        name="bench new images",
+        name=f"bench new images {os.getpid()}",
         slug=f"bench-new-images-{os.getpid()}",
         labels=[str(i) for i in range(10)],
         retrain_every=0,

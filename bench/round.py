@@ -66,7 +66,7 @@ def main() -> None:
         truth[name] = str(int(truth_labels[i]))
     user, _ = get_user_model().objects.get_or_create(username="bench-round")
     project = Project.objects.create(
-        name="bench round",
+        name=f"bench round {os.getpid()}",
         slug=f"bench-round-{os.getpid()}",
         labels=[str(i) for i in range(10)],
         retrain_every=0,

@@ -223,11 +223,14 @@ REST_FRAMEWORK = {
     "DEFAULT_CONTENT_NEGOTIATION_CLASS": "labeling.core.negotiation.JSONOnlyNegotiation",
     "DEFAULT_SCHEMA_CLASS": "labeling.core.schema.LabelLoopAutoSchema",  # declares error bodies
     "EXCEPTION_HANDLER": "labeling.core.api_errors.exception_handler",
-    # Failures counted by labeling/core/throttles.py, per window.
+    # auth*, bad_token: failures counted by labeling/core/throttles.py, per window.
     "DEFAULT_THROTTLE_RATES": {
         "auth": env_rate("LABELLOOP_THROTTLE_AUTH", "20/min"),  # failed logins per address
         "auth_username": env_rate("LABELLOOP_THROTTLE_AUTH_USERNAME", "10/hour"),
         "bad_token": env_rate("LABELLOOP_THROTTLE_BAD_TOKEN", "30/min"),  # per address
+        # Requests (not failures) per user: each one decodes its images in the web process
+        # and runs the model.
+        "predict": env_rate("LABELLOOP_THROTTLE_PREDICT", "30/min"),
     },
     # DRF's own client address for any other throttle follows the same count of proxies
     # (networks: REMOTE_ADDR). Its default, None, would take any X-Forwarded-For as given.
@@ -300,6 +303,10 @@ LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
+# Width x height summed over one predict request's images (read from their headers before any
+# is decoded; 413 beyond): one maximal image, or 64 of 0.78 megapixels. The web process
+# decodes every image it checks, and models look at input_size pixels anyway.
+LABELLOOP_PREDICT_MAX_PIXELS = env_int("LABELLOOP_PREDICT_MAX_PIXELS", 50_000_000, minimum=1)
 
 # Webhooks (sent by the worker): seconds per request before it counts as failed; attempts
 # before a delivery is given up (backoff 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 6 h, ...);

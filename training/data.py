@@ -105,7 +105,11 @@ def decode_image(data: bytes, *, size: int, channels: int) -> np.ndarray:
         # JPEG only: let libjpeg decode at 1/2, 1/4 or 1/8 scale when that is still >= size.
         img.draft(mode, (size, size))
         img.load()
-        img = ImageOps.exif_transpose(img)  # phone photos store their rotation in EXIF
+        # Images LabelLoop stores are upright already (ingest applies the EXIF orientation
+        # once: labeling/images/validation.py image_upright), so this turns only bytes that
+        # never went through ingest (predict uploads) and images stored before it did, the
+        # same way, so that a model sees what the annotators saw.
+        img = ImageOps.exif_transpose(img)
         if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
             # Transparent pixels become white, the background a viewer would show them on.
             rgba = img.convert("RGBA")

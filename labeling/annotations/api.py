@@ -99,7 +99,10 @@ class TaskRenewView(APIView):
     @extend_schema(
         request=None,
         responses={200: LeaseSerializer, 409: ErrorSerializer},
-        summary="Extend my lease (409: someone else holds it, or it needs no label from you)",
+        summary=(
+            "Extend my live lease; it never creates one (409 no_lease, lease_expired, "
+            "lease_lost: another annotator holds it, not_needed)"
+        ),
     )
     def post(self, request: Request, image_id: int) -> Response:
         image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
@@ -127,7 +130,10 @@ class AnnotationCreateView(APIView):
             404: ErrorSerializer,
             409: ErrorSerializer,
         },
-        summary="Submit a label (201; a replayed client_id answers 200 with the same row)",
+        summary=(
+            "Submit a label (201; a replayed client_id answers 200 with the same row; 409 "
+            "leased_to_another, not_needed)"
+        ),
     )
     def post(self, request: Request) -> Response:
         body = AnnotationInSerializer(data=request.data)

@@ -88,9 +88,12 @@ WITH mine AS (
     RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority,
               i.random_key
 ), logged AS (
+    -- Only the live lease's log row: an older lease of the same image that simply ran out
+    -- also has no ended_at, and stretching it would claim the time a colleague held it.
     UPDATE annotations_leaselog l SET expires_at = r.lease_expires
     FROM renewed r
     WHERE l.image_id = r.id AND l.user_id = %(user)s AND l.ended_at IS NULL
+      AND l.expires_at > now()
 )
 SELECT * FROM renewed
 """
@@ -161,30 +164,40 @@ def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool)
 
 
 def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
-    """Extend the caller's lease (the UI heartbeats). A lapsed lease is taken again if
-    nobody else holds the image and it still needs the caller's label."""
+    """Extend the caller's own live lease (the UI heartbeats). Only ``tasks/next`` creates a
+    lease: anything else is a 409 that says why (``no_lease``, ``lease_expired``,
+    ``lease_lost``), so nobody can reserve images the queue did not hand them."""
     with transaction.atomic():
         locked = Image.objects.select_for_update().get(pk=image.pk)
         now = timezone.now()
-        mine = locked.leased_to_id == user.pk
-        free = locked.leased_to_id is None or (locked.lease_expires or now) <= now
-        if not mine and not free:
-            raise Conflict("another annotator holds this image now", code="lease_lost")
+        live = locked.lease_expires is not None and locked.lease_expires > now
+        if locked.leased_to_id != user.pk or not live:
+            raise _renew_refusal(locked, user, live=live)
         if locked.status not in QUEUE_STATUSES or (
             Annotation.objects.filter(image=locked, annotator=user).exists()
         ):
             raise Conflict("this image needs no more labels from you", code="not_needed")
         expires = now + timezone.timedelta(seconds=locked.project.lease_seconds)
-        if mine:
-            LeaseLog.objects.filter(image=locked, user=user, ended_at__isnull=True).update(
-                expires_at=expires
-            )
-        else:
-            locked.lease_exploration = False
-            LeaseLog.objects.create(image=locked, user=user, leased_at=now, expires_at=expires)
-        locked.leased_to_id, locked.lease_expires = user.pk, expires
-        locked.save(update_fields=["leased_to", "lease_expires", "lease_exploration"])
+        # Only the live lease's log row (see _MINE_SQL).
+        LeaseLog.objects.filter(
+            image=locked, user=user, ended_at__isnull=True, expires_at__gt=now
+        ).update(expires_at=expires)
+        locked.lease_expires = expires
+        locked.save(update_fields=["lease_expires"])
     return locked
+
+
+def _renew_refusal(image: Image, user: AbstractBaseUser, *, live: bool) -> Conflict:
+    if live:
+        return Conflict("another annotator holds this image now", code="lease_lost")
+    mine_lapsed = image.leased_to_id == user.pk or (
+        LeaseLog.objects.filter(image=image, user=user, ended_at__isnull=True).exists()
+    )
+    if mine_lapsed:
+        return Conflict(
+            "your lease on this image has expired; ask for new tasks", code="lease_expired"
+        )
+    return Conflict("you hold no lease on this image; leases come from tasks/next", code="no_lease")
 
 
 def task_release(*, image: Image, user: AbstractBaseUser) -> None:
@@ -270,7 +283,7 @@ def annotation_submit(
                 # The same label again (a second tab, a re-sent form): nothing changes.
                 return Submission(annotation=mine[-1], created=False)
             if not mine and source == AnnotationSource.MANUAL:
-                _check_still_needed(locked)
+                _check_vote_welcome(locked, user)
             annotation = Annotation.objects.create(
                 image=locked,
                 annotator=user,
@@ -316,15 +329,35 @@ def _replay(existing: Annotation, *, image: Image, user: AbstractBaseUser) -> Su
     return Submission(annotation=existing, created=False)
 
 
-def _check_still_needed(image: Image) -> None:
-    """A first label from this annotator counts only while the image still needs labels;
-    a lease (live or lapsed) does not change that, so no image ever gets more than it needs."""
+def _check_vote_welcome(image: Image, user: AbstractBaseUser) -> None:
+    """A first label from this annotator counts only while the image still needs labels and
+    nobody else holds a live lease on it; the caller's own lease, live or lapsed, or none,
+    does not change that, so no image ever gets more than it needs and no one's task is
+    taken from under them."""
+    now = timezone.now()
     if image.status not in QUEUE_STATUSES:
         raise Conflict(
-            "this image already has all the annotations it needs (your lease had expired, "
-            "or you never held one); nothing was recorded",
+            "this image already has all the annotations it needs; nothing was recorded "
+            f"({_lease_story(image, user, now)})",
             code="not_needed",
         )
+    if image.leased_to_id not in (None, user.pk) and (image.lease_expires or now) > now:
+        raise Conflict(
+            "another annotator holds a lease on this image now; nothing was recorded",
+            code="leased_to_another",
+            details={"lease_expires": image.lease_expires.isoformat()},
+        )
+
+
+def _lease_story(image: Image, user: AbstractBaseUser, now: datetime) -> str:
+    """What became of the caller's lease on an image that was finished without them: the
+    409 must not tell the real holder their lease had expired when an admin ended it."""
+    last = LeaseLog.objects.filter(image=image, user=user).order_by("-leased_at").first()
+    if last is None:
+        return "you held no lease on it"
+    if last.expires_at <= (last.ended_at or now):  # it ran out before anything ended it
+        return "your lease had expired"
+    return "your lease ended before your label arrived"
 
 
 def annotation_resolve(*, image: Image, admin: AbstractBaseUser, label: str) -> Annotation:

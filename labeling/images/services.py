@@ -27,7 +27,7 @@ from labeling.core.storage import (
 from labeling.images.manifest import manifest_lookup
 from labeling.images.models import Image, ImageStatus
 from labeling.images.sources import Limits, Source, SourceError
-from labeling.images.validation import Rejected, ValidImage, validate_image
+from labeling.images.validation import Rejected, ValidImage, image_upright, validate_image
 from labeling.projects.labels import label_resolve, project_labels_for_write
 from labeling.projects.models import Project
 
@@ -184,6 +184,7 @@ def _check(
     try:
         data = source.read()
         info = validate_image(data, max_bytes=limits.max_bytes, max_pixels=limits.max_pixels)
+        data, info = image_upright(data, info)  # stored as people see it
     except Rejected as exc:
         result.reason = exc.reason
         return result

@@ -13,6 +13,7 @@ from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
 from labeling.annotations.selectors import annotation_stats
@@ -146,6 +147,9 @@ class VersionActivateView(APIView):
 
 class PredictView(APIView):
     parser_classes = [MultiPartParser]
+    # Per user (DRF keys an authenticated caller by id): LABELLOOP_THROTTLE_PREDICT.
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "predict"
 
     @extend_schema(
         request={
@@ -159,7 +163,7 @@ class PredictView(APIView):
         responses={
             200: dict,
             409: ErrorSerializer,  # no trained model yet
-            413: ErrorSerializer,  # too many files or bytes
+            413: ErrorSerializer,  # too many files, bytes or pixels
             503: ErrorSerializer,  # no worker answered in time
         },
         summary="Class probabilities for uploaded images from the active model",

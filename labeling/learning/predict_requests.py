@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import connection
 
 from labeling.core.errors import Conflict, PayloadTooLarge, ServiceError
-from labeling.images.validation import Rejected, validate_image
+from labeling.images.validation import Rejected, image_pixels, validate_image
 from labeling.learning.models import ModelVersion, PredictionRequest
 from labeling.projects.models import Project
 
@@ -32,16 +32,10 @@ def predict(*, project: Project, files) -> list[dict]:
         raise Conflict(
             "this project has no trained model yet; start a training run first", code="no_model"
         )
-    if len(files) > MAX_FILES:
-        raise PayloadTooLarge(f"at most {MAX_FILES} files per prediction request")
+    blobs = _read(files)
     answers: list[dict] = []
     payload = []
-    total = 0
-    for upload in files:
-        data = upload.read(settings.LABELLOOP_MAX_IMAGE_BYTES + 1)
-        total += len(data)
-        if total > MAX_TOTAL_BYTES:
-            raise PayloadTooLarge(f"at most {MAX_TOTAL_BYTES:,} bytes per prediction request")
+    for upload, data in blobs:
         try:
             validate_image(
                 data,
@@ -80,3 +74,28 @@ def predict(*, project: Project, files) -> list[dict]:
         if "error" not in answer:
             answer.update(next(results), model_version=active.number)
     return answers
+
+
+def _read(files) -> list[tuple[object, bytes]]:
+    """Each upload's bytes, once the request is known to be within the caps on files, bytes
+    and pixels (from the images' headers: nothing is decoded for a request that is over)."""
+    if len(files) > MAX_FILES:
+        raise PayloadTooLarge(f"at most {MAX_FILES} files per prediction request")
+    blobs = []
+    total = 0
+    for upload in files:
+        data = upload.read(settings.LABELLOOP_MAX_IMAGE_BYTES + 1)
+        total += len(data)
+        if total > MAX_TOTAL_BYTES:
+            raise PayloadTooLarge(f"at most {MAX_TOTAL_BYTES:,} bytes per prediction request")
+        blobs.append((upload, data))
+    pixels = sum(image_pixels(data) for _upload, data in blobs)
+    cap = settings.LABELLOOP_PREDICT_MAX_PIXELS
+    if pixels > cap:
+        raise PayloadTooLarge(
+            f"these images hold {pixels:,} pixels in all; a prediction request may hold at "
+            f"most {cap:,} (LABELLOOP_PREDICT_MAX_PIXELS): send fewer or smaller images",
+            code="too_many_pixels",
+            details={"pixels": pixels, "max_pixels": cap},
+        )
+    return blobs

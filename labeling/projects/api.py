@@ -20,6 +20,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         child=serializers.CharField(max_length=100), min_length=2, max_length=1000
     )
     slug = serializers.SlugField(max_length=100, required=False)
+    description = serializers.CharField(
+        max_length=services.DESCRIPTION_MAX, allow_blank=True, required=False
+    )
     input_size = serializers.IntegerField(min_value=8, max_value=1024, required=False)
     input_channels = serializers.ChoiceField(choices=[1, 3], required=False)
     annotations_per_image = serializers.IntegerField(min_value=1, max_value=15, required=False)
@@ -101,7 +104,7 @@ class ProjectListView(APIView):
     @extend_schema(
         request=ProjectSerializer,
         responses={201: ProjectSerializer, 409: ErrorSerializer},
-        summary="Create (staff; 409 when the slug is taken)",
+        summary="Create (staff; 409 when the name, ignoring case, or the slug is taken)",
     )
     def post(self, request: Request) -> Response:
         if not request.user.is_staff:
@@ -126,7 +129,11 @@ class ProjectDetailView(APIView):
     def get(self, request: Request, project_id: int) -> Response:
         return Response(self._body(request, self._get(request, project_id, Role.VIEWER)))
 
-    @extend_schema(request=ProjectSerializer, responses=ProjectSerializer, summary="Change")
+    @extend_schema(
+        request=ProjectSerializer,
+        responses={200: ProjectSerializer, 409: ErrorSerializer},
+        summary="Change (409 when the new name, ignoring case, is another project's)",
+    )
     def patch(self, request: Request, project_id: int) -> Response:
         project = self._get(request, project_id, Role.ADMIN)
         serializer = ProjectSerializer(project, data=request.data, partial=True)
@@ -181,8 +188,11 @@ class MembersView(APIView):
 
     @extend_schema(
         request=MembershipSerializer,
-        responses={201: MembershipSerializer, 409: ErrorSerializer},
-        summary="Add or set (409 when it would leave the project without an admin)",
+        responses={201: MembershipSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        summary=(
+            "Add or set (404 alike for an unknown name and a disabled account; 409 when it "
+            "would leave the project without an admin)"
+        ),
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = self._project(request, project_id)

@@ -9,6 +9,7 @@ class names it was trained with and translates them through the renames made aft
 from __future__ import annotations
 
 import json
+import unicodedata
 
 from django.db import connection
 
@@ -45,6 +46,9 @@ def follow_renames(names: list[str | None], renames: list[list[str]]) -> list[st
 def label_resolve(label: str, labels: list[str], renames: list[list[str]]) -> str | None:
     """The class ``label`` names now: itself while the project has a class of that name, else
     the name renames gave it (a client that read the classes before a rename), else None."""
+    if label in labels:
+        return label
+    label = unicodedata.normalize("NFC", label)  # classes are stored NFC; a client may not be
     if label in labels:
         return label
     named = follow_renames([label], renames)[0]

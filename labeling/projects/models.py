@@ -4,6 +4,7 @@ from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Lower
 
 
 class Strategy(models.TextChoices):
@@ -41,6 +42,9 @@ class Project(models.Model):
     class Meta:
         ordering = ["name", "id"]
         constraints = [
+            # "Digits" and "digits" are one name to people (services store names NFC, so
+            # two spellings of "é" are one name too).
+            models.UniqueConstraint(Lower("name"), name="project_name_unique_ci"),
             models.CheckConstraint(
                 condition=Q(input_size__gte=8) & Q(input_size__lte=1024), name="project_input_size"
             ),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import unicodedata
 from typing import Any
 
 from django.contrib.auth import get_user_model
@@ -28,11 +30,74 @@ EDITABLE = (
 )
 
 
+DESCRIPTION_MAX = 10_000  # characters: room for labeling guidelines, not a document store
+NAME_CONSTRAINT = "project_name_unique_ci"
+# Characters that reorder how text is displayed (embeddings, overrides, isolates and the
+# implicit marks): in a class or project name they make "gnp.exe" read as "exe.png".
+BIDI_CONTROLS = frozenset(
+    "\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+)
+
+
+def _clean_text(value: str, *, what: str, code: str, max_length: int) -> str:
+    """``value`` stripped and in Unicode NFC (so "é" typed two ways is one name), or a
+    ``ValidationFailed`` naming the first bidirectional control character in it, or the
+    limit (NFC spells a few characters with two code points, so it may grow past it)."""
+    cleaned = unicodedata.normalize("NFC", value.strip())
+    if len(cleaned) > max_length:
+        raise ValidationFailed(
+            f"{what} is at most {max_length} characters in Unicode NFC, got {len(cleaned)}",
+            code=code,
+        )
+    bad = next((char for char in cleaned if char in BIDI_CONTROLS), None)
+    if bad is not None:
+        raise ValidationFailed(
+            f"{what} {cleaned!r} contains U+{ord(bad):04X} {unicodedata.name(bad)}, a "
+            "bidirectional control character, which can make text display as something else",
+            code=code,
+            details={"character": f"U+{ord(bad):04X}"},
+        )
+    return cleaned
+
+
+def _check_name(name: str) -> str:
+    cleaned = _clean_text(name, what="the project name", code="name", max_length=200)
+    if not any(char.isalnum() for char in cleaned):  # letters or digits of any script
+        raise ValidationFailed("the project name must contain letters or digits", code="name")
+    return cleaned
+
+
+def _check_description(description: str) -> str:
+    if len(description) > DESCRIPTION_MAX:
+        raise ValidationFailed(
+            f"description is at most {DESCRIPTION_MAX} characters, got {len(description)}",
+            code="description",
+        )
+    return description
+
+
+def _slug_for(name: str) -> str:
+    """An ASCII slug (it names export files and CLI arguments): the name's Latin letters and
+    digits, else, for a name with none (Hebrew, Greek, CJK...), ``project-`` and a digest."""
+    digest = hashlib.sha256(name.casefold().encode()).hexdigest()[:10]
+    return slugify(name)[:100] or f"project-{digest}"
+
+
+def _name_taken(name: str) -> Conflict:
+    return Conflict(
+        f"a project named {name!r} already exists (names are compared ignoring case)",
+        code="name_taken",
+        details={"name": name},
+    )
+
+
 def _check_labels(labels: list[str]) -> list[str]:
-    """The classes as given, trimmed; at least two, none blank, no repeats. Whether a class
-    that has labels may be removed is for the apps that hold labels to say: they receive
+    """The classes as given, trimmed and NFC; at least two, none blank, no repeats. Whether a
+    class that has labels may be removed is for the apps that hold labels to say: they receive
     ``project_settings_changed`` inside the update's transaction and refuse by raising."""
-    cleaned = [label.strip() for label in labels]
+    cleaned = [
+        _clean_text(label, what="label class", code="labels", max_length=100) for label in labels
+    ]
     if len(cleaned) < 2:
         raise ValidationFailed("a project needs at least two label classes", code="labels")
     if any(not label for label in cleaned):
@@ -49,9 +114,9 @@ def project_create(
     unknown = set(fields) - set(EDITABLE) - {"slug"}
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
-    slug = fields.pop("slug", None) or slugify(name)[:100]
-    if not slug:
-        raise ValidationFailed("the project name must contain letters or digits", code="name")
+    name = _check_name(name)
+    _check_description(fields.get("description", ""))
+    slug = fields.pop("slug", None) or _slug_for(name)
     try:
         with transaction.atomic():
             project = Project.objects.create(
@@ -59,6 +124,8 @@ def project_create(
             )
             Membership.objects.create(project=project, user=creator, role=Role.ADMIN)
     except IntegrityError as exc:
+        if NAME_CONSTRAINT in str(exc):
+            raise _name_taken(name) from None
         if "slug" in str(exc):
             raise Conflict(f"a project with slug {slug!r} already exists", code="slug") from None
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
@@ -73,6 +140,10 @@ def project_update(*, project: Project, **fields: Any) -> Project:
     unknown = set(fields) - set(EDITABLE)
     if unknown:
         raise ValidationFailed(f"unknown project fields: {sorted(unknown)}")
+    if "name" in fields:
+        fields["name"] = _check_name(fields["name"])
+    if "description" in fields:
+        _check_description(fields["description"])
     before = {name: getattr(project, name) for name in fields}
     try:
         with transaction.atomic():
@@ -95,6 +166,8 @@ def project_update(*, project: Project, **fields: Any) -> Project:
                     sender=Project, project=project, changed=changed
                 )
     except IntegrityError as exc:
+        if NAME_CONSTRAINT in str(exc):
+            raise _name_taken(fields["name"]) from None
         raise ValidationFailed(f"invalid project settings ({exc.__cause__ or exc})") from None
     return project
 
@@ -110,13 +183,9 @@ def project_label_rename(*, project: Project, old: str, new: str) -> Project:
     output), every annotation, consensus and prediction that names it. One transaction under
     the project's lock; models trained before translate their class names through
     ``label_renames``, so suggestions and predictions keep working without a retrain."""
-    new = new.strip()
+    new = _clean_text(new, what="the new class name", code="labels", max_length=100)
     if not new:
         raise ValidationFailed("the new class name cannot be blank", code="labels")
-    if len(new) > 100:
-        raise ValidationFailed(
-            f"class names are at most 100 characters, got {len(new)}", code="labels"
-        )
     with transaction.atomic():
         _lock(project)
         if old not in project.labels:
@@ -152,9 +221,11 @@ def project_delete(*, project: Project) -> None:
 def membership_set(*, project: Project, username: str, role: str) -> Membership:
     if role not in Role.values:
         raise ValidationFailed(f"role must be one of {Role.values}, got {role!r}", code="role")
-    user = get_user_model().objects.filter(username=username).first()
+    # A disabled account cannot be added, and the answer is the same as for a name nobody
+    # has: an admin of one project learns nothing about the accounts that exist.
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
     if user is None:
-        raise NotFound(f"no user named {username!r}", code="user_not_found")
+        raise NotFound(f"no active user named {username!r}", code="user_not_found")
     current = Membership.objects.filter(project=project, user=user).first()
     if current is not None and current.role == Role.ADMIN and role != Role.ADMIN:
         _require_another_admin(project)

@@ -3,7 +3,7 @@
 ``/api/projects/{id}/webhooks/`` (list, create), ``/api/webhooks/{id}/`` (read, change,
 delete), ``/api/webhooks/{id}/deliveries/`` (the log, newest first, cursor-paginated),
 ``/api/webhooks/{id}/test/`` (queue a ping). The secret is shown in the response that
-created or changed it, never again.
+created or changed it, never again; a password in the URL never (it shows as ``***``).
 """
 
 from __future__ import annotations
@@ -22,9 +22,30 @@ from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 from labeling.webhooks import selectors, services
 from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
+from labeling.webhooks.targets import target_display
+
+
+class MaskedUrlField(serializers.CharField):
+    """A webhook URL as every answer shows it: the password (or a lone user name) masked."""
+
+    def to_representation(self, value: str) -> str:
+        return target_display(value)
+
+
+class DeliveryPayloadField(serializers.JSONField):
+    """The body sent, with the webhook URL a ``ping`` carries masked like everywhere else."""
+
+    def to_representation(self, value):
+        hook = value.get("webhook") if isinstance(value, dict) else None
+        if isinstance(hook, dict) and isinstance(hook.get("url"), str):
+            value = {**value, "webhook": {**hook, "url": target_display(hook["url"])}}
+        return super().to_representation(value)
 
 
 class WebhookSerializer(serializers.ModelSerializer):
+    url = MaskedUrlField(
+        read_only=True, help_text="a password in the URL (or a lone user name) shows as ***"
+    )
     created_by = serializers.CharField(source="created_by.username", default=None, read_only=True)
 
     class Meta:
@@ -112,6 +133,7 @@ class WebhookChangeSerializer(serializers.Serializer):
 
 class DeliverySerializer(serializers.ModelSerializer):
     next_attempt_at = serializers.SerializerMethodField()
+    payload = DeliveryPayloadField(read_only=True)
 
     class Meta:
         model = WebhookDelivery

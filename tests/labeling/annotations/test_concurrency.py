@@ -160,8 +160,9 @@ def test_many_annotators_at_once_lose_nothing_and_double_nothing():
     for annotation_id, image_id in acknowledged.values():
         assert stored[annotation_id] == image_id
     assert len(rows) == IMAGES * OVERLAP
-    # Refusals are the explicit 409s for work that was no longer needed.
-    assert set(refused) <= {"not_needed"}
+    # Refusals are the explicit 409s for work that was no longer needed, or for a lease that
+    # ran out and went to a colleague who holds it now.
+    assert set(refused) <= {"not_needed", "leased_to_another"}
 
     # No image was leased to two different people at overlapping times.
     with connection.cursor() as cursor:

@@ -4,54 +4,16 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
-from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
+from labeling.annotations.models import Annotation, AnnotationSource
 from labeling.images.models import Image, ImageStatus
 from labeling.projects.models import Membership, Role
 from tests.factories import ImageFactory, ProjectFactory, UserFactory
+from tests.labeling.annotations.helpers import expire_leases, next_tasks, submit
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def carol(project):
-    user = UserFactory(username="carol")
-    Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
-    return user
-
-
-@pytest.fixture
-def images(project):
-    """Ten images with distinct priorities 0..9 (9 is the most informative)."""
-    project.exploration_fraction = 0.0
-    project.save()
-    return [ImageFactory(project=project, priority=float(p)) for p in range(10)]
-
-
-def next_tasks(client, project, count=1):
-    response = client.post(
-        f"/api/projects/{project.id}/tasks/next/", {"count": count}, format="json"
-    )
-    assert response.status_code == 200, response.content
-    return response.json()
-
-
-def submit(client, image_id, label="3", client_id=None, **extra):
-    return client.post(
-        "/api/annotations/",
-        {"image": image_id, "label": label, "client_id": str(client_id or uuid.uuid4()), **extra},
-        format="json",
-    )
-
-
-def expire_leases(image_ids):
-    past = timezone.now() - timedelta(seconds=1)
-    Image.objects.filter(pk__in=image_ids).update(lease_expires=past)
-    LeaseLog.objects.filter(image_id__in=image_ids, ended_at=None).update(expires_at=past)
 
 
 def test_next_tasks_come_best_first_with_everything_the_ui_needs(bob, as_user, project, images):
@@ -95,20 +57,6 @@ def test_release_gives_the_image_back_at_once(bob, carol, as_user, project, imag
     response = as_user(bob).post(f"/api/tasks/{task['image']}/release/")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "no_lease"
-
-
-def test_renew_extends_my_lease_and_refuses_someone_elses(bob, carol, as_user, project, images):
-    (task,) = next_tasks(as_user(bob), project)
-    Image.objects.filter(pk=task["image"]).update(
-        lease_expires=timezone.now() + timedelta(seconds=30)
-    )
-    response = as_user(bob).post(f"/api/tasks/{task['image']}/renew/")
-    assert response.status_code == 200
-    expires = Image.objects.get(pk=task["image"]).lease_expires
-    assert expires > timezone.now() + timedelta(seconds=project.lease_seconds - 5)
-    response = as_user(carol).post(f"/api/tasks/{task['image']}/renew/")
-    assert response.status_code == 409
-    assert response.json()["error"]["code"] == "lease_lost"
 
 
 def test_the_queue_is_empty_when_everything_is_labeled(bob, as_user, project):
@@ -255,19 +203,6 @@ def test_submitting_without_a_lease_for_a_fully_annotated_image_is_a_409(
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "not_needed"
     assert Annotation.objects.filter(image=images[0]).count() == 1
-
-
-def test_a_late_submission_is_accepted_while_the_image_still_needs_labels(
-    bob, carol, as_user, project, images
-):
-    (task,) = next_tasks(as_user(bob), project)
-    expire_leases([task["image"]])
-    (theirs,) = next_tasks(as_user(carol), project)
-    assert theirs["image"] == task["image"]
-    assert submit(as_user(bob), task["image"]).status_code == 201  # bob was first to finish
-    response = submit(as_user(carol), task["image"])
-    assert response.status_code == 409  # and now it needs nothing more
-    assert Annotation.objects.filter(image_id=task["image"]).count() == 1
 
 
 def test_an_annotator_changes_their_label_and_the_latest_counts(bob, as_user, project, images):

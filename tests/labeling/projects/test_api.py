@@ -113,11 +113,15 @@ def test_members_are_added_changed_and_removed(alice, mallory, as_user, project)
     ("payload", "status", "code"),
     [
         ({"username": "nobody", "role": "viewer"}, 404, "user_not_found"),
+        ({"username": "gone", "role": "viewer"}, 404, "user_not_found"),  # a disabled account
         ({"username": "bob", "role": "overlord"}, 400, "invalid"),
         ({"role": "viewer"}, 400, "invalid"),
     ],
 )
 def test_bad_member_requests_are_rejected(alice, as_user, project, payload, status, code):
+    from tests.factories import UserFactory
+
+    UserFactory(username="gone", is_active=False)
     response = as_user(alice).post(f"/api/projects/{project.id}/members/", payload, format="json")
     assert response.status_code == status
     assert response.json()["error"]["code"] == code
@@ -144,3 +148,20 @@ def test_deleting_a_project_deletes_its_images(alice, as_user, project):
     ImageFactory.create_batch(3, project=project)
     assert as_user(alice).delete(f"/api/projects/{project.id}/").status_code == 204
     assert Image.objects.count() == 0
+
+
+def test_adding_a_member_does_not_tell_an_unknown_username_from_a_disabled_account(
+    alice, as_user, project
+):
+    from tests.factories import UserFactory
+
+    UserFactory(username="gone", is_active=False)
+    url = f"/api/projects/{project.id}/members/"
+    answers = {
+        name: as_user(alice).post(url, {"username": name, "role": "viewer"}, format="json")
+        for name in ("gone", "ghost")
+    }
+    assert answers["gone"].status_code == answers["ghost"].status_code == 404
+    bodies = {name: r.content.decode().replace(name, "NAME") for name, r in answers.items()}
+    assert bodies["gone"] == bodies["ghost"]
+    assert not Membership.objects.filter(project=project, user__username="gone").exists()
