@@ -11,8 +11,8 @@ import pytest
 from PIL import ExifTags, ImageOps
 from PIL import Image as PILImage
 
+from labeling.core.storage import storage_open
 from labeling.images.models import Image
-from labeling.images.storage import storage_open
 from tests.labeling.images.helpers import post_files, upload
 from training.data import decode_image
 
