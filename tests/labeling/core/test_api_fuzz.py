@@ -191,7 +191,23 @@ def _excluded_checks(case) -> list:
         # "no filter" and a bad page_size falls back to the default page. Invalid bodies and
         # path ids must still be rejected.
         excluded.append(negative_data_rejection)
+    elif _empty_form_value(case):
+        # Werkzeug (the WSGI test transport) writes an empty multipart value without the CRLF
+        # that ends it, so the server reads another form than the case describes (the empty
+        # item and its delimiter run together): an empty label, say, never reaches the API,
+        # which refuses it when it does (tests/labeling/projects). Judge such cases by status
+        # and schema only.
+        excluded.append(negative_data_rejection)
     return excluded
+
+
+def _empty_form_value(case) -> bool:
+    if not (case.media_type or "").startswith("multipart/") or not isinstance(case.body, dict):
+        return False
+    values = [
+        v for value in case.body.values() for v in (value if isinstance(value, list) else [value])
+    ]
+    return any(v == "" for v in values)
 
 
 def _fuzz(operation, mode: GenerationMode, tokens: list[str], path_ids: dict | None) -> str | None:

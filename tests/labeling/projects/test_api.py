@@ -45,6 +45,16 @@ def test_bad_project_settings_are_a_400_naming_the_problem(staff, as_user, paylo
     assert Project.objects.count() == 0
 
 
+def test_an_empty_class_in_a_multipart_form_is_a_400_too(staff, as_user):
+    """A form sends each class as its own part; an empty part is a blank class, not none."""
+    response = as_user(staff).post(
+        "/api/projects/", {"name": "X", "labels": ["a", "", "b"]}, format="multipart"
+    )
+    assert response.status_code == 400, response.content
+    assert "blank" in response.json()["error"]["message"]
+    assert Project.objects.count() == 0
+
+
 def test_a_taken_slug_is_a_409(staff, as_user, project):
     response = as_user(staff).post(
         "/api/projects/", {"name": "Digits", "labels": ["a", "b"]}, format="json"
