@@ -137,3 +137,69 @@ class ScoreResult:
 class ColdStartOrder:
     keys: tuple[str, ...]  # every decodable item, most useful first
     failed_items: tuple[str, ...] = ()
+
+
+# --- Backbones (issue 25): learned from the project's own images, or imported ----------------
+
+BACKBONE_ARCHS = ("resnet18", "resnet50")
+PRETRAIN_METHODS = ("simclr",)
+
+
+@dataclass(frozen=True)
+class PretrainSpec:
+    """Self-supervised training of a backbone on every image of a project (`training.ssl`).
+
+    Stops at whichever comes first: `epochs` passes, `minutes` of training, or `should_stop`
+    (cancel). `state_path` holds a resumable state written atomically after each epoch; a
+    restarted run with the same spec continues from it instead of starting over."""
+
+    items: tuple[ImageRef, ...]
+    cache_dir: str
+    input_size: int
+    input_channels: int
+    backbone_path: str  # where the finished backbone file is written (atomically)
+    state_path: str  # resumable training state (atomically replaced after each epoch)
+    arch: str = "resnet18"
+    stem: str = "small"  # "small": 3x3 stride-1 stem, no max-pool (<= 64 px); "imagenet": 7x7/2
+    width: int = 16  # channels of the first stage (torchvision's ResNet-18 is 64)
+    method: str = "simclr"
+    epochs: int = 30
+    minutes: float = 60.0  # time budget for training (not counting decoding)
+    batch_size: int = 256
+    lr: float = 1e-3  # AdamW
+    weight_decay: float = 1e-4
+    temperature: float = 0.2
+    projection_dim: int = 128
+    flip: bool = True  # horizontal flips in the views (off for text, digits)
+    num_threads: int = 0
+    use_gpu: bool | None = None
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class PretrainResult:
+    backbone_path: str
+    # JSON-serialisable: method, epochs_run, steps, images, seconds, images_per_second,
+    # loss_curve (per epoch), stopped ("epochs" | "budget" | "cancelled"), resumed_from_epoch.
+    metrics: dict
+    failed_items: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class EmbedSpec:
+    """Features of every item from a backbone file (`training.embed`)."""
+
+    backbone_path: str
+    items: tuple[ImageRef, ...]
+    cache_dir: str
+    input_size: int
+    input_channels: int
+    batch_size: int = 256
+
+
+@dataclass(frozen=True, eq=False)
+class EmbedResult:
+    keys: tuple[str, ...]
+    embeddings: np.ndarray  # (N, D) float16, aligned with keys
+    failed_items: tuple[str, ...] = ()
+    seconds: float = 0.0
