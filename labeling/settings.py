@@ -301,6 +301,33 @@ LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1
 # off where a small rotation or zoom would change a class.
 LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 
+# Backbones (docs/operations.md, "Backbones"). A project with at least PRETRAIN_MIN_IMAGES
+# images queues a self-supervised pretraining of its own backbone (background lane: rounds
+# never wait for it), and again once its pool has grown by PRETRAIN_GROWTH (0.5: by half)
+# since the newest backbone; 0 turns the automatic runs off (an admin can still start one).
+LABELLOOP_PRETRAIN_MIN_IMAGES = env_int("LABELLOOP_PRETRAIN_MIN_IMAGES", 1000, minimum=0)
+LABELLOOP_PRETRAIN_GROWTH = env_float("LABELLOOP_PRETRAIN_GROWTH", 0.5)
+# A pretraining stops at whichever comes first: this many minutes of training, or epochs.
+LABELLOOP_PRETRAIN_MINUTES = env_float("LABELLOOP_PRETRAIN_MINUTES", 60.0)
+LABELLOOP_PRETRAIN_EPOCHS = env_int("LABELLOOP_PRETRAIN_EPOCHS", 100, minimum=1)
+# The pretrained network: a ResNet-18 whose first stage has this many channels (64 is
+# torchvision's; 16 trains ~10x faster on a CPU).
+LABELLOOP_PRETRAIN_WIDTH = env_int("LABELLOOP_PRETRAIN_WIDTH", 16, minimum=4)
+# Weights every new project imports instead of pretraining its own (a path on the workers, or
+# an http(s) URL the workers download once): torchvision ResNet-18/50 `.pth` files or
+# LabelLoop backbone files. An optional SHA-256 to check them against; the side images are
+# resized to for them (ImageNet weights see 224 px; 64-128 is cheaper on a CPU); the size
+# cap for weight files (uploads and downloads).
+LABELLOOP_BACKBONE_WEIGHTS = env_str("LABELLOOP_BACKBONE_WEIGHTS", "").strip()
+LABELLOOP_BACKBONE_SHA256 = env_str("LABELLOOP_BACKBONE_SHA256", "").strip().lower()
+LABELLOOP_BACKBONE_INPUT_SIZE = env_int("LABELLOOP_BACKBONE_INPUT_SIZE", 112, minimum=16)
+LABELLOOP_WEIGHTS_MAX_BYTES = env_int("LABELLOOP_WEIGHTS_MAX_BYTES", 300 * 1024**2, minimum=1)
+if LABELLOOP_PRETRAIN_GROWTH < 0 or LABELLOOP_PRETRAIN_MINUTES <= 0:
+    raise ImproperlyConfigured(
+        "LABELLOOP_PRETRAIN_GROWTH must be >= 0 and LABELLOOP_PRETRAIN_MINUTES > 0, got "
+        f"{LABELLOOP_PRETRAIN_GROWTH} and {LABELLOOP_PRETRAIN_MINUTES}"
+    )
+
 # Seconds a predict request waits for a worker to answer before a 503.
 LABELLOOP_PREDICT_TIMEOUT = env_float("LABELLOOP_PREDICT_TIMEOUT", 20.0)
 # Width x height summed over one predict request's images (read from their headers before any

@@ -27,6 +27,7 @@ from labeling.learning.api import (
     RunDetailView,
     VersionActivateView,
 )
+from labeling.learning.api_backbones import ProjectBackbonesView
 from labeling.projects.api import (
     LabelRenameView,
     MembersView,
@@ -70,6 +71,11 @@ api = [
     ),
     path("training-runs/<int:run_id>/", RunDetailView.as_view(), name="run-detail"),
     path("training-runs/<int:run_id>/cancel/", RunCancelView.as_view(), name="run-cancel"),
+    path(
+        "projects/<int:project_id>/backbones/",
+        ProjectBackbonesView.as_view(),
+        name="project-backbones",
+    ),
     path(
         "projects/<int:project_id>/model-versions/",
         ProjectVersionsView.as_view(),

@@ -25,3 +25,6 @@ os.environ.setdefault("LABELLOOP_THROTTLE_BAD_TOKEN", "1000/min")
 # it does with a model, not how good 1,000 steps make it (bench/ and docs/benchmarks.md
 # measure that); test_api checks the default and that the setting reaches the training.
 os.environ.setdefault("LABELLOOP_TRAIN_MIN_STEPS", "300")
+# No automatic pretraining of backbones in the suite: an hour-long background run per project
+# that reaches 1,000 images. tests/labeling/learning/test_backbones.py turns it on.
+os.environ.setdefault("LABELLOOP_PRETRAIN_MIN_IMAGES", "0")

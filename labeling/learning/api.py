@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -21,6 +21,7 @@ from labeling.core.errors import NotFound, ValidationFailed
 from labeling.core.schema import ErrorSerializer
 from labeling.learning import predict_requests, runs, selectors
 from labeling.learning.models import ModelVersion, RunTrigger, TrainingRun
+from labeling.learning.services import backbone_request
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -34,6 +35,7 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "id",
             "project",
             "trigger",
+            "lane",
             "status",
             "stage",
             "progress",
@@ -56,6 +58,8 @@ class TrainingRunSerializer(serializers.ModelSerializer):
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
+    backbone = serializers.SerializerMethodField()
+
     class Meta:
         model = ModelVersion
         fields = [
@@ -66,8 +70,38 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "metrics",
             "labels_used",
             "is_active",
+            "backbone",
             "created_at",
         ]
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_backbone(self, version: ModelVersion) -> dict | None:
+        """The backbone whose features the model's head was fitted on (None: from scratch)."""
+        b = version.backbone
+        if b is None:
+            return None
+        return {"id": b.pk, "number": b.number, "source": b.source, "arch": b.arch,
+                "origin": b.origin}  # fmt: skip
+
+
+class RunRequestSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(
+        ["train", "pretrain"],
+        default="train",
+        help_text="train: a round now; pretrain: a self-supervised backbone (background lane)",
+    )
+    minutes = serializers.FloatField(
+        min_value=1, max_value=24 * 60, required=False, help_text="pretrain: time budget"
+    )
+    epochs = serializers.IntegerField(
+        min_value=1, max_value=10_000, required=False, help_text="pretrain: at most this many"
+    )
+
+    def validate(self, data: dict) -> dict:
+        extra = sorted({"minutes", "epochs"} & set(data))
+        if data["kind"] != "pretrain" and extra:
+            raise serializers.ValidationError(f"{', '.join(extra)}: only for kind 'pretrain'")
+        return data
 
 
 def _run_for(request: Request, run_id: int, role: str) -> TrainingRun:
@@ -89,15 +123,23 @@ class ProjectRunsView(APIView):
         return Response(TrainingRunSerializer(runs, many=True).data)
 
     @extend_schema(
-        request=None,
+        request=RunRequestSerializer,
         responses={202: TrainingRunSerializer},
-        summary="Retrain now (202; a run already queued is returned instead of a second one)",
+        summary="Retrain now, or pretrain a backbone (202; a run already queued in that lane "
+        "is returned instead of a second one)",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.ADMIN)
-        run, _created = runs.run_request(
-            project=project, trigger=RunTrigger.MANUAL, user=request.user
-        )
+        form = RunRequestSerializer(data=request.data or {})
+        form.is_valid(raise_exception=True)
+        asked = form.validated_data
+        if asked["kind"] == "pretrain":
+            params = {k: asked[k] for k in ("minutes", "epochs") if k in asked}
+            run, _ = backbone_request(
+                project=project, trigger=RunTrigger.PRETRAIN, params=params, user=request.user
+            )
+        else:
+            run, _ = runs.run_request(project=project, trigger=RunTrigger.MANUAL, user=request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -29,11 +29,33 @@ class RunTrigger(models.TextChoices):
         "new_images",
         "Images arrived in a project with a model: score them with it and slot them in",
     )
+    PRETRAIN = "pretrain", "Learn a backbone from every image of the project (self-supervised)"
+    BACKBONE_IMPORT = "backbone_import", "Import pretrained backbone weights (ImageNet, ...)"
+
+
+class RunLane(models.TextChoices):
+    """Runs of one lane of a project go one at a time; the lanes run side by side, so a long
+    pretraining (background) never holds up the rounds that keep the queue fresh (main)."""
+
+    MAIN = "main", "Rounds and queue ordering"
+    BACKGROUND = "background", "Backbones: pretraining and imports"
+
+
+# Which lane a run kind belongs to.
+BACKGROUND_TRIGGERS = (RunTrigger.PRETRAIN, RunTrigger.BACKBONE_IMPORT)
+
+
+def lane_of(trigger: str) -> str:
+    return RunLane.BACKGROUND if trigger in BACKGROUND_TRIGGERS else RunLane.MAIN
 
 
 class TrainingRun(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="training_runs")
     trigger = models.CharField(max_length=16, choices=RunTrigger.choices)
+    lane = models.CharField(max_length=16, choices=RunLane.choices, default=RunLane.MAIN)
+    # What the run kind needs beyond the project (pretraining: minutes, epochs; an import:
+    # where the weights are).
+    params = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=RunStatus.choices, default=RunStatus.QUEUED)
     stage = models.CharField(max_length=32, blank=True, default="")
     progress = models.FloatField(default=0.0)  # 0..1 within the whole run
@@ -60,12 +82,12 @@ class TrainingRun(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
-            # Never two queued runs, nor two running runs, for one project.
+            # Never two queued runs, nor two running runs, in one lane of a project.
             models.UniqueConstraint(
-                fields=["project"], condition=Q(status="queued"), name="run_one_queued"
+                fields=["project", "lane"], condition=Q(status="queued"), name="run_one_queued"
             ),
             models.UniqueConstraint(
-                fields=["project"], condition=Q(status="running"), name="run_one_running"
+                fields=["project", "lane"], condition=Q(status="running"), name="run_one_running"
             ),
             models.CheckConstraint(
                 condition=Q(status__in=[s.value for s in RunStatus]), name="run_status"
@@ -82,6 +104,55 @@ class TrainingRun(models.Model):
         return f"run {self.pk} of {self.project_id}: {self.status}"
 
 
+class Backbone(models.Model):
+    """A feature extractor a project's rounds build on: learned from its own images
+    (``pretrain`` runs) or imported (``backbone_import`` runs). Rounds use the newest one."""
+
+    class Source(models.TextChoices):
+        PRETRAIN = "pretrain", "Self-supervised on the project's images"
+        IMPORT = "import", "Imported weights"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="backbones")
+    run = models.OneToOneField(
+        TrainingRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="backbone"
+    )
+    number = models.PositiveIntegerField()  # 1, 2, 3 ... within the project
+    source = models.CharField(max_length=16, choices=Source.choices)
+    origin = models.CharField(max_length=500, blank=True, default="")  # file name or URL
+    file_key = models.CharField(max_length=300)  # the backbone file, in the object store
+    file_sha256 = models.CharField(max_length=64)
+    arch = models.CharField(max_length=32)
+    width = models.PositiveIntegerField()
+    stem = models.CharField(max_length=16)
+    input_size = models.PositiveIntegerField()
+    embed_dim = models.PositiveIntegerField()
+    images_seen = models.PositiveIntegerField(default=0)  # images it was trained on (pretrain)
+    # method, epochs, seconds, loss_curve, probe (k-NN and linear accuracy on the labels so far)
+    metrics = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="backbone_number"),
+        ]
+
+    def __str__(self) -> str:
+        return f"backbone {self.number} of {self.project_id}"
+
+
+class ImageEmbedding(models.Model):
+    """One image's features from a backbone, float16 bytes: for head fits, cold start and
+    similarity. Rewritten when a newer backbone is registered."""
+
+    image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE)
+    backbone = models.ForeignKey(Backbone, on_delete=models.CASCADE, related_name="+")
+    vector = models.BinaryField()  # float16, little-endian, embed_dim values
+
+    def __str__(self) -> str:
+        return f"embedding of {self.image_id} by backbone {self.backbone_id}"
+
+
 class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     # One version per run: a run finished by a second worker after the first one died finds
@@ -94,6 +165,11 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict)
     labels_used = models.PositiveIntegerField()
     is_active = models.BooleanField(default=False)
+    # The backbone whose frozen features the model's head was fitted on (None: trained from
+    # scratch).
+    backbone = models.ForeignKey(
+        Backbone, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -11,6 +11,7 @@ from labeling.annotations.consensus import CONSENSUS
 from labeling.annotations.models import AnnotationSource
 from labeling.core import events
 from labeling.learning.services import (
+    run_maybe_pretrain,
     run_maybe_trigger,
     run_request_after_upload,
     run_strategy_changed,
@@ -22,6 +23,7 @@ def images_added(sender, *, project, labeled: int, **_) -> None:
     """Imported labels count toward retrain_every like any others: enough of them queue a
     training run now (taking over a queued cold start). Otherwise the worker orders the new
     images: for coverage before any model, else by the active model's scores."""
+    run_maybe_pretrain(project=project)  # the background lane: rounds never wait for it
     if labeled and run_maybe_trigger(project=project):
         return
     run_request_after_upload(project=project)

@@ -7,7 +7,9 @@ model version's ``is_active``.
       |                  +--stale heartbeat--> queued again (failed after MAX_ATTEMPTS)
       +--cancel--> cancelled
 
-A project never has two queued runs nor two running ones (database constraints). The web side
+A project never has two queued runs nor two running ones in one lane (database constraints):
+rounds and queue orderings go in the ``main`` lane, backbone pretraining and imports in the
+``background`` lane, so a long pretraining never holds up a round. The web side
 requests and cancels; the worker (``labeling.learning.worker``) claims, heartbeats, fails and,
 inside its write-back transaction (``run_owned``), registers and promotes versions and
 succeeds. ``run_finished`` and ``version_activated`` (``labeling.core.events``) go out in the
@@ -30,7 +32,14 @@ from django.utils import timezone
 
 from labeling.core import events
 from labeling.core.errors import Conflict
-from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.learning.models import (
+    ModelVersion,
+    RunLane,
+    RunStatus,
+    RunTrigger,
+    TrainingRun,
+    lane_of,
+)
 from labeling.projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -52,17 +61,26 @@ def run_request(
     trigger: str,
     user: AbstractBaseUser | None = None,
     source_version: ModelVersion | None = None,
+    params: dict | None = None,
 ) -> tuple[TrainingRun, bool]:
-    """Queue a run; returns (run, created). A project never has two queued runs: asking
-    again while one is queued returns that one."""
+    """Queue a run; returns (run, created). A project never has two queued runs in a lane:
+    asking again while one is queued returns that one."""
+    lane = lane_of(trigger)
     try:
         with transaction.atomic():
             run = TrainingRun.objects.create(
-                project=project, trigger=trigger, requested_by=user, source_version=source_version
+                project=project,
+                trigger=trigger,
+                lane=lane,
+                requested_by=user,
+                source_version=source_version,
+                params=params or {},
             )
         return run, True
     except IntegrityError:
-        queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).first()
+        queued = TrainingRun.objects.filter(
+            project=project, lane=lane, status=RunStatus.QUEUED
+        ).first()
         if queued is None:
             raise
         if source_version is not None and queued.source_version_id != source_version.pk:
@@ -115,7 +133,7 @@ def run_requeue_stale(*, now=None) -> list[int]:
         for run in stale:
             touched.append(run.pk)
             queued_elsewhere = TrainingRun.objects.filter(
-                project_id=run.project_id, status=RunStatus.QUEUED
+                project_id=run.project_id, lane=run.lane, status=RunStatus.QUEUED
             ).exists()
             if run.attempts >= MAX_ATTEMPTS or queued_elsewhere:
                 run.status, run.finished_at = RunStatus.FAILED, now
@@ -137,10 +155,10 @@ SET status = 'running', worker = %(worker)s, attempts = r.attempts + 1,
     started_at = COALESCE(r.started_at, now()), heartbeat_at = now(), stage = 'claimed'
 WHERE r.id = (
     SELECT q.id FROM learning_trainingrun q
-    WHERE q.status = 'queued'
+    WHERE q.status = 'queued' AND q.lane = %(lane)s
       AND NOT EXISTS (
           SELECT 1 FROM learning_trainingrun b
-          WHERE b.project_id = q.project_id AND b.status = 'running'
+          WHERE b.project_id = q.project_id AND b.lane = q.lane AND b.status = 'running'
       )
     ORDER BY q.created_at, q.id
     LIMIT 1
@@ -150,11 +168,12 @@ RETURNING r.id
 """
 
 
-def run_claim(*, worker: str) -> TrainingRun | None:
-    """Take the oldest queued run whose project has no running run, or None."""
+def run_claim(*, worker: str, lane: str = RunLane.MAIN) -> TrainingRun | None:
+    """Take the oldest queued run of ``lane`` whose project has no running run in that lane,
+    or None."""
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, {"worker": worker})
+            cursor.execute(_CLAIM_SQL, {"worker": worker, "lane": str(lane)})
             row = cursor.fetchone()
     except IntegrityError:
         return None  # another worker started a run of that project in between
@@ -240,6 +259,7 @@ def version_register(
     config: dict,
     metrics: dict,
     labels_used: int,
+    backbone=None,
 ) -> ModelVersion:
     """The run's model, numbered next in its project; not active until promoted. One per
     run (a resumed run finds it: ``ModelVersion.objects.filter(run=run)``)."""
@@ -255,6 +275,7 @@ def version_register(
         config=config,
         metrics=metrics,
         labels_used=labels_used,
+        backbone=backbone,
     )
 
 

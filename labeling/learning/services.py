@@ -8,10 +8,19 @@ from __future__ import annotations
 
 import logging
 
+from django.conf import settings
 from django.db import transaction
 
+from labeling.core.errors import ValidationFailed
 from labeling.images.models import Image, ImageStatus
-from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.learning.models import (
+    Backbone,
+    ModelVersion,
+    RunLane,
+    RunStatus,
+    RunTrigger,
+    TrainingRun,
+)
 from labeling.learning.runs import ORDERING_ONLY, run_cancel_queued, run_request
 from labeling.learning.writeback import write_cold_start
 from labeling.projects.models import Project, Strategy
@@ -52,7 +61,9 @@ def run_request_after_upload(*, project: Project) -> TrainingRun | None:
         return None if project.strategy == Strategy.RANDOM else _queue_cold_start(project)
     if True not in active:
         return None
-    if TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).exists():
+    if TrainingRun.objects.filter(
+        project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED
+    ).exists():
         return None
     run, created = run_request(project=project, trigger=RunTrigger.NEW_IMAGES)
     if created:
@@ -74,7 +85,9 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
     """
     versions = ModelVersion.objects.filter(project=project)
     if versions.filter(is_active=True).exists():
-        queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED)
+        queued = TrainingRun.objects.filter(
+            project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED
+        )
         if queued.exclude(trigger__in=ORDERING_ONLY).exists():
             return None
         run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
@@ -98,7 +111,7 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     if project.retrain_every <= 0:
         return None
     busy = TrainingRun.objects.filter(
-        project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        project=project, lane=RunLane.MAIN, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
     ).exclude(status=RunStatus.QUEUED, trigger__in=ORDERING_ONLY)  # superseded below
     if busy.exists():
         return None
@@ -115,3 +128,80 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     if created:
         logger.info("automatic retrain of %s at %d labels (run %d)", project.slug, labeled, run.pk)
     return run
+
+
+def run_maybe_pretrain(*, project: Project) -> TrainingRun | None:
+    """After images arrive: queue the project's backbone, unless one is queued or running.
+
+    - A deployment that names weights (``LABELLOOP_BACKBONE_WEIGHTS``) imports them once per
+      project, with its first images.
+    - Otherwise, with ``LABELLOOP_PRETRAIN_MIN_IMAGES`` images or more (0: never by itself), a
+      self-supervised pretraining, and another once the pool has grown by
+      ``LABELLOOP_PRETRAIN_GROWTH`` since the images the newest backbone saw.
+    """
+    background = TrainingRun.objects.filter(
+        project=project, lane=RunLane.BACKGROUND, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+    )
+    if background.exists():
+        return None
+    newest = Backbone.objects.filter(project=project).order_by("-number").first()
+    if settings.LABELLOOP_BACKBONE_WEIGHTS:
+        if newest is not None:
+            return None
+        params = {
+            "source": settings.LABELLOOP_BACKBONE_WEIGHTS,
+            "sha256": settings.LABELLOOP_BACKBONE_SHA256,
+            "input_size": settings.LABELLOOP_BACKBONE_INPUT_SIZE,
+        }
+        run, _ = run_request(project=project, trigger=RunTrigger.BACKBONE_IMPORT, params=params)
+        return run
+    least = settings.LABELLOOP_PRETRAIN_MIN_IMAGES
+    if least <= 0:
+        return None
+    images = Image.objects.filter(project=project).count()
+    if images < least:
+        return None
+    if newest is not None:
+        if newest.source != Backbone.Source.PRETRAIN:
+            return None  # imported weights stay until an admin asks for a pretraining
+        if images < newest.images_seen * (1 + settings.LABELLOOP_PRETRAIN_GROWTH):
+            return None
+    run, created = run_request(project=project, trigger=RunTrigger.PRETRAIN)
+    if created:
+        logger.info("pretraining of %s's backbone queued at %d images (run %d)", project.slug,
+                    images, run.pk)  # fmt: skip
+    return run
+
+
+def run_after_backbone(*, project: Project) -> TrainingRun | None:
+    """A new backbone: a round on it now, so the queue improves at once (with labels; before
+    any, the next cold start or round uses it)."""
+    if not Image.objects.filter(project=project, status=ImageStatus.LABELED).exists():
+        return None
+    run, _ = run_request(project=project, trigger=RunTrigger.AUTOMATIC)
+    return run
+
+
+# Smallest pool a pretraining makes sense on (one batch of SimCLR pairs needs some variety).
+PRETRAIN_MIN_POOL = 16
+
+
+def backbone_request(
+    *, project: Project, trigger: str, params: dict, user=None
+) -> tuple[TrainingRun, bool]:
+    """An admin asks for a pretraining or an import: queued in the background lane. A
+    background run already queued is replaced by this request (the newest ask wins); one that
+    is running finishes first. Returns (run, created)."""
+    if trigger == RunTrigger.PRETRAIN:
+        images = Image.objects.filter(project=project).count()
+        if images < PRETRAIN_MIN_POOL:
+            raise ValidationFailed(
+                f"pretraining needs at least {PRETRAIN_MIN_POOL} images; this project has {images}",
+                code="too_few_images",
+            )
+    with transaction.atomic():
+        run, created = run_request(project=project, trigger=trigger, user=user, params=params)
+        if not created:
+            run.trigger, run.params, run.requested_by = trigger, params, user
+            run.save(update_fields=["trigger", "params", "requested_by"])
+    return run, created

@@ -22,15 +22,15 @@ import socket
 import threading
 import time
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 from django.db import close_old_connections, connection
 
 from labeling.core.background import BackgroundService, background_services
 from labeling.learning import runs
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
-from labeling.learning.jobs import Job, JobContext, job_class
-from labeling.learning.models import TrainingRun
+from labeling.learning.jobs import Job, JobContext, RunError, job_class
+from labeling.learning.models import RunLane, TrainingRun
 from labeling.learning.predict_server import Predictor
 from labeling.learning.writeback import json_safe
 from training.cluster import ensure_ray
@@ -48,9 +48,15 @@ class Cancelled(Exception):
 
 
 class Worker:
-    def __init__(self, *, poll_seconds: float = 2.0) -> None:
+    def __init__(
+        self, *, poll_seconds: float = 2.0, lanes: Sequence[str] = tuple(RunLane.values)
+    ) -> None:
         self.name = f"{socket.gethostname()}:{os.getpid()}"
         self.poll_seconds = poll_seconds
+        unknown = set(lanes) - set(RunLane.values)
+        if unknown or not lanes:
+            raise ValueError(f"lanes must be some of {RunLane.values}, got {list(lanes)}")
+        self.lanes = list(lanes)
         self.stopping = threading.Event()
         self.announced = False  # "ready" is logged once, not on every run_forever(once=True)
 
@@ -69,48 +75,66 @@ class Worker:
 
     def run_forever(self, *, once: bool = False, predict: bool = True) -> None:
         if not self.announced:
-            logger.info("worker %s ready", self.name)
+            logger.info("worker %s ready (lanes: %s)", self.name, ", ".join(self.lanes))
             self.announced = True
         helpers: list[BackgroundService] = []
         if predict and not once:
             helpers.append(Predictor(self.stopping))
         if not once:
             helpers += [factory(self.stopping) for factory in background_services().values()]
-        for helper in helpers:
+        # The main lane in this thread, the others beside it: a pretraining that takes an
+        # hour runs while rounds keep the queue fresh. --once serves them one after another.
+        lanes = [threading.Thread(target=self._serve_thread, args=(lane,), daemon=True,
+                                  name=f"lane-{lane}") for lane in self.lanes[1:]]  # fmt: skip
+        for helper in [*helpers, *([] if once else lanes)]:
             helper.start()
         try:
-            while not self.stopping.is_set():
-                try:
-                    close_old_connections()
-                    runs.run_requeue_stale()
-                    run = runs.run_claim(worker=self.name)
-                    if run is not None:
-                        self.execute(run)
-                        continue
-                except DATABASE_ERRORS as exc:
-                    if once:
-                        raise
-                    # A restart or failover: wait for the database instead of exiting. A run
-                    # it interrupted keeps its stale heartbeat and is re-queued once it is back.
-                    logger.warning(
-                        "worker %s: database unavailable (%s); retrying in %g s",
-                        self.name,
-                        _first_line(exc),
-                        DATABASE_RETRY_SECONDS,
-                    )
-                    connection.close()
-                    self.stopping.wait(DATABASE_RETRY_SECONDS)
-                    continue
-                if once:
-                    return
-                self.stopping.wait(self.poll_seconds)
+            for lane in self.lanes if once else self.lanes[:1]:
+                self._serve(lane, once=once)
         finally:
             # Let the threads finish what they are sending and close their connections, so
             # that a stopping worker does not die with a query in flight.
-            if helpers:
+            if helpers or lanes:
                 self.stopping.set()
-            for helper in helpers:
+            for helper in [*helpers, *([] if once else lanes)]:
                 helper.join(timeout=HELPER_JOIN_SECONDS)
+
+    def _serve_thread(self, lane: str) -> None:
+        try:
+            self._serve(lane, once=False)
+        except SystemExit:
+            pass  # a shutdown at a stage boundary: the run is left for the next worker
+        finally:
+            connection.close()
+
+    def _serve(self, lane: str, *, once: bool) -> None:
+        """Claim and execute the runs of one lane until stopped (or, once, until none is
+        queued)."""
+        while not self.stopping.is_set():
+            try:
+                close_old_connections()
+                runs.run_requeue_stale()
+                run = runs.run_claim(worker=self.name, lane=lane)
+                if run is not None:
+                    self.execute(run)
+                    continue
+            except DATABASE_ERRORS as exc:
+                if once:
+                    raise
+                # A restart or failover: wait for the database instead of exiting. A run
+                # it interrupted keeps its stale heartbeat and is re-queued once it is back.
+                logger.warning(
+                    "worker %s: database unavailable (%s); retrying in %g s",
+                    self.name,
+                    _first_line(exc),
+                    DATABASE_RETRY_SECONDS,
+                )
+                connection.close()
+                self.stopping.wait(DATABASE_RETRY_SECONDS)
+                continue
+            if once:
+                return
+            self.stopping.wait(self.poll_seconds)
 
     # --- one run -------------------------------------------------------------------------
 
@@ -122,7 +146,10 @@ class Worker:
         kind = job_class(run)
         with Heartbeat(run.pk, self.name, kind.spans) as beat:
             context = JobContext(
-                stage=self._stage_runner(beat, timings), progress=beat.set, worker=self.name
+                stage=self._stage_runner(beat, timings),
+                progress=beat.set,
+                worker=self.name,
+                interrupted=lambda: beat.cancelled.is_set() or self.stopping.is_set(),
             )
             job = kind(run, context)
             try:
@@ -146,6 +173,11 @@ class Worker:
                 # database is back (at most runs.MAX_ATTEMPTS times in all).
                 logger.exception("run %d: database lost; the run will be retried", run.pk)
                 raise
+            except RunError as exc:  # said in words: no traceback to read
+                if _vanished(run):
+                    return
+                logger.warning("run %d failed: %s", run.pk, exc)
+                runs.run_fail(run_id=run.pk, worker=self.name, error=str(exc))
             except Exception as exc:  # a failed run must be recorded, whatever failed
                 if _vanished(run):
                     return

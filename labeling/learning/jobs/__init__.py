@@ -5,7 +5,8 @@ Only the worker imports this package (and with it torch and Ray): the web side n
 from __future__ import annotations
 
 from labeling.learning.jobs.activation import ActivationJob
-from labeling.learning.jobs.base import Job, JobContext
+from labeling.learning.jobs.backbone import ImportBackboneJob, PretrainJob
+from labeling.learning.jobs.base import Job, JobContext, RunError
 from labeling.learning.jobs.cold_start import ColdStartJob
 from labeling.learning.jobs.new_images import NewImagesJob
 from labeling.learning.jobs.train import TrainJob
@@ -17,6 +18,8 @@ JOBS: dict[str, type[Job]] = {
     RunTrigger.ACTIVATION: ActivationJob,
     RunTrigger.COLD_START: ColdStartJob,
     RunTrigger.NEW_IMAGES: NewImagesJob,
+    RunTrigger.PRETRAIN: PretrainJob,
+    RunTrigger.BACKBONE_IMPORT: ImportBackboneJob,
 }
 
 
@@ -25,4 +28,4 @@ def job_class(run: TrainingRun) -> type[Job]:
     return JOBS[run.trigger]
 
 
-__all__ = ["JOBS", "Job", "JobContext", "job_class"]
+__all__ = ["JOBS", "Job", "JobContext", "RunError", "job_class"]

@@ -38,14 +38,22 @@ TRAINING_SPANS = {
 }
 
 
+class RunError(Exception):
+    """A failure the run's error states in words a user can act on (weights that do not fit,
+    an unreachable URL): recorded without a traceback."""
+
+
 @dataclass
 class JobContext:
     """What the worker gives a job: its stage runner and a progress callback for the stage
-    in progress (``progress(stage, fraction)``), and its own name."""
+    in progress (``progress(stage, fraction)``), its own name, and ``interrupted()``: true
+    once the run is cancelled or the worker is stopping, for stages long enough to check it
+    as they go (pretraining) rather than only at their end."""
 
     stage: Stage
     progress: Progress
     worker: str
+    interrupted: Callable[[], bool] = lambda: False
 
 
 class Job(ABC):

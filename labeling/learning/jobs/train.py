@@ -9,7 +9,7 @@ scoring: a model is never trained twice for one run.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +17,9 @@ from django.conf import settings
 
 import training.train
 from labeling.learning import runs
+from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.base import Job
+from labeling.learning.jobs.head import train_head
 from labeling.learning.jobs.scoring import score_pool, write_pool_scores
 from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.snapshot import Snapshot, take_snapshot, train_config
@@ -90,13 +92,21 @@ class TrainJob(Job):
             config=train_config(),
             seed=run.pk,
         )
-        progress = lambda s, f: self.progress("train", f)  # noqa: E731
-        # Through the module, so a test can stand in for the engine (training.train).
-        result = self.stage("train", lambda: training.train.run_training(spec, progress=progress))
+        backbone = backbone_newest(project)
+        if backbone is not None:
+            # Frozen features and a head: seconds, and the pool's structure in every feature.
+            spec = replace(spec, arch=f"backbone:{backbone.arch}")
+            result = train_head(self, backbone, snap, spec)
+        else:
+            progress = lambda s, f: self.progress("train", f)  # noqa: E731
+            # Through the module, so a test can stand in for the engine (training.train).
+            train = training.train.run_training
+            result = self.stage("train", lambda: train(spec, progress=progress))
         metrics = dict(result.metrics) | {
             "val_source": snap.val_source,
             "labels": snap.total,
             "failed_items": len(result.failed_items),
+            "backbone": backbone.number if backbone is not None else None,
         }
         verdict = self.stage(
             "evaluate", lambda: self._promotion_verdict(spec, snap, result.checkpoint_path)
@@ -107,7 +117,8 @@ class TrainJob(Job):
             metrics["promotion"] = verdict
         metrics["promote"] = promote
         version = self.stage(
-            "register", lambda: self._register(spec, result.checkpoint_path, metrics, snap)
+            "register",
+            lambda: self._register(spec, result.checkpoint_path, metrics, snap, backbone),
         )
         return version, promote, metrics
 
@@ -134,7 +145,9 @@ class TrainJob(Job):
             alpha=settings.LABELLOOP_PROMOTE_ALPHA,
         )
 
-    def _register(self, spec: TrainSpec, checkpoint: str, metrics: dict, snap: Snapshot):
+    def _register(
+        self, spec: TrainSpec, checkpoint: str, metrics: dict, snap: Snapshot, backbone=None
+    ):
         saved = checkpoint_store(project=self.project, run=self.run, path=checkpoint)
         return runs.version_register(
             run=self.run,
@@ -147,6 +160,7 @@ class TrainJob(Job):
             },
             metrics=json_safe(metrics),
             labels_used=snap.total,
+            backbone=backbone,
         )
 
 

@@ -7,9 +7,10 @@ import logging
 import os
 import threading
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from labeling.core.migration_state import require_migrated
+from labeling.learning.models import RunLane
 from labeling.learning.worker import Worker
 
 logger = logging.getLogger("labeling.learning.worker")
@@ -40,10 +41,20 @@ class Command(BaseCommand):
             metavar="PID",
             help="stop when the process PID (which started this worker) is gone",
         )
+        parser.add_argument(
+            "--lanes",
+            default=",".join(RunLane.values),
+            help="which runs to serve, comma-separated: main (rounds, queue ordering), "
+            "background (backbone pretraining and imports); default both, side by side",
+        )
 
     def handle(self, *args, **options) -> None:
         require_migrated()
-        worker = Worker(poll_seconds=options["poll"])
+        lanes = [lane.strip() for lane in options["lanes"].split(",") if lane.strip()]
+        unknown = sorted(set(lanes) - set(RunLane.values))
+        if unknown or not lanes:
+            raise CommandError(f"--lanes: unknown {unknown}; choose from {RunLane.values}")
+        worker = Worker(poll_seconds=options["poll"], lanes=lanes)
         worker.connect_ray()
         worker.install_signal_handlers()  # after Ray, which installs a SIGTERM handler of its own
         if options["parent"] is not None:
