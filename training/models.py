@@ -5,7 +5,10 @@ num_classes=10, input_size=28, input_channels=1))"
 
 Every model is a `Classifier`: normalise -> trunk -> embedding (N, D) -> dropout -> linear.
 The split matters: scoring returns the embedding for diversity, and BALD runs the trunk once
-and samples dropout masks only in the head (`mc_probabilities`).
+and samples dropout masks only in the head (`mc_probabilities`). "resnet18" and "resnet50"
+take the options `width` and `stem` (`training.backbones`), kept in a checkpoint's
+meta["arch_options"]; `classifier_from_backbone` puts a head on a project backbone (arch
+"backbone", its normalisation inside the trunk).
 """
 
 from __future__ import annotations
@@ -22,11 +25,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from training.contracts import TrainConfig
+from training.backbones import Backbone, build_resnet, trunk_copy
+from training.contracts import BACKBONE_ARCHS, TrainConfig
 
 CHECKPOINT_FORMAT = 1
 # What `load_checkpoint` rebuilds a model from; `save_checkpoint` refuses a meta without them.
 SPEC_KEYS = ("arch", "classes", "input_size", "input_channels", "dropout", "mean", "std")
+# The arch of a classifier on a project backbone (`classifier_from_backbone`): not built from
+# nothing by `build_model`, rebuilt by `load_checkpoint` from meta["arch_options"].
+BACKBONE_CLASSIFIER = "backbone"
+BACKBONE_OPTIONS = ("arch", "width", "stem", "input_size", "in_channels")
 
 
 class Normalize(nn.Module):
@@ -59,6 +67,7 @@ class Classifier(nn.Module):
         self.fc = nn.Linear(embed_dim, num_classes)
         self.embed_dim = embed_dim
         self.num_classes = num_classes
+        self.arch_options: dict = {}  # what build_model needs besides the spec (checkpoint_meta)
 
     def embed(self, x: torch.Tensor) -> torch.Tensor:
         """Penultimate-layer features, (N, D)."""
@@ -152,7 +161,36 @@ def resnet_small(
     return Classifier(trunk, widths[-1], num_classes, dropout=dropout, **norm)
 
 
-MODELS: dict[str, Callable[..., Classifier]] = {"seed_cnn": seed_cnn, "resnet_small": resnet_small}
+def _torchvision_resnet(arch: str) -> Callable[..., Classifier]:
+    def build(
+        *,
+        num_classes: int,
+        input_size: int,
+        input_channels: int,
+        dropout: float,
+        width: int = 64,
+        stem: str | None = None,
+        **norm: list[float],
+    ) -> Classifier:
+        # Without a stem named, the rule of resnet_small: full resolution up to 64 px photos.
+        stem = stem or ("imagenet" if input_size >= 96 else "small")
+        resnet = build_resnet(
+            arch, width=width, stem=stem, in_channels=input_channels, num_classes=0
+        )
+        ones = [1.0] * input_channels  # the Classifier normalises; the trunk passes through
+        trunk = Backbone(resnet, mean=[0.0] * input_channels, std=ones)
+        return Classifier(trunk, resnet.embed_dim, num_classes, dropout=dropout, **norm)
+
+    build.__doc__ = f"torchvision's {arch} layout (`training.backbones`); options width, stem."
+    return build
+
+
+MODELS: dict[str, Callable[..., Classifier]] = {
+    "seed_cnn": seed_cnn,
+    "resnet_small": resnet_small,
+    **{arch: _torchvision_resnet(arch) for arch in BACKBONE_ARCHS},
+}
+ARCH_OPTIONS = {arch: ("width", "stem") for arch in BACKBONE_ARCHS}
 
 
 def build_model(
@@ -164,17 +202,91 @@ def build_model(
     dropout: float = 0.5,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    **options: object,
 ) -> Classifier:
+    """A fresh `arch`; `options` are the arch's own (ARCH_OPTIONS), e.g. width=16."""
+    if arch == BACKBONE_CLASSIFIER:
+        raise ValueError(f"arch {arch!r} is built by classifier_from_backbone from a backbone")
     if arch not in MODELS:
         raise ValueError(f"unknown arch {arch!r}; known: {sorted(MODELS)}")
-    return MODELS[arch](
+    unknown = sorted(set(options) - set(ARCH_OPTIONS.get(arch, ())))
+    if unknown:
+        raise ValueError(
+            f"arch {arch!r} takes no option {unknown}; it takes {list(ARCH_OPTIONS.get(arch, ()))}"
+        )
+    model = MODELS[arch](
         num_classes=num_classes,
         input_size=input_size,
         input_channels=input_channels,
         dropout=dropout,
         mean=list(mean) if mean is not None else [127.5] * input_channels,
         std=list(std) if std is not None else [127.5] * input_channels,
+        **options,
     )
+    model.arch_options = dict(options)
+    return model
+
+
+def classifier_from_backbone(
+    backbone: Backbone,
+    info: dict,
+    *,
+    classes: Sequence[str],
+    dropout: float = 0.0,
+    head_weight: torch.Tensor | None = None,
+    head_bias: torch.Tensor | None = None,
+) -> Classifier:
+    """A classifier whose `embed` is `backbone` (a copy, without its ImageNet head) and whose
+    head starts from `head_weight` (C, D) / `head_bias` (C,) when given (a fitted probe).
+
+    `info` is `load_backbone`'s; its layout must be the backbone's. Save it with
+    `checkpoint_meta(model, arch=BACKBONE_CLASSIFIER, ...)` and `save_checkpoint`."""
+    options = {k: backbone.info()[k] for k in BACKBONE_OPTIONS}
+    differs = {k: (info.get(k), v) for k, v in options.items() if info.get(k, v) != v}
+    if differs:
+        raise ValueError(f"info does not describe this backbone: (info, backbone) {differs}")
+    trunk = trunk_copy(backbone)
+    # The trunk normalises with the backbone's own statistics; the Classifier's is identity.
+    model = Classifier(trunk, trunk.embed_dim, len(classes), dropout=dropout, mean=[0.0], std=[1.0])
+    with torch.no_grad():
+        for name, given in (("weight", head_weight), ("bias", head_bias)):
+            if given is None:
+                continue
+            own = getattr(model.fc, name)
+            if tuple(given.shape) != tuple(own.shape):
+                raise ValueError(
+                    f"head_{name} is {tuple(given.shape)}; {len(classes)} classes on "
+                    f"{trunk.embed_dim}-d features need {tuple(own.shape)}"
+                )
+            own.copy_(given)
+    model.arch_options = options
+    return model
+
+
+def _backbone_classifier_shell(meta: dict) -> Classifier:
+    """An untrained `classifier_from_backbone` model of the checkpoint's layout, to load into."""
+    opts = meta["arch_options"]
+    resnet = build_resnet(
+        opts["arch"],
+        width=opts["width"],
+        stem=opts["stem"],
+        in_channels=opts["in_channels"],
+        num_classes=0,
+    )
+    channels = opts["in_channels"]
+    trunk = Backbone(
+        resnet, mean=[0.0] * channels, std=[1.0] * channels, input_size=opts["input_size"]
+    )
+    model = Classifier(
+        trunk,
+        resnet.embed_dim,
+        len(meta["classes"]),
+        dropout=meta["dropout"],
+        mean=meta["mean"],
+        std=meta["std"],
+    )
+    model.arch_options = dict(opts)
+    return model
 
 
 def library_versions() -> dict[str, str]:
@@ -218,6 +330,8 @@ def checkpoint_meta(
         meta["config"] = asdict(config)
     if seed is not None:
         meta["seed"] = seed
+    if model.arch_options:
+        meta["arch_options"] = dict(model.arch_options)
     return meta
 
 
@@ -246,14 +360,18 @@ def load_checkpoint(path: str, device: str | torch.device = "cpu") -> tuple[Clas
     if payload.get("format") != CHECKPOINT_FORMAT:
         raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not supported")
     meta = payload["meta"]
-    model = build_model(
-        meta["arch"],
-        num_classes=len(meta["classes"]),
-        input_size=meta["input_size"],
-        input_channels=meta["input_channels"],
-        dropout=meta["dropout"],
-        mean=meta["mean"],
-        std=meta["std"],
-    )
+    if meta["arch"] == BACKBONE_CLASSIFIER:
+        model = _backbone_classifier_shell(meta)
+    else:
+        model = build_model(
+            meta["arch"],
+            num_classes=len(meta["classes"]),
+            input_size=meta["input_size"],
+            input_channels=meta["input_channels"],
+            dropout=meta["dropout"],
+            mean=meta["mean"],
+            std=meta["std"],
+            **meta.get("arch_options", {}),
+        )
     model.load_state_dict(payload["state_dict"])
     return model.to(device).eval(), meta
