@@ -268,6 +268,9 @@ class Backbone(nn.Module):
         self.input_size = input_size
         self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
+        # Features scaled to unit length: what a head fitted on L2-normalised features
+        # (training.head) expects. Not a weight: the state dict is the same either way.
+        self.unit_features = False
 
     @property
     def embed_dim(self) -> int:
@@ -291,7 +294,8 @@ class Backbone(nn.Module):
         side = self.input_size
         if side and tuple(x.shape[-2:]) != (side, side):
             x = F.interpolate(x, size=(side, side), mode="bilinear", antialias=False)
-        return self.resnet.features((x - self.mean) / self.std)
+        features = self.resnet.features((x - self.mean) / self.std)
+        return F.normalize(features, dim=1) if self.unit_features else features
 
 
 def trunk_copy(backbone: Backbone) -> Backbone:

@@ -235,9 +235,12 @@ def classifier_from_backbone(
     dropout: float = 0.0,
     head_weight: torch.Tensor | None = None,
     head_bias: torch.Tensor | None = None,
+    unit_features: bool = False,
 ) -> Classifier:
     """A classifier whose `embed` is `backbone` (a copy, without its ImageNet head) and whose
     head starts from `head_weight` (C, D) / `head_bias` (C,) when given (a fitted probe).
+    `unit_features`: the trunk scales features to unit length, as `training.head.fit_head`
+    fits its heads.
 
     `info` is `load_backbone`'s; its layout must be the backbone's. Save it with
     `checkpoint_meta(model, arch=BACKBONE_CLASSIFIER, ...)` and `save_checkpoint`."""
@@ -246,6 +249,7 @@ def classifier_from_backbone(
     if differs:
         raise ValueError(f"info does not describe this backbone: (info, backbone) {differs}")
     trunk = trunk_copy(backbone)
+    trunk.unit_features = unit_features
     # The trunk normalises with the backbone's own statistics; the Classifier's is identity.
     model = Classifier(trunk, trunk.embed_dim, len(classes), dropout=dropout, mean=[0.0], std=[1.0])
     with torch.no_grad():
@@ -259,7 +263,7 @@ def classifier_from_backbone(
                     f"{trunk.embed_dim}-d features need {tuple(own.shape)}"
                 )
             own.copy_(given)
-    model.arch_options = options
+    model.arch_options = options | ({"unit_features": True} if unit_features else {})
     return model
 
 
@@ -277,6 +281,7 @@ def _backbone_classifier_shell(meta: dict) -> Classifier:
     trunk = Backbone(
         resnet, mean=[0.0] * channels, std=[1.0] * channels, input_size=opts["input_size"]
     )
+    trunk.unit_features = bool(opts.get("unit_features", False))
     model = Classifier(
         trunk,
         resnet.embed_dim,

@@ -66,6 +66,7 @@ def head_round(
         classes=classes,
         head_weight=head.fc.weight.detach(),
         head_bias=head.fc.bias.detach(),
+        unit_features=True,  # fit_head fits on L2-normalised features
     )
     metrics |= {
         "seconds": round(time.perf_counter() - start, 3),

@@ -49,7 +49,7 @@ def test_resnet_small_handles_larger_rgb_images(size: int) -> None:
 
 
 def test_the_registry_refuses_unknown_architectures() -> None:
-    assert set(MODELS) == {"seed_cnn", "resnet_small"}
+    assert set(MODELS) == {"seed_cnn", "resnet_small", "resnet18", "resnet50"}
     with pytest.raises(ValueError, match="unknown arch"):
         build_model("vit_huge", num_classes=2, input_size=28, input_channels=1)
 

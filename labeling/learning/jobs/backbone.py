@@ -223,10 +223,11 @@ class ImportBackboneJob(BackboneJob):
         normalisation, at the input size asked for."""
         try:
             if is_backbone_file(path):
-                backbone, info = load_backbone(path)
+                backbone, _ = load_backbone(path)
             else:
                 size = int(params.get("input_size") or settings.LABELLOOP_BACKBONE_INPUT_SIZE)
-                backbone, info = backbone_from_torchvision(path, input_size=size)
+                backbone = backbone_from_torchvision(path, input_size=size)
         except (BackboneLayoutError, WeightsError) as exc:
             raise RunError(str(exc)) from exc
-        save_backbone(target, backbone, info)
+        meta = {"origin": params.get("origin") or params.get("source", "")}
+        save_backbone(target, backbone.resnet, **backbone.info(), meta=meta)

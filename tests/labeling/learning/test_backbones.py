@@ -100,9 +100,7 @@ def upload(as_user, user, project, path: str, **fields):
     with open(path, "rb") as handle:
         data = handle.read()
     body = {"file": SimpleUploadedFile("resnet18-digits.pth", data), **fields}
-    return as_user(user).post(
-        f"/api/projects/{project.pk}/backbones/", body, format="multipart"
-    )
+    return as_user(user).post(f"/api/projects/{project.pk}/backbones/", body, format="multipart")
 
 
 def test_a_round_on_imported_weights_beats_a_round_from_scratch(
@@ -229,8 +227,9 @@ def test_the_background_lane_never_holds_up_a_round(small_project, alice):
     assert created and run_request(project=project, trigger=RunTrigger.PRETRAIN) == (again, False)
 
 
-def test_pretraining_through_the_api_end_to_end(small_project, settings, alice, as_user,
-                                                ray_session):  # fmt: skip
+def test_pretraining_through_the_api_end_to_end(
+    small_project, settings, alice, as_user, ray_session
+):
     settings.LABELLOOP_PRETRAIN_WIDTH = 4
     project, truth = small_project
     label_first(project, alice, truth, 20)
@@ -244,8 +243,8 @@ def test_pretraining_through_the_api_end_to_end(small_project, settings, alice, 
     )
     assert answer.status_code == 202, answer.content
     run = TrainingRun.objects.get(pk=answer.json()["id"])
-    assert (run.trigger, run.lane, run.params) == ("pretrain", "background", {"epochs": 1,
-                                                                              "minutes": 5.0})  # fmt: skip
+    expected = ("pretrain", "background", {"epochs": 1, "minutes": 5.0})
+    assert (run.trigger, run.lane, run.params) == expected
     seen: list[tuple[str, float]] = []
     worker = Worker(poll_seconds=0.1, lanes=[RunLane.BACKGROUND])
     watcher = threading.Thread(target=_watch, args=(run.pk, seen, worker), daemon=True)
@@ -259,8 +258,7 @@ def test_pretraining_through_the_api_end_to_end(small_project, settings, alice, 
     assert len(backbone.metrics["loss_curve"]) == 1 and backbone.metrics["stopped"] == "epochs"
     assert ImageEmbedding.objects.filter(backbone=backbone).count() == 300
     # The round it queued (there are labels) fits its head on the new features.
-    round_run = TrainingRun.objects.get(project=project, lane=RunLane.MAIN,
-                                        status=RunStatus.QUEUED)  # fmt: skip
+    round_run = TrainingRun.objects.get(project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED)
     assert round_run.trigger == RunTrigger.AUTOMATIC
 
 
@@ -300,9 +298,20 @@ def test_automatic_pretraining_waits_for_enough_images_then_for_growth(
     assert run is not None and run.trigger == RunTrigger.PRETRAIN
     run.status = RunStatus.SUCCEEDED
     run.save()
-    Backbone.objects.create(project=project, run=run, number=1, source="pretrain", file_key="k",
-                            file_sha256="0" * 64, arch="resnet18", width=4, stem="small",
-                            input_size=28, embed_dim=32, images_seen=250)  # fmt: skip
+    Backbone.objects.create(
+        project=project,
+        run=run,
+        number=1,
+        source="pretrain",
+        file_key="k",
+        file_sha256="0" * 64,
+        arch="resnet18",
+        width=4,
+        stem="small",
+        input_size=28,
+        embed_dim=32,
+        images_seen=250,
+    )
     settings.LABELLOOP_PRETRAIN_GROWTH = 0.5  # 300 < 250 x 1.5: not grown enough
     assert run_maybe_pretrain(project=project) is None
     settings.LABELLOOP_PRETRAIN_GROWTH = 0.2  # 300 >= 250 x 1.2
