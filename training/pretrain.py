@@ -1,0 +1,221 @@
+"""Pretrain a project's backbone on all of its images as a Ray job: `run_pretrain(spec)`.
+
+    .venv/bin/python -m pytest tests/training/test_pretrain.py -p no:django -q
+
+The driver decodes what the array cache lacks (`fill_cache`, Ray tasks for big pools), refuses
+a pool with fewer than MIN_POOL decodable images, then runs `training.ssl.pretrain_arrays` in
+one Ray task: every CPU of the largest node, or one GPU (and that node's CPUs) when the cluster
+has GPUs and `spec.use_gpu` is not False. One process, one device: Ray Train's `TorchTrainer`
+over several GPU workers is not in scope yet. Progress goes through a `ProgressBoard`; cancel
+too: the driver calls `board.stop()` when `should_stop()` turns true and the task polls
+`board.stopped()` every STOP_POLL_S. The backbone file is written (atomically) only by a run
+that was not cancelled; the resumable state at `spec.state_path` is whole after every epoch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import ray
+import torch
+from torch import nn
+
+from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
+from training.contracts import BACKBONE_ARCHS, PRETRAIN_METHODS, PretrainResult, PretrainSpec
+from training.data import load_items
+from training.inference import pick_device
+from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay
+from training.ssl import BackboneFactory, ShouldStop, pretrain_arrays
+
+MIN_POOL = 16  # decodable images below which contrastive pretraining learns nothing useful
+STOP_POLL_S = 1.0  # seconds between the task's reads of the board's stop flag
+READ_TIMEOUT_S = 10  # seconds to wait for the board before keeping the last answer
+
+# save(path, backbone, *, arch, width, stem, input_size, in_channels, mean, std, meta)
+SaveBackbone = Callable[..., None]
+
+
+def _make_backbone(spec: PretrainSpec) -> nn.Module:
+    """The spec's ResNet without a classifier head (`.features(x)` -> (N, D))."""
+    # TODO(merge, issue 25): training.backbones is written beside this module on another
+    # branch; imported here until the merge, when it moves to the top of the file.
+    from training.backbones import build_resnet
+
+    return build_resnet(
+        spec.arch,
+        width=spec.width,
+        stem=spec.stem,
+        in_channels=spec.input_channels,
+        num_classes=0,
+    )
+
+
+def _save_backbone(path: str, backbone: nn.Module, **fields: object) -> None:
+    """The "labelloop-backbone-1" file of training.backbones."""
+    # TODO(merge, issue 25): as in _make_backbone, this import moves to the top at the merge.
+    from training.backbones import save_backbone
+
+    save_backbone(path, backbone, **fields)
+
+
+def _check(spec: PretrainSpec) -> None:
+    if spec.method not in PRETRAIN_METHODS:
+        raise ValueError(f"pretrain method {spec.method!r} is not one of {PRETRAIN_METHODS}")
+    if spec.arch not in BACKBONE_ARCHS:
+        raise ValueError(f"backbone arch {spec.arch!r} is not one of {BACKBONE_ARCHS}")
+    if spec.input_channels not in (1, 3):
+        raise ValueError(f"input_channels must be 1 (grey) or 3 (RGB), not {spec.input_channels}")
+    if not spec.backbone_path:
+        raise ValueError("backbone_path is empty: name the file the backbone is written to")
+
+
+def _stop_poller(board: ray.actor.ActorHandle) -> ShouldStop:
+    """should_stop() for the task: the board's stop flag, read at most every STOP_POLL_S."""
+    last = {"at": -float("inf"), "stopped": False}
+
+    def should_stop() -> bool:
+        now = time.monotonic()
+        if not last["stopped"] and now - last["at"] >= STOP_POLL_S:
+            last["at"] = now
+            # A lost read (the board's node gone, an RPC hiccup) keeps the last answer.
+            with contextlib.suppress(ray.exceptions.RayActorError, ray.exceptions.GetTimeoutError):
+                last["stopped"] = ray.get(board.stopped.remote(), timeout=READ_TIMEOUT_S)
+        return last["stopped"]
+
+    return should_stop
+
+
+def pretrain_and_save(
+    spec: PretrainSpec,
+    failed: list[str],
+    *,
+    make_backbone: BackboneFactory,
+    save: SaveBackbone,
+    device: torch.device,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+) -> PretrainResult:
+    """Read the cached arrays, pretrain, and write the backbone file unless cancelled."""
+    x, _, _ = load_items(
+        spec.items, cache_dir=spec.cache_dir, size=spec.input_size, channels=spec.input_channels
+    )
+    backbone, metrics = pretrain_arrays(
+        x,
+        spec,
+        make_backbone=make_backbone,
+        progress=progress,
+        should_stop=should_stop,
+        device=device,
+    )
+    mean, std = metrics.pop("mean"), metrics.pop("std")
+    if metrics["stopped"] == "cancelled":
+        return PretrainResult("", metrics, tuple(failed))
+    if progress:
+        progress("save", 1.0)
+    target = Path(spec.backbone_path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    images = [item.sha256 for item in spec.items if item.key not in set(failed)]
+    save(
+        str(tmp),
+        backbone.cpu(),
+        arch=spec.arch,
+        width=spec.width,
+        stem=spec.stem,
+        input_size=spec.input_size,
+        in_channels=spec.input_channels,
+        mean=mean,
+        std=std,
+        meta={"metrics": metrics, "images": images, "spec_seed": spec.seed},
+    )
+    os.replace(tmp, target)  # the file appears whole or not at all
+    return PretrainResult(str(target), metrics, tuple(failed))
+
+
+@ray.remote
+def pretrain_task(
+    spec: PretrainSpec,
+    failed: list[str],
+    board: ray.actor.ActorHandle,
+    threads: int,
+    make_backbone: BackboneFactory,
+    save: SaveBackbone,
+) -> PretrainResult:
+    """One pretraining run as a Ray task, on a GPU when it was given one."""
+    torch.set_num_threads(threads)
+
+    def post(stage: str, fraction: float) -> None:
+        board.post.remote(stage, fraction)
+
+    return pretrain_and_save(
+        spec,
+        failed,
+        make_backbone=make_backbone,
+        save=save,
+        device=pick_device(spec.use_gpu),
+        progress=post,
+        should_stop=_stop_poller(board),
+    )
+
+
+def _follow(
+    ref: ray.ObjectRef,
+    board: ray.actor.ActorHandle,
+    progress: Progress | None,
+    should_stop: ShouldStop | None,
+) -> None:
+    """Relay progress every RELAY_EVERY_S until the task is done; pass a cancel on once."""
+    last, stop_sent = None, False
+    while True:
+        ready, _ = ray.wait([ref], timeout=RELAY_EVERY_S)
+        last = relay(board, progress, last)
+        if ready:
+            return
+        if not stop_sent and should_stop is not None and should_stop():
+            board.stop.remote()
+            stop_sent = True
+
+
+def run_pretrain(
+    spec: PretrainSpec,
+    *,
+    progress: Progress | None = None,
+    should_stop: ShouldStop | None = None,
+    make_backbone: BackboneFactory = _make_backbone,
+    save: SaveBackbone = _save_backbone,
+) -> PretrainResult:
+    """Pretrain on Ray and write `spec.backbone_path`; `progress` and `should_stop` are called
+    here, in the driver. A cancelled run returns metrics["stopped"] == "cancelled" and an empty
+    backbone_path (no file written). `make_backbone` and `save` are module-level callables
+    (pickled to the task): the project's ResNet and training.backbones' file by default."""
+    _check(spec)
+    ensure_ray()
+    if progress:
+        progress("cache", 0.0)
+    _, failed = fill_cache(
+        spec.items, cache_dir=spec.cache_dir, size=spec.input_size, channels=spec.input_channels
+    )
+    usable = len(spec.items) - len(failed)
+    if usable < MIN_POOL:
+        raise ValueError(
+            f"pretraining needs at least {MIN_POOL} decodable images, the pool has {usable} "
+            f"({len(failed)} could not be read): add images before pretraining a backbone"
+        )
+    gpus = cluster_gpus() if spec.use_gpu is not False else 0
+    threads = spec.num_threads or largest_node_cpus(with_gpu=bool(gpus))
+    board = board_beside_the_driver()
+    task = pretrain_task.options(num_cpus=threads, num_gpus=1 if gpus else 0)
+    ref = task.remote(spec, failed, board, threads, make_backbone, save)
+    try:
+        _follow(ref, board, progress, should_stop)
+        result = ray.get(ref)
+    finally:
+        ray.cancel(ref, force=True)  # a no-op once finished; frees its CPUs/GPU otherwise
+        ray.kill(board)
+    if progress:
+        progress("done", 1.0)
+    return result
