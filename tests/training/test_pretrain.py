@@ -190,7 +190,7 @@ def test_run_pretrain_on_ray_writes_a_loadable_backbone_and_reports_progress(
     assert len(m["loss_curve"]) == 2 and m["images_per_second"] > 0 and m["device"] == "cpu"
     saved = torch.load(spec.backbone_path, weights_only=True)
     assert saved["format"] == "labelloop-backbone-1" and saved["input_size"] == 28
-    assert len(saved["meta"]["images"]) == 256 and len(saved["mean"]) == 1
+    assert saved["meta"]["images"] == 256 and len(saved["mean"]) == 1
     fresh = small_conv(spec)
     fresh.load_state_dict(saved["state_dict"])
     stages = [s for s, _ in seen]
