@@ -156,9 +156,10 @@ def run_embedding(
         ray.kill(board)
     if progress:
         progress("done", 1.0)
+    lost = {*failed, *late}
     return EmbedResult(
         keys=tuple(keys),
         embeddings=embeddings,
-        failed_items=tuple(it.key for it in spec.items if it.key in {*failed, *late}),
+        failed_items=tuple(it.key for it in spec.items if it.key in lost),
         seconds=time.perf_counter() - started,
     )
