@@ -112,9 +112,9 @@ def fit_head(
 ) -> LinearHead:
     """Multinomial logistic regression on L2-normalised `features` (N, D) for `labels` (N,)
     in 0..num_classes-1. Full-batch L-BFGS from zeros: the same inputs give the same head
-    bit for bit on one machine; `seed` seeds torch for the fit all the same, so a solver
-    change cannot quietly make it depend on global state. Works from one label per class;
-    classes without labels never win (see the module docstring)."""
+    bit for bit on one machine. `seed` seeds a forked torch RNG around the solve, so a future
+    solver cannot quietly depend on global state. Works from one label per class; classes
+    without labels never win (see the module docstring)."""
     x = _check_features(features, labels)
     y = np.asarray(labels).astype(np.int64)
     if num_classes < 1 or y.min() < 0 or y.max() >= num_classes:
@@ -145,7 +145,6 @@ def _lbfgs(
     x: torch.Tensor, y: torch.Tensor, class_w: torch.Tensor, *, l2: float, max_iter: int, seed: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Minimise mean weighted cross-entropy + l2/2 |W|^2 (the bias is not penalised)."""
-    torch.manual_seed(seed)
     w = torch.zeros(len(class_w), x.shape[1], requires_grad=True)
     b = torch.zeros(len(class_w), requires_grad=True)
     sample_w = class_w[y]
@@ -167,7 +166,11 @@ def _lbfgs(
         loss.backward()
         return loss
 
-    opt.step(closure)
+    # The solve draws no random numbers; the fork keeps a seed from leaking into the caller's
+    # global torch state should a future solver start from a random point.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        opt.step(closure)
     return w.detach(), b.detach()
 
 

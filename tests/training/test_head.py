@@ -108,9 +108,11 @@ def test_a_single_labeled_class_always_wins(features, digits):
 
 
 def test_fit_head_is_deterministic_for_a_seed(features, digits):
+    before = torch.get_rng_state()
     a = fit_head(features[:300], digits.y[:300], 10, seed=1)
     b = fit_head(features[:300], digits.y[:300], 10, seed=1)
     assert torch.equal(a.fc.weight, b.fc.weight) and torch.equal(a.fc.bias, b.fc.bias)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's RNG is left alone
 
 
 def test_balanced_class_weights_help_the_rare_class(features, digits):
