@@ -54,7 +54,9 @@ class LinearHead(nn.Module):
     def __init__(self, weight: torch.Tensor, bias: torch.Tensor) -> None:
         super().__init__()
         num_classes, embed_dim = weight.shape
-        self.fc = nn.Linear(embed_dim, num_classes)
+        # skip_init: the values are copied in below, so no random init (and no draw from the
+        # caller's RNG) is needed.
+        self.fc = nn.utils.skip_init(nn.Linear, embed_dim, num_classes)
         with torch.no_grad():
             self.fc.weight.copy_(weight)
             self.fc.bias.copy_(bias)
