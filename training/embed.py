@@ -24,6 +24,7 @@ import ray
 import torch
 from torch import nn
 
+from training.backbones import load_backbone
 from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
 from training.contracts import EmbedResult, EmbedSpec, ImageRef
 from training.data import load_items
@@ -77,10 +78,6 @@ def embed_arrays(
 
 def load_backbone_file(path: str, device: torch.device) -> tuple[nn.Module, dict]:
     """The default loader: the backbone file `training.backbones` writes."""
-    # TODO(merge, issue 25): training/backbones.py is written on a sibling branch; this import
-    # moves to the top of the module when the branches are merged.
-    from training.backbones import load_backbone
-
     return load_backbone(path, device)
 
 

@@ -12,9 +12,10 @@ its input itself, so the normalisation cannot be left out where the head is appl
     logits = weight @ (f / |f|) + bias
 
 `head_probabilities(head, features)` applies it to stored embeddings (float16 is fine);
-`classifier_with_head(backbone, head)` makes the whole model a `training.models.Classifier`
-(trunk = backbone then the L2 normalisation, fc = the head's linear layer), so scoring, BALD,
-fine-tuning and `Classifier.embed` work on it unchanged.
+`training.models.classifier_from_backbone(..., head_weight=head.fc.weight,
+head_bias=head.fc.bias, unit_features=True)` makes backbone and head one
+`training.models.Classifier` (its trunk ends in the L2 normalisation) that checkpoints like any
+model, so scoring, BALD and `Classifier.embed` work on it unchanged (`training.rounds`).
 
 Classes with no label yet are left out of the fit and get weight 0 and bias
 `UNLABELED_BIAS` (-1e4): their probability is exactly 0 after softmax and they never win,
@@ -34,7 +35,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.metrics import accuracy_interval
-from training.models import Classifier
 
 # -1e4: far below any labeled class's logit (|weight| stays ~10-30 under the default L2 on unit
 # features), exactly 0 after softmax in float32, and still finite in float16 (max 65504).
@@ -65,13 +65,6 @@ class LinearHead(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         return self.fc(F.normalize(features.float(), dim=1))
-
-
-class L2Normalize(nn.Module):
-    """Rows to unit length; the last layer of the trunk in `classifier_with_head`."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.normalize(x.float(), dim=1)
 
 
 def _check_features(features: np.ndarray, labels: np.ndarray | None = None) -> np.ndarray:
@@ -185,27 +178,6 @@ def head_probabilities(head: LinearHead, features: np.ndarray) -> np.ndarray:
     device = head.fc.weight.device
     logits = head.eval()(torch.as_tensor(x, dtype=torch.float32, device=device))
     return F.softmax(logits, dim=1).cpu().numpy().astype(np.float32)
-
-
-def classifier_with_head(
-    backbone: nn.Module, head: LinearHead, *, dropout: float = 0.0
-) -> Classifier:
-    """The backbone and the head as one `Classifier` (pixels 0..255 in, logits out).
-
-    The Classifier's own normalisation is the identity (mean 0, std 1): the backbone
-    normalises pixels itself. Its trunk is backbone -> L2Normalize, so `embed()` returns the
-    normalised features the head was fitted on and `fc` is the head's linear layer: the
-    model's softmax equals `head_probabilities(head, backbone(x))`."""
-    dim = getattr(backbone, "embed_dim", None)
-    if dim != head.embed_dim:
-        raise ValueError(
-            f"the head was fitted on {head.embed_dim}-d features but the backbone's embed_dim "
-            f"is {dim}: fit the head on this backbone's embeddings"
-        )
-    trunk = nn.Sequential(backbone, L2Normalize())
-    model = Classifier(trunk, dim, head.num_classes, dropout=dropout, mean=(0.0,), std=(1.0,))
-    model.fc.load_state_dict(head.fc.state_dict())
-    return model.to(head.fc.weight.device)
 
 
 def _stratified_folds(y: np.ndarray, scored: np.ndarray, folds: int, seed: int) -> np.ndarray:

@@ -21,16 +21,23 @@ from ray import cloudpickle
 from torch import nn
 
 from tests.training.conftest import Digits, write_pngs
+from training.backbones import Backbone, build_resnet
 from training.contracts import EmbedSpec, ImageRef
 from training.embed import embed_arrays, run_embedding
 from training.head import (
     UNLABELED_BIAS,
-    classifier_with_head,
     fit_head,
     head_probabilities,
     probe,
 )
 from training.inference import predict_probabilities
+from training.models import (
+    BACKBONE_CLASSIFIER,
+    checkpoint_meta,
+    classifier_from_backbone,
+    load_checkpoint,
+    save_checkpoint,
+)
 
 DIM = 256  # features of the stand-in backbone
 
@@ -147,18 +154,32 @@ def test_bad_input_is_refused_with_the_reason(features, digits):
         head_probabilities(fit_head(features[:10], digits.y[:10], 10), features[:5, :10])
 
 
-def test_the_classifier_with_the_head_gives_the_heads_probabilities(features, digits):
-    backbone = RandomProjection()
-    head = fit_head(features[:500], digits.y[:500], 10)
-    model = classifier_with_head(backbone, head)
-    x = digits.x[4000:4100]
-    from_model = predict_probabilities(model, x)
-    from_features = head_probabilities(head, embed_arrays(backbone, x))
+def test_backbone_and_head_as_one_checkpoint_give_the_heads_probabilities(digits, tmp_path):
+    """The round's model (training.rounds): a real ResNet backbone, a head fitted on its
+    features, saved and loaded as one checkpoint, answers as the head does on the features."""
+    torch.manual_seed(0)
+    resnet = build_resnet("resnet18", width=4, stem="small", in_channels=1, num_classes=0)
+    backbone = Backbone(resnet, mean=[33.0], std=[78.0]).eval()
+    feats = embed_arrays(backbone, digits.x[:600])
+    head = fit_head(feats[:500], digits.y[:500], 10)
+    model = classifier_from_backbone(
+        backbone,
+        backbone.info(),
+        classes=[str(c) for c in range(10)],
+        head_weight=head.fc.weight.detach(),
+        head_bias=head.fc.bias.detach(),
+        unit_features=True,
+    )
+    meta = checkpoint_meta(model, arch=BACKBONE_CLASSIFIER, classes=[str(c) for c in range(10)],
+                           input_size=28, input_channels=1, dropout=0.0)  # fmt: skip
+    save_checkpoint(str(tmp_path / "m.pt"), model, meta)
+    loaded, _ = load_checkpoint(str(tmp_path / "m.pt"))
+    x = digits.x[500:600]
+    from_model = predict_probabilities(loaded, x)
+    from_features = head_probabilities(head, feats[500:600])
     assert np.abs(from_model - from_features).max() < 1e-2  # float16 features on one side
     assert (from_model.argmax(axis=1) == from_features.argmax(axis=1)).mean() > 0.98
-    assert torch.allclose(model.embed(torch.as_tensor(x)).norm(dim=1), torch.ones(100))
-    with pytest.raises(ValueError, match="embed_dim"):
-        classifier_with_head(RandomProjection(embed_dim=32), head)
+    assert torch.allclose(loaded.embed(torch.as_tensor(x)).norm(dim=1), torch.ones(100))
 
 
 def test_probe_reports_both_accuracies_with_intervals_that_contain_them(features, digits):
