@@ -89,8 +89,11 @@ class Worker:
         for helper in [*helpers, *([] if once else lanes)]:
             helper.start()
         try:
-            for lane in self.lanes if once else self.lanes[:1]:
-                self._serve(lane, once=once)
+            if once:  # until a pass over every lane finds nothing: runs queue runs
+                while any([self._serve(lane, once=True) for lane in self.lanes]):
+                    pass
+            else:
+                self._serve(self.lanes[0], once=False)
         finally:
             # Let the threads finish what they are sending and close their connections, so
             # that a stopping worker does not die with a query in flight.
@@ -107,9 +110,10 @@ class Worker:
         finally:
             connection.close()
 
-    def _serve(self, lane: str, *, once: bool) -> None:
+    def _serve(self, lane: str, *, once: bool) -> bool:
         """Claim and execute the runs of one lane until stopped (or, once, until none is
-        queued)."""
+        queued). Returns whether it executed any."""
+        executed = False
         while not self.stopping.is_set():
             try:
                 close_old_connections()
@@ -117,6 +121,7 @@ class Worker:
                 run = runs.run_claim(worker=self.name, lane=lane)
                 if run is not None:
                     self.execute(run)
+                    executed = True
                     continue
             except DATABASE_ERRORS as exc:
                 if once:
@@ -133,8 +138,9 @@ class Worker:
                 self.stopping.wait(DATABASE_RETRY_SECONDS)
                 continue
             if once:
-                return
+                return executed
             self.stopping.wait(self.poll_seconds)
+        return executed
 
     # --- one run -------------------------------------------------------------------------
 
