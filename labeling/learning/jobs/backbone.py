@@ -166,6 +166,11 @@ class PretrainJob(BackboneJob):
                 should_stop=self.context.interrupted,
             ),
         )
+        if not result.backbone_path:
+            # Stopped inside the stage (cancelled, or the worker is shutting down and the
+            # state file lets the next one resume): the stage boundary raises which.
+            self.stage("embed", lambda: None)
+            raise RunError("pretraining stopped before it finished")
         return self.finish(
             result.backbone_path, dict(result.metrics), items=items, seen=len(items), origin=""
         )
