@@ -236,4 +236,5 @@ def test_admin_sees_the_backbone_and_pretrains_a_new_one_beside_the_rounds(page,
     )
     expect(page.get_by_test_id("run-progress")).not_to_contain_text("pretraining")
     expect(page.get_by_role("button", name="Retrain now")).to_be_enabled()
+    panel.scroll_into_view_if_needed()
     screenshot(page, "dashboard-backbone")
