@@ -1,5 +1,8 @@
 """The admin dashboard in a real browser: overview, model (before any model), image browser,
-upload of a zip with a corrupt image, settings."""
+upload of a zip with a corrupt image, settings; the Model tab's Backbone panel.
+
+    (cd frontend && npm run build) && .venv/bin/python -m pytest tests/e2e/test_dashboard.py -q
+"""
 
 from __future__ import annotations
 
@@ -13,8 +16,10 @@ import pytest
 from labeling.annotations.models import Annotation
 from labeling.annotations.services import annotation_submit
 from labeling.images.models import Image
+from labeling.learning.models import Backbone, RunLane, RunStatus, RunTrigger, TrainingRun
 from labeling.projects.models import Project
 from tests.e2e.conftest import add_digits, digit_png, expect, log_in, screenshot
+from tests.factories import model_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -150,3 +155,86 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(
     project.refresh_from_db()
     assert (project.retrain_every, project.labels[3]) == (30, "three")
     expect(page.get_by_label("Role of bob")).to_have_value("annotator")
+
+
+def backbones(project: Project) -> Backbone:
+    """An imported backbone (#1) and a newer pretrained one (#2, the current one), with the
+    metrics the worker writes; a scratch version v1 and a version v2 built on #2."""
+    common = {"project": project, "arch": "resnet18", "stem": "small", "width": 16}
+    Backbone.objects.create(
+        **common, number=1, source="import", origin="https://example.org/resnet18-f37072fd.pth",
+        file_key="weights/digits/1.pth", file_sha256="a" * 64, input_size=224, embed_dim=512,
+        metrics={"probe": {"n": 30, "labels": 30, "knn": None, "linear": None,
+                           "note": "a probe needs at least 2 classes with 2 or more labels each"}},
+    )  # fmt: skip
+    probe = {
+        "n": 118, "labels": 120, "classes": 10, "note": None,
+        "knn": {"accuracy": 0.62, "correct": 73, "n": 118, "interval": [0.55, 0.68]},
+        "linear": {"accuracy": 0.66, "correct": 78, "n": 118, "interval": [0.58, 0.73]},
+    }  # fmt: skip
+    current = Backbone.objects.create(
+        **common, number=2, source="pretrain", file_key="backbones/digits/2.pt",
+        file_sha256="b" * 64, input_size=28, embed_dim=128, images_seen=20,
+        metrics={"method": "simclr", "epochs_run": 30, "seconds": 2460, "stopped": "epochs",
+                 "loss_curve": [5.2, 4.1, 3.6, 3.3, 3.1], "probe": probe},
+    )  # fmt: skip
+    model_version(project, 1, metrics={"accuracy": 0.5}, labels_used=10)
+    built_on = model_version(project, 2, metrics={"accuracy": 0.8}, labels_used=30, active=True)
+    built_on.backbone = current
+    built_on.save(update_fields=["backbone"])
+    return current
+
+
+def test_admin_sees_the_backbone_and_pretrains_a_new_one_beside_the_rounds(page, alice, project):
+    add_digits(project, alice, 20)  # pretraining needs at least 16 images
+    backbones(project)
+    log_in(page, "alice")
+    page.goto(f"/projects/{project.pk}/admin")
+    tab(page, "Model").click()
+
+    panel = page.get_by_role("region", name="Backbone", exact=True)
+    expect(panel.get_by_test_id("backbone-current")).to_have_text(
+        "#2 · pretrained on 20 images · SimCLR · 30 epochs · 41 min"
+    )
+    expect(panel.get_by_test_id("backbone-probe")).to_have_text(
+        "k-NN 62% (55\u201368%) · linear 66% on 120 labels"
+    )
+    expect(
+        panel.get_by_role("img", name=re.compile(r"loss over 5 epochs, from 5\.20 to 3\.10"))
+    ).to_be_visible()
+    older = panel.locator("details")
+    expect(older.locator("summary")).to_have_text("Older backbones (1)")
+    expect(older.locator("li")).to_be_hidden()  # folded away until asked for
+    older.locator("summary").click()
+    expect(older.locator("li")).to_contain_text(
+        "#1 · imported resnet18-f37072fd.pth (resnet18, 224 px)"
+    )
+
+    versions = page.get_by_role("region", name="Model versions")
+    expect(versions.get_by_role("row", name=re.compile(r"^v2"))).to_contain_text("backbone #2")
+    expect(versions.get_by_role("row", name=re.compile(r"^v1"))).to_contain_text("scratch")
+
+    panel.get_by_label("Minutes").fill("5")
+    panel.get_by_role("button", name="Pretrain backbone").click()
+    expect(panel.get_by_test_id("backbone-run-status")).to_have_text("queued")
+    expect(panel.get_by_test_id("backbone-run-progress")).to_contain_text("Backbone run #")
+    expect(panel.get_by_role("button", name=re.compile("Cancel backbone run"))).to_be_visible()
+    run = TrainingRun.objects.get(project=project, trigger=RunTrigger.PRETRAIN)
+    assert (run.lane, run.status, run.params) == (
+        RunLane.BACKGROUND,
+        RunStatus.QUEUED,
+        {"minutes": 5.0},
+    )
+    # The Training card watches rounds only (here the cold start the ingest queued): the queued
+    # pretraining, the newest run but in the other lane, is not passed off as one, on a fresh
+    # load either.
+    page.reload()
+    expect(panel.get_by_test_id("backbone-run-status")).to_have_text("queued")
+    cold_start = TrainingRun.objects.get(project=project, trigger=RunTrigger.COLD_START)
+    expect(page.get_by_test_id("run-progress")).to_contain_text(
+        f"Round #{cold_start.pk} (cold-start ordering)"
+    )
+    expect(page.get_by_test_id("run-progress")).not_to_contain_text("pretraining")
+    expect(page.get_by_role("button", name="Retrain now")).to_be_enabled()
+    panel.scroll_into_view_if_needed()
+    screenshot(page, "dashboard-backbone")

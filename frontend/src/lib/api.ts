@@ -268,6 +268,7 @@ export interface TrainingRun {
   stage: string | null;
   progress: number | null;
   trigger: string | null;
+  lane?: "main" | "background"; // background: backbone pretraining and imports, beside rounds
   labels_snapshot: number | null;
   metrics: Record<string, unknown> | null;
   error: string | null;
@@ -291,6 +292,50 @@ export interface ModelVersion {
   labels_used: number | null;
   created_at: string;
   is_active: boolean;
+  backbone?: BackboneRef | null; // the backbone its head was fitted on; null: from scratch
+}
+
+export interface BackboneRef {
+  id: number;
+  number: number;
+  source: "pretrain" | "import";
+  arch: string;
+  origin: string;
+}
+
+/** One of k-NN or linear probe: accuracy on `n` labels, cross-fitted, 95% Wilson interval. */
+export interface ProbeScore {
+  accuracy: number;
+  n: number;
+  interval: [number, number];
+}
+
+export interface Probe {
+  n: number; // labels scored
+  labels?: number; // labels there were (a class with one label is trained on, not scored)
+  knn?: ProbeScore | null;
+  linear?: ProbeScore | null;
+  note?: string | null;
+}
+
+export interface Backbone extends BackboneRef {
+  run: number | null;
+  width: number;
+  stem: string;
+  input_size: number;
+  embed_dim: number;
+  images_seen: number;
+  metrics: {
+    method?: string;
+    epochs_run?: number;
+    seconds?: number;
+    loss_curve?: number[];
+    stopped?: string; // "epochs" | "budget" | "cancelled"
+    probe?: Probe;
+  } | null;
+  file_sha256: string;
+  created_at: string;
+  current: boolean;
 }
 
 export interface UploadResult {

@@ -1,8 +1,9 @@
 // The model: retrain with live progress, versions (rollback), learning curve, confusion matrix,
-// uncertainty histogram. The training endpoints arrive with the active-learning loop; until
+// uncertainty histogram, and the backbone rounds build on. The training endpoints arrive with the active-learning loop; until
 // then (404) or before the first model, every panel says "no model yet".
 
 import type { Project } from "../../lib/api";
+import { BackbonePanel } from "./Backbones";
 import { ConfusionMatrix } from "./ConfusionMatrix";
 import { LearningCurve } from "./LearningCurve";
 import { ModelVersions } from "./ModelVersions";
@@ -40,6 +41,8 @@ export function ModelTab({ project }: { project: Project }) {
         <h2 id="uncertainty-title">Uncertainty of unlabeled images</h2>
         <UncertaintyHistogram raw={stats?.uncertainty_histogram} />
       </section>
+
+      <BackbonePanel project={project} />
 
       <ModelVersions versions={versions} runs={model.runs} activate={model.activate} />
     </div>

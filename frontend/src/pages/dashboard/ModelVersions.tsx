@@ -1,7 +1,8 @@
-// The model registry: every version with its metrics (activating an older one is the
-// rollback), and the recent runs.
+// The model registry: every version with its metrics and the backbone its head was fitted on
+// ("scratch": none), where activating an older one is the rollback; and the recent runs.
 
 import type { ModelVersion, TrainingRun } from "../../lib/api";
+import { backboneLabel } from "./backboneFormat";
 import { pct, runKind } from "./format";
 
 function when(iso: string | null): string {
@@ -43,6 +44,7 @@ function VersionTable({
         <tr>
           <th scope="col">Version</th>
           <th scope="col">Trained</th>
+          <th scope="col">Built on</th>
           <th scope="col" className="num">Labels</th>
           <th scope="col" className="num">Accuracy</th>
           <th scope="col" className="num">Held out</th>
@@ -59,6 +61,7 @@ function VersionTable({
               v{version.number} {version.is_active && <span className="badge badge-ok">active</span>}
             </th>
             <td>{when(version.created_at)}</td>
+            <td data-backbone={version.backbone?.number ?? ""}>{backboneLabel(version.backbone)}</td>
             <td className="num">{version.labels_used?.toLocaleString() ?? "–"}</td>
             <td className="num">{pct(version.metrics?.accuracy)}</td>
             <td className="num">

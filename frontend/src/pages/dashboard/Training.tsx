@@ -1,9 +1,10 @@
 // The model tab's training card: the active model's accuracy, "Retrain now", and the watched
-// run's progress.
+// round's progress. Backbone runs (the background lane) show in the Backbone panel, with the
+// same RunProgress, named by their lane so that neither passes for the other.
 
 import { ErrorNote } from "../../components/ErrorNote";
 import type { ApiError, ModelVersion, Project, Stats, TrainingRun } from "../../lib/api";
-import { heldOut, pct, runKind } from "./format";
+import { heldOut, laneName, pct, runKind } from "./format";
 import { ACTIVE } from "./useModel";
 
 export function TrainingCard({
@@ -77,18 +78,20 @@ export function TrainingCard({
   );
 }
 
-function RunProgress({ run }: { run: TrainingRun }) {
+/** A run's status, stage and progress; `testId` prefixes the test ids ("run": the round's). */
+export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?: string }) {
   const progress = Math.max(0, Math.min(1, run.progress ?? 0));
   const percent = Math.round(progress * 100);
   return (
-    <div className="run-progress" data-testid="run-progress" data-status={run.status}>
+    <div className="run-progress" data-testid={`${testId}-progress`} data-status={run.status}>
       <p>
-        Run #{run.id} ({runKind(run.trigger)}): <strong data-testid="run-status">{run.status}</strong>
+        {laneName(run.lane)} #{run.id} ({runKind(run.trigger)}):{" "}
+        <strong data-testid={`${testId}-status`}>{run.status}</strong>
         {run.stage ? ` · ${run.stage}` : ""}
         {ACTIVE.includes(run.status) ? ` · ${percent}%` : ""}
       </p>
       {ACTIVE.includes(run.status) && (
-        <progress max={100} value={percent} aria-label={`Training progress, ${run.stage ?? run.status}`}>
+        <progress max={100} value={percent} aria-label={`${laneName(run.lane)} progress, ${run.stage ?? run.status}`}>
           {percent}%
         </progress>
       )}

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 
-import { heldOut, pct, runKind } from "./format";
+import { heldOut, laneName, pct, runKind } from "./format";
 
 describe("format", () => {
   it("writes an accuracy as a percentage, and a missing one as a dash", () => {
@@ -20,5 +20,13 @@ describe("format", () => {
     expect(runKind("manual")).toBe("retrain, requested");
     expect(runKind("something_new")).toBe("something_new");
     expect(runKind(null)).toBe("–");
+    expect(runKind("pretrain")).toBe("backbone pretraining");
+    expect(runKind("backbone_import")).toBe("backbone import");
+  });
+
+  it("tells a backbone run from a round by its lane", () => {
+    expect(laneName("background")).toBe("Backbone run");
+    expect(laneName("main")).toBe("Round");
+    expect(laneName(undefined)).toBe("Round");
   });
 });

@@ -19,10 +19,17 @@ const RUN_KINDS: Record<string, string> = {
   activation: "re-score with a version",
   cold_start: "cold-start ordering",
   new_images: "scoring new images",
+  pretrain: "backbone pretraining",
+  backbone_import: "backbone import",
 };
 
 /** "scoring new images" for `new_images`; an unknown trigger as it is. */
 export function runKind(trigger: string | null | undefined): string {
   if (!trigger) return "–";
   return RUN_KINDS[trigger] ?? trigger;
+}
+
+/** What a run is, by its lane: a round (and queue ordering) or work on a backbone beside them. */
+export function laneName(lane: string | null | undefined): string {
+  return lane === "background" ? "Backbone run" : "Round";
 }

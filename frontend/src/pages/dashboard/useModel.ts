@@ -1,6 +1,7 @@
 // The model tab's state: statistics, runs and versions (re-read after every change), the run
-// being watched (polled until it ends), and the actions on runs and versions. The training
-// endpoints arrive with the active-learning loop; until then (404) there are no runs.
+// being watched (polled until it ends; rounds only, not the background lane's backbone runs),
+// and the actions on runs and versions. The training endpoints arrive with the active-learning
+// loop; until then (404) there are no runs.
 
 import { useCallback, useEffect, useState } from "react";
 
@@ -72,7 +73,8 @@ export function useModel(project: Project) {
       const runList = listOf(runsBody);
       setRuns(runList);
       setVersions(listOf(versionsBody));
-      const active = runList.find((r) => ACTIVE.includes(r.status));
+      // The round being watched: a backbone run (background lane) is the Backbone panel's.
+      const active = runList.find((r) => r.lane !== "background" && ACTIVE.includes(r.status));
       setRun((watched) => (watched && ACTIVE.includes(watched.status) ? watched : active ?? watched));
       setError(null);
     } catch (caught) {
