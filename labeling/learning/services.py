@@ -174,10 +174,11 @@ def run_maybe_pretrain(*, project: Project) -> TrainingRun | None:
 
 
 def run_after_backbone(*, project: Project) -> TrainingRun | None:
-    """A new backbone: a round on it now, so the queue improves at once (with labels; before
-    any, the next cold start or round uses it)."""
+    """A new backbone: a round on it now, so the queue improves at once; before any label, a
+    cold start that orders the queue by coverage of its feature space."""
     if not Image.objects.filter(project=project, status=ImageStatus.LABELED).exists():
-        return None
+        # No labels yet: the first ones are chosen for coverage in the backbone's space.
+        return run_request_cold_start(project=project)
     run, _ = run_request(project=project, trigger=RunTrigger.AUTOMATIC)
     return run
 

