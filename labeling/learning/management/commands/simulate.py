@@ -33,6 +33,7 @@ import uuid
 from pathlib import Path
 
 import numpy as np
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
@@ -55,6 +56,7 @@ from labeling.learning.models import (
     TrainingRun,
 )
 from labeling.learning.runs import run_claim, run_request
+from labeling.learning.services import backbone_request
 from labeling.learning.worker import Worker
 from labeling.learning.writeback import local_checkpoint
 from labeling.projects.models import Membership, Project, Role, Strategy
@@ -112,6 +114,9 @@ class Command(BaseCommand):
         if not 0.0 <= options["dirty"] < 1.0:
             raise CommandError("--dirty must be a share in [0, 1)")
         require_migrated()
+        # The backbone is this command's to choose (--backbone): no automatic pretraining of
+        # the projects it makes.
+        settings.LABELLOOP_PRETRAIN_MIN_IMAGES = 0
         ensure_ray()
         out: Path = options["out"]
         out.mkdir(parents=True, exist_ok=True)
@@ -272,7 +277,9 @@ class Command(BaseCommand):
 
     def _import_backbone(self, project, path: str) -> None:
         params = {"source": str(Path(path).resolve()), "input_size": project.input_size}
-        run, _ = run_request(project=project, trigger=RunTrigger.BACKBONE_IMPORT, params=params)
+        run, _ = backbone_request(
+            project=project, trigger=RunTrigger.BACKBONE_IMPORT, params=params
+        )
         self._execute(run, lane=RunLane.BACKGROUND)  # no labels yet: it queues no round
 
     def _execute(self, run, *, lane: str) -> None:
