@@ -255,6 +255,8 @@ SPECTACULAR_SETTINGS = {
         "ImageStatusEnum": "labeling.images.models.ImageStatus",
         "RunStatusEnum": "labeling.learning.models.RunStatus",
         "DeliveryStatusEnum": "labeling.webhooks.models.DeliveryStatus",
+        "BackboneSourceEnum": "labeling.learning.models.Backbone.Source",
+        "RunLaneEnum": "labeling.learning.models.RunLane",
     },
 }
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema, extend_schema_field
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -20,7 +20,7 @@ from labeling.annotations.selectors import annotation_stats
 from labeling.core.errors import NotFound, ValidationFailed
 from labeling.core.schema import ErrorSerializer
 from labeling.learning import predict_requests, runs, selectors
-from labeling.learning.models import ModelVersion, RunTrigger, TrainingRun
+from labeling.learning.models import Backbone, ModelVersion, RunTrigger, TrainingRun
 from labeling.learning.services import backbone_request
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
@@ -57,8 +57,18 @@ class TrainingRunSerializer(serializers.ModelSerializer):
         return version.number if version is not None else None
 
 
+class BackboneRefSerializer(serializers.ModelSerializer):
+    """The backbone whose features a model's head was fitted on."""
+
+    class Meta:
+        model = Backbone
+        fields = ["id", "number", "source", "arch", "origin"]
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
-    backbone = serializers.SerializerMethodField()
+    backbone = BackboneRefSerializer(
+        read_only=True, allow_null=True, help_text="null: trained from scratch"
+    )
 
     class Meta:
         model = ModelVersion
@@ -73,15 +83,6 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "backbone",
             "created_at",
         ]
-
-    @extend_schema_field(OpenApiTypes.OBJECT)
-    def get_backbone(self, version: ModelVersion) -> dict | None:
-        """The backbone whose features the model's head was fitted on (None: from scratch)."""
-        b = version.backbone
-        if b is None:
-            return None
-        return {"id": b.pk, "number": b.number, "source": b.source, "arch": b.arch,
-                "origin": b.origin}  # fmt: skip
 
 
 class RunRequestSerializer(serializers.Serializer):

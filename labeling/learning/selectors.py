@@ -17,7 +17,7 @@ def run_list(*, project: Project) -> QuerySet[TrainingRun]:
 
 
 def version_list(*, project: Project) -> QuerySet[ModelVersion]:
-    return ModelVersion.objects.filter(project=project)
+    return ModelVersion.objects.filter(project=project).select_related("backbone")
 
 
 def held_out(metrics: dict) -> dict[str, object]:

@@ -139,6 +139,9 @@ def run_maybe_pretrain(*, project: Project) -> TrainingRun | None:
       self-supervised pretraining, and another once the pool has grown by
       ``LABELLOOP_PRETRAIN_GROWTH`` since the images the newest backbone saw.
     """
+    least = settings.LABELLOOP_PRETRAIN_MIN_IMAGES
+    if not settings.LABELLOOP_BACKBONE_WEIGHTS and least <= 0:
+        return None  # neither imported weights nor automatic pretraining: no query at all
     background = TrainingRun.objects.filter(
         project=project, lane=RunLane.BACKGROUND, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
     )
@@ -155,9 +158,6 @@ def run_maybe_pretrain(*, project: Project) -> TrainingRun | None:
         }
         run, _ = run_request(project=project, trigger=RunTrigger.BACKBONE_IMPORT, params=params)
         return run
-    least = settings.LABELLOOP_PRETRAIN_MIN_IMAGES
-    if least <= 0:
-        return None
     images = Image.objects.filter(project=project).count()
     if images < least:
         return None

@@ -75,7 +75,8 @@ class Worker:
 
     def run_forever(self, *, once: bool = False, predict: bool = True) -> None:
         if not self.announced:
-            logger.info("worker %s ready (lanes: %s)", self.name, ", ".join(self.lanes))
+            logger.info("worker %s ready", self.name)
+            logger.info("worker %s serves the lanes: %s", self.name, ", ".join(self.lanes))
             self.announced = True
         helpers: list[BackgroundService] = []
         if predict and not once:

@@ -151,6 +151,18 @@ ENDPOINTS = {
     "cancel training run": Endpoint(
         "post", lambda c: f"/api/training-runs/{c['run'].id}/cancel/", "admin", 200
     ),
+    "list backbones": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/backbones/", "viewer", 200
+    ),
+    "import backbone weights": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/backbones/",
+        "admin",
+        202,
+        # The start of a torch.save zip: the web side checks only the kind and the size.
+        lambda c: {"file": upload("w.pth", b"PK\x03\x04" + b"\0" * 60)},
+        multipart=True,
+    ),
     "list model versions": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/model-versions/", "viewer", 200
     ),
