@@ -106,7 +106,13 @@ def test_views_differ_and_positive_pairs_score_lower_than_random_pairs(digits):
 
 def test_loss_goes_down_over_epochs(digits, tmp_path):
     spec = spec_for(tmp_path, epochs=4, state_path="")
-    _, metrics = pretrain_arrays(digits.x[:POOL], spec, make_backbone=small_conv)
+    seen: list[tuple[str, float]] = []
+    _, metrics = pretrain_arrays(
+        digits.x[:POOL], spec, make_backbone=small_conv, progress=lambda s, f: seen.append((s, f))
+    )
+    # Progress: "pretrain" from 0 to 1, never backwards (the first and last always posted).
+    assert {s for s, _ in seen} == {"pretrain"} and seen[0][1] < 0.01 and seen[-1][1] == 1.0
+    assert [f for _, f in seen] == sorted(f for _, f in seen)
     curve = metrics["loss_curve"]
     assert len(curve) == 4 and metrics["stopped"] == "epochs" and metrics["steps"] == 4 * 8
     assert curve == sorted(curve, reverse=True), curve
@@ -193,8 +199,10 @@ def test_run_pretrain_on_ray_writes_a_loadable_backbone_and_reports_progress(
     assert saved["meta"]["images"] == 256 and len(saved["mean"]) == 1
     fresh = small_conv(spec)
     fresh.load_state_dict(saved["state_dict"])
+    # The relay samples the task's board twice a second: a short pretraining may pass between
+    # two reads, so "pretrain" itself need not be seen here (the loop's own progress is).
     stages = [s for s, _ in seen]
-    assert stages[0] == "cache" and "pretrain" in stages and stages[-1] == "done"
+    assert stages[0] == "cache" and stages[-1] == "done"
     fractions = [f for s, f in seen if s == "pretrain"]
     assert fractions == sorted(fractions) and all(0 <= f <= 1 for f in fractions)
 
