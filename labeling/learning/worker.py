@@ -85,9 +85,11 @@ class Worker:
             helpers += [factory(self.stopping) for factory in background_services().values()]
         # The main lane in this thread, the others beside it: a pretraining that takes an
         # hour runs while rounds keep the queue fresh. --once serves them one after another.
-        lanes = [threading.Thread(target=self._serve_thread, args=(lane,), daemon=True,
-                                  name=f"lane-{lane}") for lane in self.lanes[1:]]  # fmt: skip
-        for helper in [*helpers, *([] if once else lanes)]:
+        lanes = [] if once else [
+            threading.Thread(target=self._serve_thread, args=(lane,), daemon=True,
+                             name=f"lane-{lane}") for lane in self.lanes[1:]
+        ]  # fmt: skip
+        for helper in [*helpers, *lanes]:
             helper.start()
         try:
             if once:  # until a pass over every lane finds nothing: runs queue runs
@@ -100,7 +102,7 @@ class Worker:
             # that a stopping worker does not die with a query in flight.
             if helpers or lanes:
                 self.stopping.set()
-            for helper in [*helpers, *([] if once else lanes)]:
+            for helper in [*helpers, *lanes]:
                 helper.join(timeout=HELPER_JOIN_SECONDS)
 
     def _serve_thread(self, lane: str) -> None:

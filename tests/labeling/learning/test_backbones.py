@@ -305,3 +305,16 @@ def test_automatic_pretraining_waits_for_enough_images_then_for_growth(
     assert run_maybe_pretrain(project=project) is None
     settings.LABELLOOP_PRETRAIN_GROWTH = 0.2  # 300 >= 250 x 1.2
     assert run_maybe_pretrain(project=project).trigger == RunTrigger.PRETRAIN
+
+
+def test_one_worker_serves_once_again_and_again(small_project, ray_session):
+    """bench.round's loop: the same Worker, run_forever(once=True) round after round. A first
+    pass must not leave the worker stopping (its lane threads are only for run_forever)."""
+    project, _ = small_project
+    worker = Worker(poll_seconds=0.1)
+    for _ in range(2):
+        run, _ = run_request(project=project, trigger=RunTrigger.COLD_START)
+        worker.run_forever(once=True, predict=False)
+        run.refresh_from_db()
+        assert run.status == RunStatus.SUCCEEDED, run.error
+    assert not worker.stopping.is_set()
