@@ -118,18 +118,19 @@ def run_cancel_queued(*, project: Project, trigger: str) -> int:
     ).update(status=RunStatus.CANCELLED, finished_at=timezone.now())
 
 
-def run_requeue_stale(*, now=None) -> list[int]:
+def run_requeue_stale(*, now=None, alive: str = "") -> list[int]:
     """Running runs whose worker stopped heartbeating go back to the queue (or fail after
-    MAX_ATTEMPTS). Returns their ids."""
+    MAX_ATTEMPTS). Returns their ids. ``alive``: the calling worker, whose own runs are never
+    orphans however late their heartbeat (one lane's loop must not take a run from under
+    another lane of the same worker, on a machine too busy to heartbeat in time)."""
     now = now or timezone.now()
     stale_after = timedelta(seconds=settings.LABELLOOP_WORKER_STALE_SECONDS)
     touched = []
     with transaction.atomic():
-        stale = list(
-            TrainingRun.objects.select_for_update(skip_locked=True).filter(
-                status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after
-            )
+        stale = TrainingRun.objects.select_for_update(skip_locked=True).filter(
+            status=RunStatus.RUNNING, heartbeat_at__lt=now - stale_after
         )
+        stale = list(stale.exclude(worker=alive) if alive else stale)
         for run in stale:
             touched.append(run.pk)
             queued_elsewhere = TrainingRun.objects.filter(

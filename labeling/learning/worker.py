@@ -120,7 +120,7 @@ class Worker:
         while not self.stopping.is_set():
             try:
                 close_old_connections()
-                runs.run_requeue_stale()
+                runs.run_requeue_stale(alive=self.name)
                 run = runs.run_claim(worker=self.name, lane=lane)
                 if run is not None:
                     self.execute(run)

@@ -318,3 +318,23 @@ def test_one_worker_serves_once_again_and_again(small_project, ray_session):
         run.refresh_from_db()
         assert run.status == RunStatus.SUCCEEDED, run.error
     assert not worker.stopping.is_set()
+
+
+def test_a_worker_never_requeues_its_own_run_however_late_its_heartbeat(small_project):
+    """With two lanes, one lane's loop polls while the other runs a round: on a busy machine
+    the round's heartbeat may run late, and the worker must not take the run from itself."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from labeling.learning.runs import run_requeue_stale
+
+    project, _ = small_project
+    run, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
+    assert run_claim(worker="host:1") == run
+    late = timezone.now() - timedelta(hours=1)
+    TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=late)
+    assert run_requeue_stale(alive="host:1") == []
+    assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.RUNNING
+    assert run_requeue_stale(alive="host:2") == [run.pk]  # another worker: an orphan
+    assert TrainingRun.objects.get(pk=run.pk).status == RunStatus.QUEUED
