@@ -76,7 +76,9 @@ class BackboneJob(Job):
         embedded = self.stage("embed", lambda: self._embed(path, items))
         metrics = metrics | {"probe": self.stage("probe", lambda: self._probe(embedded))}
         metrics["failed_items"] = len(embedded.failed_items)
-        info = info | {"embed_dim": int(embedded.embeddings.shape[1])}
+        # A backbone without an input size of its own sees the project's images as they are.
+        size = info.get("input_size") or self.project.input_size
+        info = info | {"embed_dim": int(embedded.embeddings.shape[1]), "input_size": size}
         return Built(path, info, metrics, embedded.keys, embedded.embeddings, seen, origin)
 
     def _embed(self, path: str, items: tuple):
