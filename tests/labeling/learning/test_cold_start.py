@@ -77,7 +77,12 @@ def test_the_first_tasks_of_a_new_project_cover_every_kind_of_image(ray_session,
 
     run.refresh_from_db()
     assert run.status == RunStatus.SUCCEEDED, run.error
-    assert run.metrics == {"ordered": KINDS * COPIES, "sampled": KINDS * COPIES, "failed_items": 0}
+    assert run.metrics == {
+        "ordered": KINDS * COPIES,
+        "sampled": KINDS * COPIES,
+        "failed_items": 0,
+        "features": "thumbnails",  # no backbone: coverage on 8x8 thumbnails
+    }
     assert set(run.stage_seconds) >= {"order", "write-back"}
     assert not ModelVersion.objects.filter(project=project).exists()  # ordering, not training
     # Ten tasks, ten looks. In random order (what the queue served before), ten of these 200
