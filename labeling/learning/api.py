@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 
 from labeling.annotations.selectors import annotation_stats
 from labeling.core.errors import NotFound, ValidationFailed
+from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.learning import predict_requests, runs, selectors
 from labeling.learning.models import Backbone, ModelVersion, RunTrigger, TrainingRun
@@ -117,6 +118,9 @@ def _run_for(request: Request, run_id: int, role: str) -> TrainingRun:
 
 
 class ProjectRunsView(APIView):
+    # JSON (or no body) only: a form's empty `kind=` would otherwise read as the default.
+    parser_classes = [JSONParser]
+
     @extend_schema(responses=TrainingRunSerializer(many=True), summary="Training runs")
     def get(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)

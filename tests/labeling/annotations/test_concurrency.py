@@ -42,9 +42,13 @@ def expire_my_lease(image_id: int, user_id: int) -> None:
         )
         row = cursor.fetchone()
         if row:
+            # Only the live lease's log row: an older lease of the same person on the same
+            # image that simply ran out has no ended_at either, and moving its end would make
+            # the log claim they held the image while a colleague did (the renewal's rule).
             cursor.execute(
-                "UPDATE annotations_leaselog SET expires_at = %s "
-                "WHERE image_id = %s AND user_id = %s AND ended_at IS NULL",
+                "UPDATE annotations_leaselog SET expires_at = %s WHERE id = ("
+                "SELECT max(id) FROM annotations_leaselog "
+                "WHERE image_id = %s AND user_id = %s AND ended_at IS NULL)",
                 [row[0], image_id, user_id],
             )
 
