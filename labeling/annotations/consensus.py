@@ -20,6 +20,10 @@ EXTRA_ANNOTATIONS_FOR_TIES = 2
 # The images_labeled source of images a consensus recompute labeled (no one submitted anything).
 CONSENSUS = "consensus"
 
+# Labels set by a decision (an admin's resolution, a reviewer's relabel): the latest one is
+# the image's label, whatever the votes say.
+DECISIONS = (AnnotationSource.RESOLUTION, AnnotationSource.REVIEW)
+
 # The image fields a judgement (and the lease it ends) writes.
 CONSENSUS_FIELDS = [
     "status",
@@ -37,14 +41,19 @@ CONSENSUS_FIELDS = [
 def apply_consensus(image: Image, project: Project, history: list[Annotation]) -> None:
     """Status, consensus label and agreement from each annotator's latest label.
 
-    ``history`` is every annotation of the image, oldest first.
+    ``history`` is every annotation of the image, oldest first. Discarded votes (a reviewer
+    sent the image back) do not count; a decision (resolution, review) or a gold label fixes
+    the label.
     """
     latest: dict[int, str] = {}
-    resolution = None
+    resolution = image.gold_label  # a gold question's known answer is its label
     imported = False
     for annotation in history:
-        if annotation.source == AnnotationSource.RESOLUTION:
-            resolution = annotation.label
+        if annotation.discarded_at is not None:
+            continue  # sent back by a reviewer: on record, no longer counted
+        if annotation.source in DECISIONS:
+            if image.gold_label is None:
+                resolution = annotation.label
             continue
         imported |= annotation.source == AnnotationSource.IMPORT
         latest[annotation.annotator_id] = annotation.label

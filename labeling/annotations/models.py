@@ -11,6 +11,7 @@ class AnnotationSource(models.TextChoices):
     MANUAL = "manual", "Labeled in LabelLoop"
     IMPORT = "import", "Imported with the image"
     RESOLUTION = "resolution", "Set by a project admin to resolve a disagreement"
+    REVIEW = "review", "Set by a reviewer deciding a suspect label"
 
 
 class Annotation(models.Model):
@@ -26,6 +27,9 @@ class Annotation(models.Model):
         max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.MANUAL
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Set when a reviewer sent the image back for fresh votes: the vote stays on record (who
+    # said what, for annotator quality) but no longer counts toward the consensus.
+    discarded_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
@@ -67,3 +71,101 @@ class LeaseLog(models.Model):
 
     def __str__(self) -> str:
         return f"lease of {self.image_id} to {self.user_id} at {self.leased_at:%Y-%m-%d %H:%M:%S}"
+
+
+class GoldAnswer(models.Model):
+    """An annotator's answer to a gold question (an image whose ``gold_label`` an admin set).
+    Submitted through the same endpoint as any label, and never a label itself."""
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="gold_answers")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="gold_answers"
+    )
+    label = models.CharField(max_length=100)
+    expected = models.CharField(max_length=100)  # the gold label when answered
+    correct = models.BooleanField()
+    client_id = models.UUIDField(unique=True)  # the submission's idempotency key
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["image", "annotator"], name="gold_answer_once"),
+        ]
+        indexes = [models.Index(fields=["annotator", "image"], name="gold_answer_user")]
+
+    def __str__(self) -> str:
+        return f"{self.label} (gold {self.expected}) on {self.image_id} by {self.annotator_id}"
+
+
+class ReviewState(models.TextChoices):
+    OPEN = "open", "Waiting for a reviewer"
+    CONFIRMED = "confirmed", "The label was right"
+    RELABELED = "relabeled", "The reviewer set another label"
+    SENT_BACK = "sent_back", "Sent back to the queue for fresh votes"
+    STALE = "stale", "The label changed before anyone reviewed it"
+
+
+class LabelReview(models.Model):
+    """A label the model suspects is wrong (confident learning over cross-fitted predictions,
+    found by a ``label_check`` run), and what a reviewer decided about it."""
+
+    project = models.ForeignKey(
+        "projects.Project", on_delete=models.CASCADE, related_name="label_reviews"
+    )
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="reviews")
+    state = models.CharField(max_length=16, choices=ReviewState.choices, default=ReviewState.OPEN)
+    # How likely the label is wrong, 0..1 (1 - cleanlab's label quality score); the queue's
+    # order, highest first.
+    score = models.FloatField()
+    given_label = models.CharField(max_length=100)  # the consensus label found suspect
+    model_label = models.CharField(max_length=100)  # the cross-fitted model's class
+    model_confidence = models.FloatField()  # its probability of model_label
+    run_id = models.PositiveIntegerField(null=True, blank=True)  # the label_check run
+    found_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    label_after = models.CharField(max_length=100, blank=True, default="")  # relabeled: the new
+    # The decision's idempotency key: a replayed decision returns the review unchanged.
+    decision_id = models.UUIDField(null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-score", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["image"], condition=Q(state="open"), name="label_review_one_open"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=[s.value for s in ReviewState]), name="label_review_state"
+            ),
+            models.CheckConstraint(
+                condition=Q(score__gte=0) & Q(score__lte=1), name="label_review_score"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["project", "state", "-score"], name="label_review_queue"),
+        ]
+
+    def __str__(self) -> str:
+        return f"review of {self.image_id} ({self.given_label}, {self.state})"
+
+
+class ConsensusModel(models.Model):
+    """A project's fitted model of its annotators (Dawid-Skene): the class prior and each
+    annotator's confusion matrix, refitted from all counted votes; weighted consensus reads it.
+
+    ``params``: {"classes": [...], "prior": [K floats], "annotators": {"<user id>":
+    [[K floats] * K]}, "images": how many multi-vote images it was fitted on}.
+    """
+
+    project = models.OneToOneField(
+        "projects.Project", on_delete=models.CASCADE, related_name="consensus_model"
+    )
+    params = models.JSONField(default=dict)
+    fitted_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"consensus model of {self.project_id}"

@@ -49,6 +49,10 @@ class Image(models.Model):
     predicted_label = models.CharField(max_length=100, null=True, blank=True)
     confidence = models.FloatField(null=True, blank=True)
     uncertainty = models.FloatField(null=True, blank=True)
+    # A gold question: the known answer an admin gave. The image is labeled with it, and the
+    # queue mixes it into annotators' tasks (Project.gold_rate) to measure them; their answers
+    # are GoldAnswer rows, never labels.
+    gold_label = models.CharField(max_length=100, null=True, blank=True)
     # Uniform random key, fixed at ingest: breaks priority ties in random order (the cold-start
     # order before any model) and lets the exploration slice sample the pool from an index.
     random_key = models.FloatField(default=new_random_key)
@@ -87,6 +91,12 @@ class Image(models.Model):
             ),
             # The exploration slice: a uniform sample of the same pool.
             models.Index(fields=["project", "random_key"], condition=_QUEUE, name="image_explore"),
+            # The gold questions of a project (a few among many images).
+            models.Index(
+                fields=["project", "random_key"],
+                condition=Q(gold_label__isnull=False),
+                name="image_gold",
+            ),
             models.Index(
                 fields=["leased_to", "lease_expires"],
                 condition=Q(leased_to__isnull=False),

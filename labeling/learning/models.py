@@ -31,6 +31,10 @@ class RunTrigger(models.TextChoices):
     )
     PRETRAIN = "pretrain", "Learn a backbone from every image of the project (self-supervised)"
     BACKBONE_IMPORT = "backbone_import", "Import pretrained backbone weights (ImageNet, ...)"
+    LABEL_CHECK = (
+        "label_check",
+        "Find labels likely wrong (confident learning over cross-fitted predictions)",
+    )
 
 
 class RunLane(models.TextChoices):

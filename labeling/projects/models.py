@@ -16,6 +16,11 @@ class Strategy(models.TextChoices):
     DIVERSE = "diverse", "Uncertainty + diversity (robust default)"
 
 
+class ConsensusMethod(models.TextChoices):
+    WEIGHTED = "weighted", "Weighted by each annotator's measured reliability (Dawid-Skene)"
+    MAJORITY = "majority", "Majority vote"
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -36,6 +41,16 @@ class Project(models.Model):
     # Show the model's guess to annotators (Enter accepts it). Off by default: suggestions
     # anchor annotators and bias the labels the model then learns from.
     show_suggestions = models.BooleanField(default=False)
+    # How the votes of several annotators (annotations_per_image > 1) become one label.
+    consensus_method = models.CharField(
+        max_length=16, choices=ConsensusMethod.choices, default=ConsensusMethod.WEIGHTED
+    )
+    # Share of an annotator's tasks that are gold questions (images with a known answer they
+    # have not answered yet); 0 turns gold questions off.
+    gold_rate = models.FloatField(default=0.05)
+    # An annotator whose accuracy on gold falls below this (after enough gold answers) is
+    # announced (webhook annotator.quality_low); 0 turns the alert off.
+    gold_alert_accuracy = models.FloatField(default=0.7)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -58,6 +73,17 @@ class Project(models.Model):
                 name="project_exploration_fraction",
             ),
             models.CheckConstraint(
+                condition=Q(gold_rate__gte=0) & Q(gold_rate__lte=0.5), name="project_gold_rate"
+            ),
+            models.CheckConstraint(
+                condition=Q(gold_alert_accuracy__gte=0) & Q(gold_alert_accuracy__lte=1),
+                name="project_gold_alert_accuracy",
+            ),
+            models.CheckConstraint(
+                condition=Q(consensus_method__in=[m.value for m in ConsensusMethod]),
+                name="project_consensus_method",
+            ),
+            models.CheckConstraint(
                 condition=Q(lease_seconds__gte=10) & Q(lease_seconds__lte=86_400),
                 name="project_lease_seconds",
             ),
@@ -73,11 +99,13 @@ class Project(models.Model):
 class Role(models.TextChoices):
     VIEWER = "viewer", "Viewer"
     ANNOTATOR = "annotator", "Annotator"
+    # An annotator who also decides the review queue (labels the model suspects are wrong).
+    REVIEWER = "reviewer", "Reviewer"
     ADMIN = "admin", "Project admin"
 
 
 # A role includes the powers of every role before it.
-ROLE_RANK = {Role.VIEWER: 0, Role.ANNOTATOR: 1, Role.ADMIN: 2}
+ROLE_RANK = {Role.VIEWER: 0, Role.ANNOTATOR: 1, Role.REVIEWER: 2, Role.ADMIN: 3}
 
 
 class Membership(models.Model):

@@ -6,46 +6,110 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('images', '0001_initial'),
+        ("images", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Annotation',
+            name="Annotation",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('label', models.CharField(max_length=100)),
-                ('client_id', models.UUIDField(unique=True)),
-                ('duration_ms', models.PositiveIntegerField(blank=True, null=True)),
-                ('source', models.CharField(choices=[('manual', 'Labeled in LabelLoop'), ('import', 'Imported with the image'), ('resolution', 'Set by a project admin to resolve a disagreement')], default='manual', max_length=16)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('annotator', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='annotations', to=settings.AUTH_USER_MODEL)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='annotations', to='images.image')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("label", models.CharField(max_length=100)),
+                ("client_id", models.UUIDField(unique=True)),
+                ("duration_ms", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("manual", "Labeled in LabelLoop"),
+                            ("import", "Imported with the image"),
+                            ("resolution", "Set by a project admin to resolve a disagreement"),
+                        ],
+                        default="manual",
+                        max_length=16,
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "annotator",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="annotations",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="annotations",
+                        to="images.image",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['id'],
-                'indexes': [models.Index(fields=['image', 'annotator', '-created_at'], name='annotation_image_user'), models.Index(fields=['annotator', '-created_at'], name='annotation_user_time')],
-                'constraints': [models.CheckConstraint(condition=models.Q(('source__in', ['manual', 'import', 'resolution'])), name='annotation_source')],
+                "ordering": ["id"],
+                "indexes": [
+                    models.Index(
+                        fields=["image", "annotator", "-created_at"], name="annotation_image_user"
+                    ),
+                    models.Index(fields=["annotator", "-created_at"], name="annotation_user_time"),
+                ],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("source__in", ["manual", "import", "resolution"])),
+                        name="annotation_source",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='LeaseLog',
+            name="LeaseLog",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('leased_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField()),
-                ('ended_at', models.DateTimeField(blank=True, null=True)),
-                ('exploration', models.BooleanField(default=False)),
-                ('image', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='images.image')),
-                ('user', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("leased_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField()),
+                ("ended_at", models.DateTimeField(blank=True, null=True)),
+                ("exploration", models.BooleanField(default=False)),
+                (
+                    "image",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to="images.image",
+                    ),
+                ),
+                (
+                    "user",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="+",
+                        to=settings.AUTH_USER_MODEL,
+                    ),
+                ),
             ],
             options={
-                'indexes': [models.Index(condition=models.Q(('ended_at__isnull', True)), fields=['image', 'user'], name='leaselog_open')],
+                "indexes": [
+                    models.Index(
+                        condition=models.Q(("ended_at__isnull", True)),
+                        fields=["image", "user"],
+                        name="leaselog_open",
+                    )
+                ],
             },
         ),
     ]

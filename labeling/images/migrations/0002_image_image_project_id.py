@@ -5,16 +5,15 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0001_initial'),
-        ('projects', '0001_initial'),
+        ("images", "0001_initial"),
+        ("projects", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddIndex(
-            model_name='image',
-            index=models.Index(fields=['project', 'id'], name='image_project_id'),
+            model_name="image",
+            index=models.Index(fields=["project", "id"], name="image_project_id"),
         ),
     ]

@@ -4,15 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('learning', '0001_initial'),
+        ("learning", "0001_initial"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='trainingrun',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Requested by an admin'), ('automatic', 'retrain_every new labels arrived'), ('activation', 'A model version was activated: re-score the queue'), ('cold_start', 'Images arrived and no model exists: order the queue for coverage')], max_length=16),
+            model_name="trainingrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Requested by an admin"),
+                    ("automatic", "retrain_every new labels arrived"),
+                    ("activation", "A model version was activated: re-score the queue"),
+                    (
+                        "cold_start",
+                        "Images arrived and no model exists: order the queue for coverage",
+                    ),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -4,15 +4,28 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('learning', '0002_run_trigger_cold_start'),
+        ("learning", "0002_run_trigger_cold_start"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='trainingrun',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Requested by an admin'), ('automatic', 'retrain_every new labels arrived'), ('activation', 'Re-score the queue with a version: activated, or active when the strategy changed'), ('cold_start', 'Images arrived and no model exists: order the queue for coverage')], max_length=16),
+            model_name="trainingrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Requested by an admin"),
+                    ("automatic", "retrain_every new labels arrived"),
+                    (
+                        "activation",
+                        "Re-score the queue with a version: activated, or active when the strategy changed",
+                    ),
+                    (
+                        "cold_start",
+                        "Images arrived and no model exists: order the queue for coverage",
+                    ),
+                ],
+                max_length=16,
+            ),
         ),
     ]

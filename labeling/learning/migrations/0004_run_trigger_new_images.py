@@ -4,15 +4,32 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('learning', '0003_trigger_labels'),
+        ("learning", "0003_trigger_labels"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='trainingrun',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Requested by an admin'), ('automatic', 'retrain_every new labels arrived'), ('activation', 'Re-score the queue with a version: activated, or active when the strategy changed'), ('cold_start', 'Images arrived and no model exists: order the queue for coverage'), ('new_images', 'Images arrived in a project with a model: score them with it and slot them in')], max_length=16),
+            model_name="trainingrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Requested by an admin"),
+                    ("automatic", "retrain_every new labels arrived"),
+                    (
+                        "activation",
+                        "Re-score the queue with a version: activated, or active when the strategy changed",
+                    ),
+                    (
+                        "cold_start",
+                        "Images arrived and no model exists: order the queue for coverage",
+                    ),
+                    (
+                        "new_images",
+                        "Images arrived in a project with a model: score them with it and slot them in",
+                    ),
+                ],
+                max_length=16,
+            ),
         ),
     ]

@@ -6,97 +6,178 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('images', '0002_image_image_project_id'),
-        ('learning', '0005_cascade_with_images'),
-        ('projects', '0003_project_name_unique_ci'),
+        ("images", "0002_image_image_project_id"),
+        ("learning", "0005_cascade_with_images"),
+        ("projects", "0003_project_name_unique_ci"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Backbone',
+            name="Backbone",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('number', models.PositiveIntegerField()),
-                ('source', models.CharField(choices=[('pretrain', "Self-supervised on the project's images"), ('import', 'Imported weights')], max_length=16)),
-                ('origin', models.CharField(blank=True, default='', max_length=500)),
-                ('file_key', models.CharField(max_length=300)),
-                ('file_sha256', models.CharField(max_length=64)),
-                ('arch', models.CharField(max_length=32)),
-                ('width', models.PositiveIntegerField()),
-                ('stem', models.CharField(max_length=16)),
-                ('input_size', models.PositiveIntegerField()),
-                ('embed_dim', models.PositiveIntegerField()),
-                ('images_seen', models.PositiveIntegerField(default=0)),
-                ('metrics', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("number", models.PositiveIntegerField()),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[
+                            ("pretrain", "Self-supervised on the project's images"),
+                            ("import", "Imported weights"),
+                        ],
+                        max_length=16,
+                    ),
+                ),
+                ("origin", models.CharField(blank=True, default="", max_length=500)),
+                ("file_key", models.CharField(max_length=300)),
+                ("file_sha256", models.CharField(max_length=64)),
+                ("arch", models.CharField(max_length=32)),
+                ("width", models.PositiveIntegerField()),
+                ("stem", models.CharField(max_length=16)),
+                ("input_size", models.PositiveIntegerField()),
+                ("embed_dim", models.PositiveIntegerField()),
+                ("images_seen", models.PositiveIntegerField(default=0)),
+                ("metrics", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
             ],
             options={
-                'ordering': ['-number'],
+                "ordering": ["-number"],
             },
         ),
         migrations.CreateModel(
-            name='ImageEmbedding',
+            name="ImageEmbedding",
             fields=[
-                ('image', models.OneToOneField(on_delete=django.db.models.deletion.CASCADE, primary_key=True, serialize=False, to='images.image')),
-                ('vector', models.BinaryField()),
+                (
+                    "image",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        primary_key=True,
+                        serialize=False,
+                        to="images.image",
+                    ),
+                ),
+                ("vector", models.BinaryField()),
             ],
         ),
         migrations.RemoveConstraint(
-            model_name='trainingrun',
-            name='run_one_queued',
+            model_name="trainingrun",
+            name="run_one_queued",
         ),
         migrations.RemoveConstraint(
-            model_name='trainingrun',
-            name='run_one_running',
+            model_name="trainingrun",
+            name="run_one_running",
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='lane',
-            field=models.CharField(choices=[('main', 'Rounds and queue ordering'), ('background', 'Backbones: pretraining and imports')], default='main', max_length=16),
+            model_name="trainingrun",
+            name="lane",
+            field=models.CharField(
+                choices=[
+                    ("main", "Rounds and queue ordering"),
+                    ("background", "Backbones: pretraining and imports"),
+                ],
+                default="main",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='trainingrun',
-            name='params',
+            model_name="trainingrun",
+            name="params",
             field=models.JSONField(blank=True, default=dict),
         ),
         migrations.AlterField(
-            model_name='trainingrun',
-            name='trigger',
-            field=models.CharField(choices=[('manual', 'Requested by an admin'), ('automatic', 'retrain_every new labels arrived'), ('activation', 'Re-score the queue with a version: activated, or active when the strategy changed'), ('cold_start', 'Images arrived and no model exists: order the queue for coverage'), ('new_images', 'Images arrived in a project with a model: score them with it and slot them in'), ('pretrain', 'Learn a backbone from every image of the project (self-supervised)'), ('backbone_import', 'Import pretrained backbone weights (ImageNet, ...)')], max_length=16),
+            model_name="trainingrun",
+            name="trigger",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Requested by an admin"),
+                    ("automatic", "retrain_every new labels arrived"),
+                    (
+                        "activation",
+                        "Re-score the queue with a version: activated, or active when the strategy changed",
+                    ),
+                    (
+                        "cold_start",
+                        "Images arrived and no model exists: order the queue for coverage",
+                    ),
+                    (
+                        "new_images",
+                        "Images arrived in a project with a model: score them with it and slot them in",
+                    ),
+                    (
+                        "pretrain",
+                        "Learn a backbone from every image of the project (self-supervised)",
+                    ),
+                    ("backbone_import", "Import pretrained backbone weights (ImageNet, ...)"),
+                ],
+                max_length=16,
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'queued')), fields=('project', 'lane'), name='run_one_queued'),
+            model_name="trainingrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "queued")),
+                fields=("project", "lane"),
+                name="run_one_queued",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.UniqueConstraint(condition=models.Q(('status', 'running')), fields=('project', 'lane'), name='run_one_running'),
+            model_name="trainingrun",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("status", "running")),
+                fields=("project", "lane"),
+                name="run_one_running",
+            ),
         ),
         migrations.AddField(
-            model_name='backbone',
-            name='project',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='backbones', to='projects.project'),
+            model_name="backbone",
+            name="project",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="backbones",
+                to="projects.project",
+            ),
         ),
         migrations.AddField(
-            model_name='backbone',
-            name='run',
-            field=models.OneToOneField(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='backbone', to='learning.trainingrun'),
+            model_name="backbone",
+            name="run",
+            field=models.OneToOneField(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="backbone",
+                to="learning.trainingrun",
+            ),
         ),
         migrations.AddField(
-            model_name='modelversion',
-            name='backbone',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='learning.backbone'),
+            model_name="modelversion",
+            name="backbone",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="learning.backbone",
+            ),
         ),
         migrations.AddField(
-            model_name='imageembedding',
-            name='backbone',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='learning.backbone'),
+            model_name="imageembedding",
+            name="backbone",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="+",
+                to="learning.backbone",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='backbone',
-            constraint=models.UniqueConstraint(fields=('project', 'number'), name='backbone_number'),
+            model_name="backbone",
+            constraint=models.UniqueConstraint(
+                fields=("project", "number"), name="backbone_number"
+            ),
         ),
     ]
