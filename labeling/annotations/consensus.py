@@ -6,19 +6,30 @@ from __future__ import annotations
 
 from collections import Counter
 
+import numpy as np
 from django.db import transaction
 
 from labeling.annotations.lease_log import lease_log_end
-from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.annotations.models import Annotation, AnnotationSource, ConsensusModel, GoldAnswer
+from labeling.annotations.weighted import (
+    MIN_IMAGES,
+    ReliabilityModel,
+    Votes,
+    dawid_skene,
+    params_from_fit,
+    weighted_choice,
+)
 from labeling.core import events
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
-from labeling.projects.models import Project
+from labeling.projects.models import ConsensusMethod, Project
 
 # Ties ask for more annotators, but not forever: after this many extra annotations a tied
 # image waits for a project admin.
 EXTRA_ANNOTATIONS_FOR_TIES = 2
 # The images_labeled source of images a consensus recompute labeled (no one submitted anything).
 CONSENSUS = "consensus"
+
+_LOAD = object()  # apply_consensus: read the project's reliability model itself
 
 # Labels set by a decision (an admin's resolution, a reviewer's relabel): the latest one is
 # the image's label, whatever the votes say.
@@ -38,12 +49,15 @@ CONSENSUS_FIELDS = [
 ]
 
 
-def apply_consensus(image: Image, project: Project, history: list[Annotation]) -> None:
+def apply_consensus(
+    image: Image, project: Project, history: list[Annotation], model: object = _LOAD
+) -> None:
     """Status, consensus label and agreement from each annotator's latest label.
 
     ``history`` is every annotation of the image, oldest first. Discarded votes (a reviewer
     sent the image back) do not count; a decision (resolution, review) or a gold label fixes
-    the label.
+    the label. Under weighted consensus the project's fitted reliability ``model`` (loaded
+    when not given; None: majority) weighs the votes of an image that has them all.
     """
     latest: dict[int, str] = {}
     resolution = image.gold_label  # a gold question's known answer is its label
@@ -70,8 +84,15 @@ def apply_consensus(image: Image, project: Project, history: list[Annotation]) -
     ranked = votes.most_common()
     top_label, top = ranked[0]
     tied = len(ranked) > 1 and ranked[1][1] == top
-    image.agreement = top / len(latest)
     need = project.annotations_per_image
+    if len(latest) >= max(need, 2) and project.consensus_method == ConsensusMethod.WEIGHTED:
+        if model is _LOAD:
+            model = reliability_model(project)
+        posterior = model.posterior(latest) if model is not None else None
+        if posterior is not None:  # else the majority decides (no fit yet, or a new class)
+            top_label, tied = weighted_choice(posterior)
+            top = votes[top_label]
+    image.agreement = top / len(latest)
     if len(latest) < need:
         image.status, image.consensus_label = ImageStatus.PARTIAL, None
     elif not tied:
@@ -80,6 +101,12 @@ def apply_consensus(image: Image, project: Project, history: list[Annotation]) -
         image.status, image.consensus_label = ImageStatus.PARTIAL, None  # one more, please
     else:
         image.status, image.consensus_label = ImageStatus.DISPUTED, None
+
+
+def reliability_model(project: Project) -> ReliabilityModel | None:
+    """The project's fitted model of its annotators, or None (not fitted yet)."""
+    row = ConsensusModel.objects.filter(project=project).first()
+    return ReliabilityModel(row.params) if row is not None and row.params else None
 
 
 def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
@@ -93,18 +120,23 @@ def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
     Labeled images keep their consensus either way. A chunk of images at a time (bounded
     memory), each in a savepoint of its own.
     """
+    waiting = [ImageStatus.PARTIAL, ImageStatus.DISPUTED]
     ids = list(
-        Image.objects.filter(
-            project=project, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
-        ).values_list("id", flat=True)
+        Image.objects.filter(project=project, status__in=waiting).values_list("id", flat=True)
     )
-    labeled = 0
+    return _rejudge(project, ids, waiting, reliability_model(project), chunk)[0]
+
+
+def _rejudge(
+    project: Project, ids: list[int], statuses: list[str], model, chunk: int
+) -> tuple[int, int]:
+    """Judge ``ids`` (those still in ``statuses``) again; returns (images that reached a
+    consensus, labeled images whose label changed)."""
+    labeled = changed = 0
     for start in range(0, len(ids), chunk):
         part = ids[start : start + chunk]
         with transaction.atomic():
-            images = Image.objects.select_for_update().filter(
-                pk__in=part, status__in=[ImageStatus.PARTIAL, ImageStatus.DISPUTED]
-            )
+            images = Image.objects.select_for_update().filter(pk__in=part, status__in=statuses)
             history: dict[int, list[Annotation]] = {}
             for annotation in Annotation.objects.filter(image_id__in=part).order_by(
                 "created_at", "id"
@@ -112,20 +144,105 @@ def consensus_recompute(*, project: Project, chunk: int = 500) -> int:
                 history.setdefault(annotation.image_id, []).append(annotation)
             done = []
             for image in images.order_by("id"):
-                status = image.status
-                apply_consensus(image, project, history.get(image.pk, []))
-                if image.status == status:
+                status, label = image.status, image.consensus_label
+                agreement, count = image.agreement, image.annotation_count
+                apply_consensus(image, project, history.get(image.pk, []), model)
+                if (
+                    status == ImageStatus.LABELED
+                    and image.status != ImageStatus.LABELED
+                    and image.annotation_count < project.annotations_per_image
+                ):
+                    # A raised overlap does not unlabel an image (as in consensus_recompute);
+                    # a tie under the method now in force does: it asks for another vote.
+                    image.status, image.consensus_label = status, label
+                    image.agreement, image.annotation_count = agreement, count
+                if image.status == status and image.consensus_label == label:
                     continue
                 if image.status not in QUEUE_STATUSES and image.leased_to_id is not None:
                     lease_log_end(image_id=image.pk, user_ids=[image.leased_to_id])
                     image.leased_to_id, image.lease_expires = None, None
                     image.lease_exploration = False
                 image.save(update_fields=CONSENSUS_FIELDS)
-                if image.status == ImageStatus.LABELED:
+                if image.status == ImageStatus.LABELED and status != ImageStatus.LABELED:
                     done.append(image)
+                elif status == ImageStatus.LABELED:
+                    changed += 1
             if done:
                 events.images_labeled.send(
                     sender=Annotation, project=project, images=done, source=CONSENSUS, user=None
                 )
             labeled += len(done)
-    return labeled
+    return labeled, changed
+
+
+def consensus_refit(*, project: Project, chunk: int = 500) -> dict[str, object]:
+    """Fit the project's model of its annotators (Dawid-Skene, ``weighted.py``) on every
+    counted vote, store it, and judge every image with two or more votes again under the
+    project's consensus method; returns what it did (for a run's metrics and the API).
+
+    Called before each training round's snapshot (the model then learns from the re-judged
+    labels) and when an admin changes ``consensus_method``. Images whose truth is known pin
+    the fit: gold questions (with the annotators' gold answers as votes) and labels decided
+    by a reviewer or an admin. With fewer than ``weighted.MIN_IMAGES`` multi-vote images no
+    model is kept and the majority decides. A labeled image may change label (the new
+    weights say the minority was right); it sends no event, as it was labeled already.
+    """
+    classes = list(project.labels)
+    index = {c: i for i, c in enumerate(classes)}
+    latest: dict[int, dict[int, int]] = {}  # image -> annotator -> class
+    known: dict[int, int] = {}
+    rows = (
+        Annotation.objects.filter(image__project=project, discarded_at=None)
+        .order_by("image_id", "created_at", "id")
+        .values_list("image_id", "annotator_id", "label", "source")
+    )
+    for image_id, user, label, source in rows.iterator(chunk_size=5000):
+        col = index.get(label)
+        if col is None:
+            continue
+        if source in DECISIONS:
+            known[image_id] = col
+        elif source == AnnotationSource.MANUAL:
+            latest.setdefault(image_id, {})[user] = col
+    gold = dict(
+        Image.objects.filter(project=project, gold_label__isnull=False).values_list(
+            "id", "gold_label"
+        )
+    )
+    for image_id, gold_label in gold.items():
+        if gold_label in index:
+            known[image_id] = index[gold_label]
+    answers = GoldAnswer.objects.filter(image__project=project).values_list(
+        "image_id", "annotator_id", "label"
+    )
+    for image_id, user, label in answers.iterator(chunk_size=5000):
+        if label in index and image_id in known:
+            latest.setdefault(image_id, {})[user] = index[label]
+    multi = [i for i, v in latest.items() if len(v) >= 2 and i not in known]
+    items = multi + [i for i in latest if i in known]
+    model = None
+    report: dict[str, object] = {"method": project.consensus_method, "images": len(multi)}
+    if project.consensus_method == ConsensusMethod.WEIGHTED and len(multi) >= MIN_IMAGES:
+        row_of = {image_id: r for r, image_id in enumerate(items)}
+        users = sorted({u for i in items for u in latest[i]})
+        col_of = {u: c for c, u in enumerate(users)}
+        triples = [(row_of[i], col_of[u], lab) for i in items for u, lab in latest[i].items()]
+        arr = np.asarray(triples, dtype=np.int64)
+        votes = Votes(arr[:, 0], arr[:, 1], arr[:, 2], len(items), len(users))
+        pins = {row_of[i]: known[i] for i in items if i in known}
+        fit = dawid_skene(votes, len(classes), pins)
+        params = params_from_fit(fit, classes, users, len(multi))
+        ConsensusModel.objects.update_or_create(project=project, defaults={"params": params})
+        model = ReliabilityModel(params)
+        report["iterations"] = fit.iterations
+    else:
+        ConsensusModel.objects.filter(project=project).delete()
+    statuses = [
+        ImageStatus.UNLABELED,
+        ImageStatus.PARTIAL,
+        ImageStatus.DISPUTED,
+        ImageStatus.LABELED,
+    ]
+    reached, relabeled = _rejudge(project, sorted(multi), statuses, model, chunk)
+    report.update(reached=reached, relabeled=relabeled, weighted=model is not None)
+    return report

@@ -7,7 +7,7 @@ import uuid
 
 from django.dispatch import receiver
 
-from labeling.annotations.consensus import consensus_recompute
+from labeling.annotations.consensus import consensus_recompute, consensus_refit
 from labeling.annotations.models import Annotation, AnnotationSource
 from labeling.core import events
 from labeling.core.errors import ValidationFailed
@@ -34,12 +34,15 @@ def record_imported_labels(sender, *, project, images, source: str, user, **_) -
 @receiver(events.project_settings_changed, dispatch_uid="annotations.settings_changed")
 def settings_changed(sender, *, project, changed: dict, **_) -> None:
     """A class that has annotations cannot be removed (renaming it is the way); a new
-    ``annotations_per_image`` judges the waiting images again."""
+    ``annotations_per_image`` judges the waiting images again; a new ``consensus_method``
+    judges every image with several votes again."""
     if "labels" in changed:
         before, after = changed["labels"]
         _refuse_removing_used_classes(project, [label for label in before if label not in after])
     if "annotations_per_image" in changed:
         consensus_recompute(project=project)
+    if "consensus_method" in changed:
+        consensus_refit(project=project)  # every multi-vote image, under the new method
 
 
 def _refuse_removing_used_classes(project, removed: list[str]) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from django.conf import settings
 
 import training.train
+from labeling.annotations.consensus import consensus_refit
 from labeling.learning import runs
 from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.base import Job
@@ -72,9 +73,17 @@ class TrainJob(Job):
             runs.version_promote(version=result.version)  # model.activated goes out with it
         return {**result.metrics, "promoted": result.promote, "version": result.version.number}
 
+    def _snapshot(self, run) -> Snapshot:
+        """The labels to train on. Where several annotators label each image, the model of
+        their reliability is refitted first, so the round learns from the re-judged labels."""
+        if self.project.annotations_per_image > 1:
+            report = consensus_refit(project=self.project)
+            logger.info("run %d: consensus refitted: %s", run.pk, report)
+        return take_snapshot(run)
+
     def _train(self) -> tuple[ModelVersion, bool, dict]:
         run, project = self.run, self.project
-        snap = self.stage("snapshot", lambda: take_snapshot(run))
+        snap = self.stage("snapshot", lambda: self._snapshot(run))
         if not snap.items:
             raise RuntimeError("no consensus labels yet: label some images first")
         workdir = Path(settings.DATA_DIR) / "worker" / f"run-{run.pk}"
