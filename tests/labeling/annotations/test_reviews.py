@@ -308,6 +308,11 @@ def test_send_back_discards_the_votes_and_puts_the_image_back_in_the_queue(
     assert (image.status, image.consensus_label, image.annotation_count) == ("unlabeled", None, 0)
     (vote,) = Annotation.objects.filter(image=image)
     assert vote.discarded_at is not None and vote.label == "3"  # kept on record
+    # The image's history and the project's say which votes no longer count.
+    detail = as_user(rita).get(f"/api/images/{image.pk}/").json()
+    assert [a["discarded_at"] is not None for a in detail["annotations"]] == [True]
+    history = as_user(rita).get(f"/api/projects/{project.pk}/annotations/").json()
+    assert [a["discarded_at"] is not None for a in history["results"]] == [True]
 
 
 def test_after_a_send_back_the_earlier_voter_gets_the_image_again_and_their_vote_counts(
