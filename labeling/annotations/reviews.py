@@ -145,7 +145,7 @@ def review_decide(
         raise ValidationFailed("relabel needs the new label in 'label'", code="label")
     if decision != Decision.RELABEL and label:
         raise ValidationFailed(
-            f"'label' goes with relabel only; a {decision} keeps or clears the votes' label",
+            f"'label' goes with relabel only, not with {decision} (which sets no label)",
             code="label",
         )
     replayed = _replayed(review_id, decision_id)
