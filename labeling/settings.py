@@ -257,6 +257,8 @@ SPECTACULAR_SETTINGS = {
         "DeliveryStatusEnum": "labeling.webhooks.models.DeliveryStatus",
         "BackboneSourceEnum": "labeling.learning.models.Backbone.Source",
         "RunLaneEnum": "labeling.learning.models.RunLane",
+        "ReviewStateEnum": "labeling.annotations.models.ReviewState",
+        "DecisionEnum": "labeling.annotations.reviews.Decision",
     },
 }
 

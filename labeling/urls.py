@@ -15,6 +15,11 @@ from labeling.annotations.api import (
     TaskReleaseView,
     TaskRenewView,
 )
+from labeling.annotations.api_reviews import (
+    ProjectReviewsView,
+    ReviewDecisionView,
+    ReviewDetailView,
+)
 from labeling.core.api import HealthView, TokenView
 from labeling.exports.api import ProjectExportView
 from labeling.images.api import ImageFileView, ProjectImagesView
@@ -66,6 +71,11 @@ api = [
         DisagreementsView.as_view(),
         name="project-disagreements",
     ),
+    path(
+        "projects/<int:project_id>/reviews/", ProjectReviewsView.as_view(), name="project-reviews"
+    ),
+    path("reviews/<int:review_id>/", ReviewDetailView.as_view(), name="review-detail"),
+    path("reviews/<int:review_id>/decision/", ReviewDecisionView.as_view(), name="review-decision"),
     path(
         "projects/<int:project_id>/training-runs/", ProjectRunsView.as_view(), name="project-runs"
     ),

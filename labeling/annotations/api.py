@@ -66,7 +66,13 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "source",
             "annotator",
             "created_at",
+            "discarded_at",
         ]
+        extra_kwargs = {
+            "discarded_at": {
+                "help_text": "set when a reviewer sent the image back: the vote no longer counts"
+            }
+        }
 
 
 class ResolveSerializer(serializers.Serializer):
@@ -219,6 +225,9 @@ class AnnotationBriefSerializer(serializers.Serializer):
     source = serializers.CharField()
     duration_ms = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
+    discarded_at = serializers.DateTimeField(
+        allow_null=True, help_text="set when a reviewer sent the image back: no longer counted"
+    )
 
 
 class ImageDetailSerializer(ImageSerializer):

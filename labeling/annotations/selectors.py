@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Avg, Case, Count, Prefetch, Q, QuerySet, When
 from django.utils import timezone
 
-from labeling.annotations.models import Annotation
+from labeling.annotations.models import Annotation, LabelReview, ReviewState
+from labeling.core.errors import NotFound, ValidationFailed
 from labeling.images.models import Image, ImageStatus
-from labeling.projects.models import Project
+from labeling.projects.models import Project, Role
+from labeling.projects.selectors import project_get_for_user
 
 
 def annotation_stats(*, project: Project) -> dict[str, object]:
@@ -83,7 +86,7 @@ def agreement_stats(*, project: Project) -> dict[str, object]:
                        a.image_id, a.annotator_id, a.label
                 FROM annotations_annotation a
                 JOIN images_image i ON i.id = a.image_id
-                WHERE i.project_id = %s AND a.source <> 'resolution'
+                WHERE i.project_id = %s AND a.source NOT IN ('resolution', 'review')
                 ORDER BY a.image_id, a.annotator_id, a.created_at DESC, a.id DESC
             )
             SELECT u.username, count(*),
@@ -120,3 +123,46 @@ def image_with_annotations(*, image: Image) -> Image:
         .prefetch_related(Prefetch("annotations", queryset=annotations))
         .get(pk=image.pk)
     )
+
+
+# The review list's state filter: one state, or every state.
+REVIEW_STATES = (*ReviewState.values, "all")
+
+
+def _with_votes(reviews: QuerySet[LabelReview]) -> QuerySet[LabelReview]:
+    """Reviews with their image, decider, and every vote on the image (who, oldest first,
+    the discarded ones too): three queries for a page, whatever its length."""
+    votes = Annotation.objects.select_related("annotator").order_by("created_at", "id")
+    return reviews.select_related("image", "decided_by").prefetch_related(
+        Prefetch("image__annotations", queryset=votes, to_attr="votes")
+    )
+
+
+def review_list(*, project: Project, state: str = ReviewState.OPEN) -> QuerySet[LabelReview]:
+    """The project's reviews in one state (``all``: every state), most likely wrong first."""
+    if state not in REVIEW_STATES:
+        raise ValidationFailed(
+            f"state must be one of {', '.join(REVIEW_STATES)}, got {state[:50]!r}",
+            code="invalid_parameter",
+            details={"parameter": "state", "choices": list(REVIEW_STATES)},
+        )
+    reviews = LabelReview.objects.filter(project=project)
+    if state != "all":
+        reviews = reviews.filter(state=state)
+    return _with_votes(reviews).order_by("-score", "id")
+
+
+def review_get_for_user(
+    *, user: AbstractBaseUser, review_id: int | str, role: str = Role.REVIEWER
+) -> LabelReview:
+    """The review (with its votes) if ``user`` holds ``role`` in its project; 404 for a
+    review of a project they are not a member of, 403 for a member without the role."""
+    try:
+        review = _with_votes(LabelReview.objects.all()).get(pk=int(review_id))
+    except (LabelReview.DoesNotExist, ValueError, TypeError):
+        raise NotFound("review not found") from None
+    try:
+        project_get_for_user(user=user, project_id=review.project_id, role=role)
+    except NotFound:
+        raise NotFound("review not found") from None
+    return review

@@ -45,6 +45,7 @@ _QUEUE_FILTER = """
     AND NOT EXISTS (
         SELECT 1 FROM annotations_annotation a
         WHERE a.image_id = i.id AND a.annotator_id = %(user)s
+          AND a.discarded_at IS NULL  -- sent back by a reviewer: they may vote again
     )
 """
 
@@ -174,7 +175,9 @@ def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
         if locked.leased_to_id != user.pk or not live:
             raise _renew_refusal(locked, user, live=live)
         if locked.status not in QUEUE_STATUSES or (
-            Annotation.objects.filter(image=locked, annotator=user).exists()
+            Annotation.objects.filter(
+                image=locked, annotator=user, discarded_at__isnull=True
+            ).exists()
         ):
             raise Conflict("this image needs no more labels from you", code="not_needed")
         expires = now + timezone.timedelta(seconds=locked.project.lease_seconds)
@@ -278,7 +281,8 @@ def annotation_submit(
             replayed = next((a for a in history if a.client_id == client_id), None)
             if replayed is not None:
                 return _replay(replayed, image=image, user=user)
-            mine = [a for a in history if a.annotator_id == user.pk]
+            # Votes a reviewer sent back no longer count: their author votes afresh.
+            mine = [a for a in history if a.annotator_id == user.pk and a.discarded_at is None]
             if mine and mine[-1].label == label and mine[-1].source == source:
                 # The same label again (a second tab, a re-sent form): nothing changes.
                 return Submission(annotation=mine[-1], created=False)

@@ -1,6 +1,6 @@
 """Reads for exports: a project's images in keyset-paginated chunks, and each chunk's
-annotations and model versions in one query each, so an export's memory does not grow with
-the project and no query grows with it either."""
+annotations, model versions and label reviews in one query each, so an export's memory does
+not grow with the project and no query grows with it either."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any
 
-from labeling.annotations.models import Annotation
+from labeling.annotations.models import Annotation, LabelReview, ReviewState
 from labeling.images.models import Image
 from labeling.learning.models import ImageScore
 from labeling.projects.models import Project
@@ -86,11 +86,20 @@ def export_annotations_by_image(
             **_chunk_images(project=project, rows=rows, labeled_only=labeled_only)
         )
         .order_by("image_id", "created_at", "id")
-        .values_list("image_id", "annotator__username", "label", "source", "created_at")
+        .values_list(
+            "image_id", "annotator__username", "label", "source", "created_at", "discarded_at"
+        )
     )
-    for image_id, user, label, source, created in annotations:
+    for image_id, user, label, source, created, discarded in annotations:
         grouped[image_id].append(
-            {"user": user, "label": label, "source": source, "created": created}
+            {
+                "user": user,
+                "label": label,
+                "source": source,
+                "created": created,
+                # A reviewer sent the image back: the vote is on record but does not count.
+                "discarded": discarded is not None,
+            }
         )
     return grouped
 
@@ -108,3 +117,29 @@ def export_versions_by_image(
         **_chunk_images(project=project, rows=rows, labeled_only=labeled_only)
     ).values_list("image_id", "model_version__number", "model_version_id")
     return {image_id: (number, version_id) for image_id, number, version_id in scores}
+
+
+def export_reviews_by_image(
+    *, project: Project, rows: list[dict[str, Any]], labeled_only: bool
+) -> dict[int, dict[str, Any]]:
+    """Each reviewed image's review for the export's quality fields: its open review, else
+    its latest one (state, score, who decided, the label set). One query a chunk."""
+    reviews = (
+        LabelReview.objects.filter(
+            **_chunk_images(project=project, rows=rows, labeled_only=labeled_only)
+        )
+        .order_by("image_id", "id")
+        .values_list("image_id", "state", "score", "decided_by__username", "label_after")
+    )
+    chosen: dict[int, dict[str, Any]] = {}
+    for image_id, state, score, decided_by, label_after in reviews:
+        current = chosen.get(image_id)
+        if current is not None and current["state"] == ReviewState.OPEN:
+            continue  # the open review is the one that says how the label stands now
+        chosen[image_id] = {
+            "state": state,
+            "score": score,
+            "decided_by": decided_by,
+            "label_after": label_after or None,
+        }
+    return chosen

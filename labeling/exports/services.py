@@ -3,9 +3,9 @@
 Used by ``GET /api/projects/{id}/export/`` (a StreamingHttpResponse) and by
 ``python manage.py export --project SLUG --format csv --out digits.csv``.
 
-Every format reads the database in keyset-paginated chunks (``selectors.CHUNK_SIZE`` images
-and their annotations, two queries a chunk) and yields bytes as it goes, so memory stays flat
-however many images the project has.
+Every format reads the database in keyset-paginated chunks (``selectors.CHUNK_SIZE`` images,
+then their annotations, model versions and reviews: one query each a chunk) and yields bytes
+as it goes, so memory stays flat however many images the project has.
 
 Parameters and their defaults:
 
@@ -18,6 +18,12 @@ Parameters and their defaults:
   null where no model has scored the image. Default ``true`` for json and csv; ``false``
   leaves the prediction fields out. imagefolder holds human labels only: ``predictions=true``
   is refused there.
+
+json and csv carry each consensus label's quality: ``suspect_score`` (how likely the label
+is wrong, from its open or latest review; null if no label check ever flagged it), the
+review's decision (``state``, ``decided_by``, ``label_after``), ``consensus_method`` (the
+project's) and ``consensus_confidence`` (the image's agreement). In json they are the image's
+``quality`` object, null for images without a consensus label; in csv the last columns.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from labeling.core.storage import storage_open
 from labeling.exports.selectors import (
     export_annotations_by_image,
     export_image_chunks,
+    export_reviews_by_image,
     export_versions_by_image,
 )
 from labeling.exports.zipstream import ZipStream
@@ -66,6 +73,16 @@ CSV_COLUMNS = [
     "annotation_count",  # annotators whose latest label counts; the json has the history
 ]
 CSV_PREDICTION_COLUMNS = ["predicted_label", "confidence", "uncertainty", "model_version"]
+# Last, so that readers of the columns before keep their positions; empty for images
+# without a consensus label.
+CSV_QUALITY_COLUMNS = [
+    "suspect_score",
+    "review_state",
+    "reviewed_by",
+    "review_label_after",
+    "consensus_method",
+    "consensus_confidence",
+]
 # Written at the zip's root when images could not be read from the store (deleted objects):
 # the export goes on without them and says which ones are missing.
 ZIP_ERRORS_NAME = "export-errors.txt"
@@ -180,8 +197,12 @@ def _number(value: float | None) -> float | None:
 
 
 def _chunks(project: Project, options: ExportOptions) -> Iterator[list[dict[str, Any]]]:
-    """Image rows, with the model version behind each prediction when predictions are on."""
+    """Image rows with their label's quality, and the model version behind each prediction
+    when predictions are on."""
     for rows in export_image_chunks(project=project, labeled_only=options.labeled):
+        reviews = export_reviews_by_image(project=project, rows=rows, labeled_only=options.labeled)
+        for row in rows:
+            row["quality"] = _quality(project, row, reviews.get(row["id"]))
         if options.predictions:
             versions = export_versions_by_image(
                 project=project, rows=rows, labeled_only=options.labeled
@@ -191,6 +212,36 @@ def _chunks(project: Project, options: ExportOptions) -> Iterator[list[dict[str,
                     row["id"], (None, None)
                 )
         yield rows
+
+
+def _quality(
+    project: Project, row: dict[str, Any], review: dict[str, Any] | None
+) -> dict[str, Any] | None:
+    if row["consensus_label"] is None:
+        return None
+    return {
+        "suspect_score": _number(review["score"]) if review else None,
+        "review": (
+            {k: review[k] for k in ("state", "decided_by", "label_after")} if review else None
+        ),
+        "consensus_method": project.consensus_method,
+        "consensus_confidence": _number(row["agreement"]),
+    }
+
+
+def _quality_cells(row: dict[str, Any]) -> list[Any]:
+    quality = row["quality"]
+    if quality is None:
+        return [None] * len(CSV_QUALITY_COLUMNS)
+    review = quality["review"] or {}
+    return [
+        quality["suspect_score"],
+        review.get("state"),
+        review.get("decided_by"),
+        review.get("label_after"),
+        quality["consensus_method"],
+        quality["consensus_confidence"],
+    ]
 
 
 def _prediction(row: dict[str, Any]) -> dict[str, Any] | None:
@@ -243,6 +294,7 @@ def _json_stream(project: Project, options: ExportOptions, progress: Progress) -
             }
             if options.predictions:
                 image["prediction"] = _prediction(row)
+            image["quality"] = row["quality"]
             separator = "" if count == 0 and not lines else ",\n"
             lines.append(separator + json.dumps(image, ensure_ascii=False))
         count += len(rows)
@@ -253,13 +305,15 @@ def _json_stream(project: Project, options: ExportOptions, progress: Progress) -
 
 def _csv_stream(project: Project, options: ExportOptions, progress: Progress) -> Iterator[bytes]:
     columns = CSV_COLUMNS + (CSV_PREDICTION_COLUMNS if options.predictions else [])
+    header = columns + CSV_QUALITY_COLUMNS
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(columns)
+    writer.writerow(header)
     count = 0
     for rows in _chunks(project, options):
         for row in rows:
-            writer.writerow([_csv_cell(row[c]) for c in columns])
+            cells = [row[c] for c in columns] + _quality_cells(row)
+            writer.writerow([_csv_cell(cell) for cell in cells])
         count += len(rows)
         yield buffer.getvalue().encode()
         buffer.seek(0)

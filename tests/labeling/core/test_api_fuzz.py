@@ -36,7 +36,7 @@ from schemathesis.core.failures import Failure
 from schemathesis.core.parameters import ParameterLocation
 from schemathesis.specs.openapi.checks import negative_data_rejection, positive_data_acceptance
 
-from labeling.annotations.models import Annotation
+from labeling.annotations.models import Annotation, LabelReview
 from labeling.core.storage import storage_put
 from labeling.images.models import ImageStatus
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
@@ -59,6 +59,7 @@ ID_PARAMS = {
     "version_id": "version",
     "webhook_id": "webhook",
     "delivery_id": "delivery",
+    "review_id": "review",
 }
 
 
@@ -86,8 +87,9 @@ def error_answers_are_json_with_the_error_body(ctx, response, case) -> None:
 
 @pytest.fixture
 def fuzz_world(project, alice, bob, staff, settings):
-    """A project with images (one labeled), a queued run, a finished run with an active model
-    version (checkpoint in the store), a webhook, and API tokens for alice and staff."""
+    """A project with images (one labeled, its label in the review queue), a queued run, a
+    finished run with an active model version (checkpoint in the store), a webhook, and API
+    tokens for alice and staff."""
     # Nobody answers predictions here: fail fast with the declared 503.
     settings.LABELLOOP_PREDICT_TIMEOUT = 0.05
     UserFactory(username="newcomer")
@@ -97,6 +99,14 @@ def fuzz_world(project, alice, bob, staff, settings):
     labeled.status, labeled.consensus_label, labeled.agreement = ImageStatus.LABELED, "3", 1.0
     labeled.annotation_count = 1
     labeled.save()
+    review = LabelReview.objects.create(
+        project=project,
+        image=labeled,
+        score=0.9,
+        given_label="3",
+        model_label="5",
+        model_confidence=0.8,
+    )
     done = TrainingRun.objects.create(project=project, trigger="manual", status=RunStatus.SUCCEEDED)
     checkpoint = b"not really a checkpoint"
     key = f"models/{hashlib.sha256(checkpoint).hexdigest()}.pt"
@@ -135,6 +145,7 @@ def fuzz_world(project, alice, bob, staff, settings):
             "version": version.id,
             "webhook": webhook.id,
             "delivery": failed.id,
+            "review": review.id,
         },
         "tokens": {
             "staff": Token.objects.create(user=staff).key,

@@ -1,5 +1,6 @@
-"""Every endpoint x {anonymous, outsider, viewer, annotator, project admin, staff}, and every
-endpoint x {admin, annotator} of project A aimed at project B's objects (IDOR).
+"""Every endpoint x {anonymous, outsider, viewer, annotator, reviewer, project admin, staff},
+and every endpoint x {admin, reviewer, annotator} of project A aimed at project B's objects
+(IDOR).
 
 Non-members get 404 for a project's resources; members lacking the role get 403;
 anonymous callers get 401. A member of another project gets the same 404 as an outsider
@@ -17,6 +18,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
+from labeling.annotations.models import LabelReview
 from labeling.learning.models import ModelVersion, TrainingRun
 from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from tests.factories import ImageFactory, png_bytes
@@ -24,15 +26,15 @@ from tests.labeling.images.helpers import upload
 
 pytestmark = pytest.mark.django_db
 
-ROLES = ["anonymous", "outsider", "viewer", "annotator", "admin", "staff"]
-RANK = {"viewer": 0, "annotator": 1, "admin": 2, "staff": 2}
+ROLES = ["anonymous", "outsider", "viewer", "annotator", "reviewer", "admin", "staff"]
+RANK = {"viewer": 0, "annotator": 1, "reviewer": 2, "admin": 3, "staff": 3}
 
 
 @dataclass(frozen=True)
 class Endpoint:
     method: str
     path: Callable[[dict], str]
-    needs: str  # viewer | annotator | admin | staff | any
+    needs: str  # viewer | annotator | reviewer | admin | staff | any
     ok: int
     body: Callable[[dict], dict] | None = None
     multipart: bool = False
@@ -184,6 +186,17 @@ ENDPOINTS = {
         201,
         lambda c: {"label": "1"},
     ),
+    "list reviews": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/reviews/", "reviewer", 200
+    ),
+    "read review": Endpoint("get", lambda c: f"/api/reviews/{c['review'].id}/", "reviewer", 200),
+    "decide review": Endpoint(
+        "post",
+        lambda c: f"/api/reviews/{c['review'].id}/decision/",
+        "reviewer",
+        200,
+        lambda c: {"decision": "relabel", "label": "5", "decision_id": str(uuid.uuid4())},
+    ),
     "export": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/export/?format=csv", "admin", 200
     ),
@@ -238,6 +251,16 @@ NOT_PROJECT_SCOPED = {
 def world(project) -> dict:
     """One of each object in ``project`` for the endpoints to aim at."""
     context = {"project": project, "image": ImageFactory(project=project)}
+    # A label the model doubts, in the review queue.
+    doubted = ImageFactory(project=project, status="labeled", consensus_label="3")
+    context["review"] = LabelReview.objects.create(
+        project=project,
+        image=doubted,
+        score=0.9,
+        given_label="3",
+        model_label="5",
+        model_confidence=0.8,
+    )
     context["run"] = TrainingRun.objects.create(project=project, trigger="manual")
     done = TrainingRun.objects.create(project=project, trigger="manual", status="succeeded")
     context["version"] = ModelVersion.objects.create(
@@ -290,14 +313,18 @@ def expected(endpoint: Endpoint, role: str) -> int:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize("name", sorted(ENDPOINTS))
 def test_permission_matrix(name, role, project, alice, bob, victor, mallory, staff, as_user):
+    from labeling.projects.models import Membership
     from tests.factories import UserFactory
 
     UserFactory(username="newcomer")
+    rita = UserFactory(username="rita")
+    Membership.objects.create(project=project, user=rita, role="reviewer")
     users = {
         "anonymous": None,
         "outsider": mallory,
         "viewer": victor,
         "annotator": bob,
+        "reviewer": rita,
         "admin": alice,
         "staff": staff,
     }
@@ -325,6 +352,22 @@ def test_the_project_list_shows_only_my_projects(project, mallory, bob, as_user)
     assert (row["slug"], row["role"]) == ("digits", "annotator")
 
 
+def test_an_admin_makes_someone_a_reviewer_and_they_see_their_role(project, alice, as_user):
+    from tests.factories import UserFactory
+
+    newcomer = UserFactory(username="newcomer")
+    added = as_user(alice).post(
+        f"/api/projects/{project.id}/members/",
+        {"username": "newcomer", "role": "reviewer"},
+        format="json",
+    )
+    assert added.status_code == 201, added.content
+    assert added.json()["role"] == "reviewer"
+    (row,) = as_user(newcomer).get("/api/projects/").json()
+    assert row["role"] == "reviewer"
+    assert as_user(newcomer).get(f"/api/projects/{project.id}/").json()["role"] == "reviewer"
+
+
 # --- IDOR: members of project A guessing the ids of project B's objects ---
 
 PROJECT_SCOPED = sorted(name for name, e in ENDPOINTS.items() if e.needs not in ("any", "staff"))
@@ -345,11 +388,12 @@ def snapshot(project) -> dict:
         "runs": list(TrainingRun.objects.filter(project=project).order_by("id").values()),
         "versions": list(ModelVersion.objects.filter(project=project).order_by("id").values()),
         "webhooks": list(Webhook.objects.filter(project=project).order_by("id").values()),
+        "reviews": list(LabelReview.objects.filter(project=project).order_by("id").values()),
         "deliveries": WebhookDelivery.objects.filter(webhook__project=project).count(),
     }
 
 
-@pytest.mark.parametrize("attacker_role", ["admin", "annotator"])
+@pytest.mark.parametrize("attacker_role", ["admin", "reviewer", "annotator"])
 @pytest.mark.parametrize("name", PROJECT_SCOPED)
 def test_a_member_of_another_project_gets_404_and_changes_nothing(
     name, attacker_role, project, as_user
@@ -395,7 +439,9 @@ def test_every_api_route_is_in_the_matrix():
                         routes.add((pattern.name, method))
 
     walk(get_resolver().url_patterns, "")
-    ids = {key: 1 for key in ("project", "image", "run", "version", "webhook", "delivery")}
+    ids = {
+        key: 1 for key in ("project", "image", "run", "version", "webhook", "delivery", "review")
+    }
     context = {key: type("Obj", (), {"id": 1})() for key in ids}
     covered = {
         (resolve(endpoint.path(context).split("?")[0]).url_name, endpoint.method)

@@ -25,6 +25,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from labeling.annotations.models import LabelReview
 from labeling.learning.models import ModelVersion, TrainingRun
 from labeling.webhooks.models import DeliveryStatus, Webhook, WebhookDelivery, WebhookEvent
 from tests.factories import ImageFactory
@@ -100,8 +101,18 @@ def ids(project, staff) -> dict[str, int]:
         attempts=8,
         next_attempt_at=timezone.now(),
     )
+    doubted = ImageFactory(project=project, status="labeled", consensus_label="3")
+    review = LabelReview.objects.create(
+        project=project,
+        image=doubted,
+        score=0.9,
+        given_label="3",
+        model_label="5",
+        model_confidence=0.8,
+    )
     return {
         "project_id": project.id,
+        "review_id": review.id,
         "image_id": ImageFactory(project=project).id,
         "run_id": run.id,
         "version_id": version.id,

@@ -44,6 +44,7 @@ def history(image: Image) -> list[dict]:
             "label": a.label,
             "source": a.source,
             "created": iso(a.created_at),
+            "discarded": a.discarded_at is not None,
         }
         for a in Annotation.objects.filter(image=image).order_by("created_at", "id")
     ]
@@ -93,7 +94,7 @@ def test_json_export_has_every_image_with_its_annotations_and_prediction(exporte
     data = json.loads(body(response))
     images, v1, v2 = exported.images, exported.v1, exported.v2
 
-    def row(key, status, consensus, agreement, count, prediction):
+    def row(key, status, consensus, agreement, count, prediction, quality=None):
         image = images[key]
         return {
             "id": image.id,
@@ -109,6 +110,15 @@ def test_json_export_has_every_image_with_its_annotations_and_prediction(exporte
             "annotations": history(image),
             "created_at": iso(image.created_at),
             "prediction": prediction,
+            "quality": quality,
+        }
+
+    def quality(confidence):
+        return {
+            "suspect_score": None,  # no label check has flagged any of them
+            "review": None,
+            "consensus_method": "weighted",
+            "consensus_confidence": confidence,
         }
 
     def prediction(label, confidence, version):
@@ -130,8 +140,8 @@ def test_json_export_has_every_image_with_its_annotations_and_prediction(exporte
     assert data["exported_at"].endswith("Z")
     assert data["image_count"] == 5
     assert data["images"] == [
-        row("unanimous", "labeled", "3", 1.0, 2, prediction("3", 0.875, v2)),
-        row("resolved", "labeled", "7", 0.5, 2, prediction("1", 0.5, v2)),
+        row("unanimous", "labeled", "3", 1.0, 2, prediction("3", 0.875, v2), quality(1.0)),
+        row("resolved", "labeled", "7", 0.5, 2, prediction("1", 0.5, v2), quality(0.5)),
         row("predicted", "unlabeled", None, None, 0, prediction("5", 0.625, v2)),
         row("bare", "unlabeled", None, None, 0, None),
         row("partial", "partial", None, 1.0, 1, prediction("3", 0.75, v1)),
@@ -162,18 +172,29 @@ def test_csv_export_has_one_row_per_image(exported, as_user, alice):
         "confidence",
         "uncertainty",
         "model_version",
+        "suspect_score",
+        "review_state",
+        "reviewed_by",
+        "review_label_after",
+        "consensus_method",
+        "consensus_confidence",
     ]
+
+    def labeled(confidence):  # never flagged by a label check: no score, no review
+        return ["", "", "", "", "weighted", confidence]
+
+    unlabeled = [""] * 6
 
     def line(key, *values):
         image = images[key]
         return [str(image.id), image.original_name, image.sha256, *map(str, values)]
 
     assert rows[1:] == [
-        line("unanimous", "labeled", "3", 1.0, 2, "3", 0.875, 0.125, v2.number),
-        line("resolved", "labeled", "7", 0.5, 2, "1", 0.5, 0.5, v2.number),
-        line("predicted", "unlabeled", "", "", 0, "5", 0.625, 0.375, v2.number),
-        line("bare", "unlabeled", "", "", 0, "", "", "", ""),
-        line("partial", "partial", "", 1.0, 1, "3", 0.75, 0.25, v1.number),
+        line("unanimous", "labeled", "3", 1.0, 2, "3", 0.875, 0.125, v2.number, *labeled(1.0)),
+        line("resolved", "labeled", "7", 0.5, 2, "1", 0.5, 0.5, v2.number, *labeled(0.5)),
+        line("predicted", "unlabeled", "", "", 0, "5", 0.625, 0.375, v2.number, *unlabeled),
+        line("bare", "unlabeled", "", "", 0, "", "", "", "", *unlabeled),
+        line("partial", "partial", "", 1.0, 1, "3", 0.75, 0.25, v1.number, *unlabeled),
     ]
 
 
@@ -212,7 +233,11 @@ def test_predictions_false_leaves_the_model_out(exported, as_user, alice):
     assert len(data["images"]) == 5
     assert all("prediction" not in image for image in data["images"])
     header = body(client.get(url(exported.project, "format=csv&predictions=0"))).splitlines()[0]
-    assert header == b"id,original_name,sha256,status,consensus_label,agreement,annotation_count"
+    assert header == (
+        b"id,original_name,sha256,status,consensus_label,agreement,annotation_count,"
+        b"suspect_score,review_state,reviewed_by,review_label_after,consensus_method,"
+        b"consensus_confidence"
+    )
 
 
 def test_the_default_format_is_json(exported, as_user, alice):
@@ -247,7 +272,7 @@ def test_bad_export_parameters_are_a_400_naming_the_problem(
     assert error["details"]["parameter"] == parameter
 
 
-def test_the_export_reads_in_keyset_chunks_with_three_queries_each(
+def test_the_export_reads_in_keyset_chunks_with_four_queries_each(
     exported, as_user, alice, bob, monkeypatch
 ):
     other = ProjectFactory()
@@ -277,9 +302,12 @@ def test_the_export_reads_in_keyset_chunks_with_three_queries_each(
     scores = [
         q["sql"] for q in queries.captured_queries if 'FROM "learning_imagescore"' in q["sql"]
     ]
-    # 11 images, 4 a query: 3 queries each for images, annotations and model versions,
-    # however many annotations each image has (no query per image).
-    assert (len(reads), len(notes), len(scores)) == (3, 3, 3)
+    reviews = [
+        q["sql"] for q in queries.captured_queries if 'FROM "annotations_labelreview"' in q["sql"]
+    ]
+    # 11 images, 4 a query: 3 queries each for images, annotations, model versions and
+    # reviews, however many annotations each image has (no query per image).
+    assert (len(reads), len(notes), len(scores), len(reviews)) == (3, 3, 3, 3)
 
 
 def test_a_file_missing_from_the_store_is_named_in_the_zip_not_fatal(exported, as_user, alice):

@@ -42,6 +42,14 @@ from labeling.core.migration_state import require_migrated
 from labeling.images.models import Image
 from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import folder_sources
+from labeling.learning.management.commands._simulate_crowd import (
+    consensus_accuracy,
+    label_round,
+    members,
+    parse_crowd,
+    parse_variant,
+    review_all,
+)
 from labeling.learning.management.commands._simulate_data import (
     CIFAR_ZIP,
     DATASETS,
@@ -54,6 +62,7 @@ from labeling.learning.models import (
     RunStatus,
     RunTrigger,
     TrainingRun,
+    lane_of,
 )
 from labeling.learning.runs import run_claim, run_request
 from labeling.learning.services import backbone_request
@@ -97,6 +106,18 @@ class Command(BaseCommand):
         parser.add_argument(
             "--pool-size", type=int, default=0, help="images of the pool to use (0: all)"
         )
+        parser.add_argument(
+            "--crowd",
+            default="0.02,0.10,0.30,pair:5>3",
+            help="the simulated annotators of the crowd variants: error rates and pair:A>B",
+        )
+        parser.add_argument(
+            "--variants",
+            nargs="*",
+            default=[],
+            help="how labels are collected: clean, noisy, noisy+review, majorityN, weightedN "
+            "(default: clean only, the perfect oracle)",
+        )
         parser.add_argument("--out", type=Path, default=Path("var/simulation"))
         parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
 
@@ -113,7 +134,10 @@ class Command(BaseCommand):
             raise CommandError("--pool-size must be at least 100 (or 0: the whole pool)")
         if not 0.0 <= options["dirty"] < 1.0:
             raise CommandError("--dirty must be a share in [0, 1)")
+        variants = [parse_variant(v) for v in options["variants"]] or [parse_variant("clean")]
         require_migrated()
+        # Label checks run when a review variant asks for them, not after every round.
+        settings.LABELLOOP_LABEL_CHECK_MIN_LABELS = 10**9
         # The backbone is this command's to choose (--backbone): no automatic pretraining of
         # the projects it makes.
         settings.LABELLOOP_PRETRAIN_MIN_IMAGES = 0
@@ -133,15 +157,35 @@ class Command(BaseCommand):
         options["data"] = data
         options["backbone_file"] = self._backbone_file(options)
         rows: list[tuple[str, int, int, float]] = []
+        quality: list[tuple[str, int, int, float, int, int]] = []
+        names = []
         for strategy in strategies:
-            for seed in range(options["first_seed"], options["first_seed"] + options["seeds"]):
-                curve = self._one(strategy, seed, pool_x, pool_y, test_x, test_y, options)
-                rows += [(strategy, seed, n, acc) for n, acc in curve]
+            for variant in variants:
+                name = strategy if not options["variants"] else f"{strategy} {variant.name}"
+                names.append(name)
+                options["variant"] = variant
+                for seed in range(options["first_seed"], options["first_seed"] + options["seeds"]):
+                    curve = self._one(strategy, seed, pool_x, pool_y, test_x, test_y, options)
+                    rows += [(name, seed, n, acc) for n, acc, *_ in curve]
+                    quality += [(name, seed, *point) for point in curve]
+        strategies = names
         csv_path, png_path = out / f"{name}.csv", out / f"{name}.png"
         with csv_path.open("w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(["strategy", "seed", "labels", "test_accuracy"])
             writer.writerows(rows)
+        if options["variants"]:
+            quality_path = out / f"{name}-labels.csv"
+            with quality_path.open("w", newline="") as handle:
+                writer = csv.writer(handle)
+                writer.writerow(
+                    ["variant", "seed", "labels", "test_accuracy", "label_accuracy", "votes",
+                     "reviews"]
+                )  # fmt: skip
+                writer.writerows(quality)
+            self.stdout.write(f"wrote {quality_path}")
+            for variant in strategies:
+                self.stdout.write(_quality_line(variant, quality))
         summary = _summary(rows, strategies)
         _plot(rows, strategies, png_path, title=name)
         self.stdout.write(f"\nwrote {csv_path} and {png_path}")
@@ -153,10 +197,13 @@ class Command(BaseCommand):
             self.stdout.write(f"{strategy:>18}  mean labels to {cells}")
 
     def _one(self, strategy, seed, pool_x, pool_y, test_x, test_y, options):
+        """One project's curve: [(labels, test accuracy, share of labels right, votes given,
+        reviews decided)] after every round."""
+        variant = options["variant"]
         user, _ = get_user_model().objects.get_or_create(username="oracle")
         folder = Path(tempfile.mkdtemp(prefix="labelloop-sim-"))
         project = Project.objects.create(
-            name=f"simulation {strategy} {seed}",
+            name=f"simulation {strategy} {variant.name} {seed}",
             slug=f"sim-{strategy}-{seed}-{uuid.uuid4().hex[:6]}",
             labels=list(options["data"].classes),
             input_size=options["data"].size,
@@ -164,8 +211,13 @@ class Command(BaseCommand):
             strategy=strategy,
             retrain_every=0,
             exploration_fraction=0.1 if strategy != "random" else 0.0,
+            annotations_per_image=variant.overlap,
+            consensus_method=variant.method,
         )
         Membership.objects.create(project=project, user=user, role=Role.ADMIN)
+        crowd = parse_crowd(options["crowd"], project.labels) if variant.crowd else []
+        users = members(project, crowd)
+        rng = np.random.default_rng(1000 + seed)
         try:
             truth = write_pool(options["data"], folder)
             images_ingest(
@@ -178,37 +230,56 @@ class Command(BaseCommand):
             if queued is not None:  # the cold-start ordering the ingest asked for
                 worker = Worker()
                 worker.execute(_claim(queued, worker.name))
-            curve: list[tuple[int, float]] = []
+            curve: list[tuple] = []
+            votes = reviews = 0
+
+            def measure() -> None:
+                labels, accuracy = self._round(project, seed, test_x, test_y)
+                nonlocal reviews
+                if variant.review:
+                    reviews += self._review(project, user, truth, names)
+                right = consensus_accuracy(project, truth, names)
+                curve.append((labels, accuracy, right, votes, reviews))
+                self.stdout.write(
+                    f"{strategy} {variant.name} seed {seed}: {labels} labels -> {accuracy:.3f}"
+                    + (f" (labels right {right:.3f}, {votes} votes)" if variant.crowd else "")
+                )
+
             per_class = options["initial_per_class"]
             if per_class:
-                rng = np.random.default_rng(seed)
                 first = [
                     image_id
                     for name in options["data"].classes
-                    for image_id in rng.choice(
+                    for image_id in np.random.default_rng(seed).choice(
                         sorted(i for i, n in names.items() if truth[n] == name),
                         per_class,
                         replace=False,
                     )
                 ]
                 self._label(project, user, truth, names, [int(i) for i in first])
-                curve.append(self._round(project, seed, test_x, test_y))
-                self.stdout.write(
-                    f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
-                )
+                measure()
             while not curve or curve[-1][0] < options["budget"]:
-                tasks = task_lease_next(project=project, user=user, count=options["batch"])
-                if not tasks:
-                    break
-                self._label(project, user, truth, names, [t.image_id for t in tasks])
-                curve.append(self._round(project, seed, test_x, test_y))
-                self.stdout.write(
-                    f"{strategy} seed {seed}: {curve[-1][0]} labels -> {curve[-1][1]:.3f}"
-                )
+                if crowd:
+                    given = label_round(project, crowd, users, truth, names, options["batch"], rng)
+                    if not given:
+                        break
+                    votes += given
+                else:
+                    tasks = task_lease_next(project=project, user=user, count=options["batch"])
+                    if not tasks:
+                        break
+                    self._label(project, user, truth, names, [t.image_id for t in tasks])
+                measure()
             return curve
         finally:
             project_delete(project=project)
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _review(self, project, reviewer, truth, names) -> int:
+        """A label check on the labels so far, then the reviewer decides its queue."""
+        run, _ = run_request(project=project, trigger=RunTrigger.LABEL_CHECK)
+        self._execute(run, lane=lane_of(RunTrigger.LABEL_CHECK))
+        return review_all(project, reviewer, truth, names)
 
     def _label(self, project, user, truth, names, image_ids) -> None:
         for image in Image.objects.filter(pk__in=image_ids).select_related("project"):
@@ -295,6 +366,17 @@ def _claim(run, name: str, lane: str = RunLane.MAIN):
     if claimed is None or claimed.pk != run.pk:
         raise CommandError("another worker took the simulation's run; stop other workers first")
     return claimed
+
+
+def _quality_line(variant: str, quality: list[tuple]) -> str:
+    """The variant's means over seeds at its last round."""
+    end = max(q[2] for q in quality if q[0] == variant)
+    last = np.array([q[3:] for q in quality if q[0] == variant and q[2] == end], dtype=float)
+    test, right, votes, reviews = last.mean(axis=0)
+    return (
+        f"{variant:>24}  at {end} labels: test accuracy {test:.4f}, labels right {right:.4f}, "
+        f"{votes:.0f} votes, {reviews:.0f} reviews (mean of {len(last)} seeds)"
+    )
 
 
 def _summary(rows, strategies) -> dict[str, dict[float, float | None]]:
