@@ -25,6 +25,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError
 
 from labeling.annotations.models import LabelReview, ReviewState
+from labeling.annotations.reviews import review_decide
 from labeling.annotations.services import annotation_submit, task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.projects.models import ConsensusMethod, Membership, Project, Role
@@ -140,8 +141,6 @@ def label_round(
 
 def review_all(project: Project, reviewer, truth: dict[str, str], names: dict[int, str]) -> int:
     """The reviewer who knows the truth decides every open review; returns how many."""
-    from labeling.annotations.reviews import review_decide  # TEMP until the review queue lands
-
     decided = 0
     for review in LabelReview.objects.filter(project=project, state=ReviewState.OPEN):
         right = truth[names[review.image_id]]
