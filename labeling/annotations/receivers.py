@@ -8,7 +8,7 @@ import uuid
 from django.dispatch import receiver
 
 from labeling.annotations.consensus import consensus_recompute
-from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.annotations.models import Annotation, AnnotationSource, GoldAnswer
 from labeling.core import events
 from labeling.core.errors import ValidationFailed
 
@@ -63,5 +63,9 @@ def _refuse_removing_used_classes(project, removed: list[str]) -> None:
 
 @receiver(events.class_renamed, dispatch_uid="annotations.rename_labels")
 def rename_labels(sender, *, project, old: str, new: str, **_) -> None:
-    """Every annotation that names the class takes its new name, under the rename's lock."""
+    """Every annotation and gold answer that names the class takes its new name, under the
+    rename's lock."""
     Annotation.objects.filter(image__project=project, label=old).update(label=new)
+    answers = GoldAnswer.objects.filter(image__project=project)
+    answers.filter(label=old).update(label=new)
+    answers.filter(expected=old).update(expected=new)

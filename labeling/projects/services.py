@@ -27,6 +27,9 @@ EDITABLE = (
     "exploration_fraction",
     "lease_seconds",
     "show_suggestions",
+    "consensus_method",
+    "gold_rate",
+    "gold_alert_accuracy",
 )
 
 
