@@ -179,7 +179,11 @@ class ProjectAnnotationsView(generics.ListAPIView):
         project = project_get_for_user(
             user=self.request.user, project_id=self.kwargs["project_id"], role=Role.VIEWER
         )
-        return selectors.annotation_list(project=project)
+        annotations = selectors.annotation_list(project=project)
+        if gold_masked(user=self.request.user, project=project):
+            # A gold question reads as unlabeled to them: no votes (from before it was gold).
+            annotations = annotations.filter(image__gold_label__isnull=True)
+        return annotations
 
 
 class DisagreementsView(generics.ListAPIView):

@@ -395,6 +395,9 @@ def test_to_an_annotator_a_gold_image_reads_as_an_unlabeled_one(
     admin_view = as_user(alice).get(f"/api/images/{gold.pk}/").json()
     assert (admin_view["gold_label"], admin_view["status"]) == ("3", "labeled")
     assert len(admin_view["annotations"]) == 1
+    history = f"/api/projects/{project.pk}/annotations/?image={gold.pk}"
+    assert as_user(bob).get(history).json()["results"] == []
+    assert len(as_user(alice).get(history).json()["results"]) == 1
 
 
 def test_the_image_list_and_its_filters_keep_gold_hidden_from_annotators(
