@@ -26,26 +26,32 @@ def gold_masked(*, user: AbstractBaseUser, project: Project) -> bool:
 
 
 def images_shown(queryset: QuerySet[Image], *, mask_gold: bool) -> QuerySet[Image]:
+    return queryset.alias(**image_shown_fields(mask_gold=mask_gold))
+
+
+def image_shown_fields(*, mask_gold: bool) -> dict[str, object]:
+    """``shown_status``, ``shown_label`` and ``shown_agreement``: an image's fields as the
+    caller may see them (a gold question as an unlabeled image, with ``mask_gold``)."""
     if not mask_gold:
-        return queryset.alias(
-            shown_status=F("status"),
-            shown_label=F("consensus_label"),
-            shown_agreement=F("agreement"),
-        )
+        return {
+            "shown_status": F("status"),
+            "shown_label": F("consensus_label"),
+            "shown_agreement": F("agreement"),
+        }
     gold = Q(gold_label__isnull=False)
-    return queryset.alias(
-        shown_status=Case(
+    return {
+        "shown_status": Case(
             When(gold, then=Value(ImageStatus.UNLABELED.value)),
             default=F("status"),
             output_field=CharField(),
         ),
-        shown_label=Case(
+        "shown_label": Case(
             When(gold, then=Value(None)), default=F("consensus_label"), output_field=CharField()
         ),
-        shown_agreement=Case(
+        "shown_agreement": Case(
             When(gold, then=Value(None)), default=F("agreement"), output_field=FloatField()
         ),
-    )
+    }
 
 
 def image_get_for_user(

@@ -423,6 +423,29 @@ def test_the_image_list_and_its_filters_keep_gold_hidden_from_annotators(
     assert as_user(alice).get(url).json()["results"][0]["gold_label"] == "3"
 
 
+def test_the_project_stats_count_a_gold_task_as_any_task_for_annotators(
+    alice, bob, as_user, project
+):
+    plain = ImageFactory(project=project)
+    gold = ImageFactory(project=project)
+    assert mark(as_user(alice), gold, "3").status_code == 200
+    url = f"/api/projects/{project.pk}/stats/"
+
+    def seen(user):
+        stats = as_user(user).get(url).json()
+        mine = {row["username"]: row["annotations"] for row in stats["annotators"]}
+        return stats["images"]["by_status"], stats["class_balance"]["3"], mine.get("bob", 0)
+
+    by_status, balance, count = seen(bob)
+    assert (by_status["unlabeled"], by_status["labeled"], balance, count) == (2, 0, 0, 0)
+    assert submit(as_user(bob), gold.pk, label="3").status_code == 201
+    assert seen(bob)[2] == 1  # one task done, as after any label
+    assert submit(as_user(bob), plain.pk, label="5").status_code == 201
+    assert seen(bob)[2] == 2
+    by_status, balance, count = seen(alice)  # the admin sees what is
+    assert (by_status["labeled"], balance, count) == (2, 1, 1)
+
+
 # --- upload manifests -----------------------------------------------------------------
 
 
