@@ -15,6 +15,7 @@ from labeling.annotations.api import (
     TaskReleaseView,
     TaskRenewView,
 )
+from labeling.annotations.api_gold import GoldView, ProjectAnnotatorsView
 from labeling.annotations.api_reviews import (
     ProjectReviewsView,
     ReviewDecisionView,
@@ -119,6 +120,12 @@ api = [
     path("tasks/<int:image_id>/release/", TaskReleaseView.as_view(), name="task-release"),
     path("annotations/", AnnotationCreateView.as_view(), name="annotation-create"),
     path("images/<int:image_id>/resolve/", ResolveView.as_view(), name="image-resolve"),
+    path("images/<int:image_id>/gold/", GoldView.as_view(), name="image-gold"),
+    path(
+        "projects/<int:project_id>/annotators/",
+        ProjectAnnotatorsView.as_view(),
+        name="project-annotators",
+    ),
     path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
     path("images/<int:image_id>/file/", ImageFileView.as_view(), name="image-file"),
     # The API's description is public; everything it describes needs authentication.

@@ -18,7 +18,7 @@ from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.images.api import ImageSerializer
 from labeling.images.models import Image
-from labeling.images.selectors import image_get_for_user
+from labeling.images.selectors import gold_masked, image_get_for_user
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -185,7 +185,11 @@ class ProjectAnnotationsView(generics.ListAPIView):
         project = project_get_for_user(
             user=self.request.user, project_id=self.kwargs["project_id"], role=Role.VIEWER
         )
-        return selectors.annotation_list(project=project)
+        annotations = selectors.annotation_list(project=project)
+        if gold_masked(user=self.request.user, project=project):
+            # A gold question reads as unlabeled to them: no votes (from before it was gold).
+            annotations = annotations.filter(image__gold_label__isnull=True)
+        return annotations
 
 
 class DisagreementsView(generics.ListAPIView):
@@ -200,6 +204,9 @@ class DisagreementsView(generics.ListAPIView):
             user=self.request.user, project_id=self.kwargs["project_id"], role=Role.ADMIN
         )
         return selectors.disagreement_list(project=project)
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "mask_gold": False}  # admins only
 
 
 class ResolveView(APIView):
@@ -241,5 +248,9 @@ class ImageDetailView(APIView):
     @extend_schema(responses=ImageDetailSerializer, summary="Image with its annotations")
     def get(self, request: Request, image_id: int) -> Response:
         image = image_get_for_user(user=request.user, image_id=image_id)
+        masked = gold_masked(user=request.user, project=image.project)
         image = selectors.image_with_annotations(image=image)
-        return Response(ImageDetailSerializer(image).data)
+        body = ImageDetailSerializer(image, context={"mask_gold": masked}).data
+        if masked and image.gold_label is not None:
+            body["annotations"] = []  # votes from before it was a gold question
+        return Response(body)

@@ -8,7 +8,7 @@ import uuid
 from django.dispatch import receiver
 
 from labeling.annotations.consensus import consensus_recompute, consensus_refit
-from labeling.annotations.models import Annotation, AnnotationSource, LabelReview
+from labeling.annotations.models import Annotation, AnnotationSource, GoldAnswer, LabelReview
 from labeling.core import events
 from labeling.core.errors import ValidationFailed
 
@@ -66,9 +66,12 @@ def _refuse_removing_used_classes(project, removed: list[str]) -> None:
 
 @receiver(events.class_renamed, dispatch_uid="annotations.rename_labels")
 def rename_labels(sender, *, project, old: str, new: str, **_) -> None:
-    """Every annotation and review that names the class takes its new name, under the
-    rename's lock (a confirmed label stays confirmed under its new name)."""
+    """Every annotation, gold answer and review that names the class takes its new name,
+    under the rename's lock (a confirmed label stays confirmed under its new name)."""
     Annotation.objects.filter(image__project=project, label=old).update(label=new)
+    answers = GoldAnswer.objects.filter(image__project=project)
+    answers.filter(label=old).update(label=new)
+    answers.filter(expected=old).update(expected=new)
     reviews = LabelReview.objects.filter(project=project)
     for field in ("given_label", "model_label", "label_after"):
         reviews.filter(**{field: old}).update(**{field: new})

@@ -9,53 +9,75 @@ from django.db import connection
 from django.db.models import Avg, Case, Count, Prefetch, Q, QuerySet, When
 from django.utils import timezone
 
-from labeling.annotations.models import Annotation, LabelReview, ReviewState
+from labeling.annotations.models import Annotation, GoldAnswer, LabelReview, ReviewState
 from labeling.core.errors import NotFound, ValidationFailed
 from labeling.images.models import Image, ImageStatus
+from labeling.images.selectors import image_shown_fields
 from labeling.projects.models import Project, Role
 from labeling.projects.selectors import project_get_for_user
 
 
-def annotation_stats(*, project: Project) -> dict[str, object]:
+def annotation_stats(*, project: Project, mask_gold: bool = False) -> dict[str, object]:
     """The labeling side of the dashboard's counts (the learning side is
-    ``learning.selectors.learning_stats``), each from one aggregate query."""
-    images = Image.objects.filter(project=project)
-    by_status = dict(images.values_list("status").annotate(n=Count("id")).order_by())
+    ``learning.selectors.learning_stats``), each from one aggregate query.
+
+    With ``mask_gold`` (everyone but the project's admins), gold questions count as the
+    unlabeled images they read as, and answers to them as the annotations they look like
+    (annotations.gold): an annotator's own count grows by one per task either way."""
+    images = Image.objects.filter(project=project).annotate(
+        **image_shown_fields(mask_gold=mask_gold)
+    )
+    by_status = dict(images.values_list("shown_status").annotate(n=Count("id")).order_by())
     consensus = dict(
-        images.exclude(consensus_label=None)
-        .values_list("consensus_label")
+        images.exclude(shown_label=None)
+        .values_list("shown_label")
         .annotate(n=Count("id"))
         .order_by()
     )
     now = timezone.now()
     annotations = Annotation.objects.filter(image__project=project)
-    per_user = (
-        annotations.values("annotator__username")
-        .annotate(
-            total=Count("id"),
-            last_hour=Count("id", filter=Q(created_at__gte=now - timedelta(hours=1))),
-            last_day=Count("id", filter=Q(created_at__gte=now - timedelta(days=1))),
-        )
-        .order_by("-total", "annotator__username")
-    )
+    per_user = _throughput(annotations, now)
+    total = annotations.count()
+    if mask_gold:
+        answers = GoldAnswer.objects.filter(image__project=project)
+        for name, row in _throughput(answers, now).items():
+            mine = per_user.setdefault(name, {"total": 0, "last_hour": 0, "last_day": 0})
+            for key in ("total", "last_hour", "last_day"):
+                mine[key] += row[key]
+        total += answers.count()
+    ranked = sorted(per_user.items(), key=lambda item: (-item[1]["total"], item[0]))
     return {
         "images": {
             "total": sum(by_status.values()),
             "by_status": {s.value: by_status.get(s.value, 0) for s in ImageStatus},
         },
-        "annotations": {"total": annotations.count()},
+        "annotations": {"total": total},
         "agreement": agreement_stats(project=project),
         "class_balance": {label: consensus.get(label, 0) for label in project.labels},
         "annotators": [
             {
-                "username": row["annotator__username"],
+                "username": name,
                 "annotations": row["total"],
                 "last_hour": row["last_hour"],
                 "last_24h": row["last_day"],
             }
-            for row in per_user
+            for name, row in ranked
         ],
     }
+
+
+def _throughput(rows: QuerySet, now) -> dict[str, dict[str, int]]:
+    """Per annotator's username: their rows in all, in the last hour, in the last day."""
+    counted = (
+        rows.values("annotator__username")
+        .annotate(
+            total=Count("id"),
+            last_hour=Count("id", filter=Q(created_at__gte=now - timedelta(hours=1))),
+            last_day=Count("id", filter=Q(created_at__gte=now - timedelta(days=1))),
+        )
+        .order_by()
+    )
+    return {row["annotator__username"]: row for row in counted}
 
 
 def annotation_list(*, project: Project) -> QuerySet[Annotation]:

@@ -18,6 +18,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from labeling.annotations import gold
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
 from labeling.annotations.lease_log import lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
@@ -77,7 +78,9 @@ _MINE_SQL = """
 WITH mine AS (
     SELECT i.id FROM images_image i
     WHERE i.leased_to_id = %(user)s AND i.project_id = %(project)s
-      AND i.lease_expires > now() AND i.status IN ('unlabeled', 'partial')
+      AND i.lease_expires > now()
+      -- a gold question held is handed back like any task (gold.py)
+      AND (i.status IN ('unlabeled', 'partial') OR i.gold_label IS NOT NULL)
     ORDER BY i.priority DESC, i.random_key
     LIMIT %(count)s
     FOR UPDATE OF i SKIP LOCKED
@@ -106,7 +109,9 @@ def task_lease_next(
     """Lease up to ``count`` images to ``user``, best first; an empty list when none is left.
 
     A share ``exploration_fraction`` of new tasks is drawn uniformly at random from the
-    eligible pool (and marked so), which keeps evaluation unbiased.
+    eligible pool (and marked so), which keeps evaluation unbiased. A share ``gold_rate`` are
+    gold questions (``annotations.gold``), at random places in the batch and alike in every
+    field.
     """
     if not 1 <= count <= MAX_TASKS:
         raise ValidationFailed(
@@ -119,17 +124,26 @@ def task_lease_next(
         cursor.execute(_MINE_SQL, {**params, "count": count})
         mine = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5]))
         tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None) for row in mine]
-        wanted = count - len(tasks)
+        held = len(tasks)
+        golden = [
+            Task(g.image_id, g.lease_expires, g.exploration, g.predicted_label if suggest else None)
+            for g in gold.gold_lease(
+                cursor, project=project, user=user, wanted=count - held, rng=rng
+            )
+        ]
+        wanted = count - held - len(golden)
         explore = sum(rng.random() < project.exploration_fraction for _ in range(wanted))
         if explore:
             tasks += _lease_random(cursor, params, explore, rng.random(), suggest)
-        if len(tasks) < count:
+        if len(tasks) < count - len(golden):
             tasks += _lease(
                 cursor,
-                {**params, "count": count - len(tasks), "exploration": False},
+                {**params, "count": count - len(golden) - len(tasks), "exploration": False},
                 order="priority DESC, random_key",
                 suggest=suggest,
             )
+    if golden:
+        tasks = tasks[:held] + gold.gold_mix(tasks[held:], golden, rng)
     return tasks
 
 
@@ -174,8 +188,9 @@ def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
         live = locked.lease_expires is not None and locked.lease_expires > now
         if locked.leased_to_id != user.pk or not live:
             raise _renew_refusal(locked, user, live=live)
-        if locked.status not in QUEUE_STATUSES or (
-            Annotation.objects.filter(
+        if not gold.gold_task_open(locked, user) and (
+            locked.status not in QUEUE_STATUSES
+            or Annotation.objects.filter(
                 image=locked, annotator=user, discarded_at__isnull=True
             ).exists()
         ):
@@ -283,9 +298,22 @@ def annotation_submit(
                 return _replay(replayed, image=image, user=user)
             # Votes a reviewer sent back no longer count: their author votes afresh.
             mine = [a for a in history if a.annotator_id == user.pk and a.discarded_at is None]
+            if locked.gold_label is not None and not mine and source == AnnotationSource.MANUAL:
+                # A gold question: an answer, never a label (annotations.gold).
+                answered = gold.gold_answer_submit(
+                    image=locked,
+                    user=user,
+                    label=label,
+                    client_id=client_id,
+                    duration_ms=duration_ms,
+                )
+                return Submission(annotation=answered.annotation, created=answered.created)
             if mine and mine[-1].label == label and mine[-1].source == source:
                 # The same label again (a second tab, a re-sent form): nothing changes.
                 return Submission(annotation=mine[-1], created=False)
+            answer = gold.gold_replay(client_id=client_id, image=locked, user=user)
+            if answer is not None:  # an answer given while it was a gold question
+                return Submission(annotation=answer, created=False)
             if not mine and source == AnnotationSource.MANUAL:
                 _check_vote_welcome(locked, user)
             annotation = Annotation.objects.create(

@@ -27,10 +27,19 @@ images_added = Signal()
 
 # Sent when images reach a (new) consensus label, in the transaction that labeled them:
 # annotations.services (a submission, a resolution, a consensus recompute) and
-# images.services (an import's labels, per batch). Arguments: project, images (Image rows as
-# saved), source (annotations.models.AnnotationSource value, or "consensus" for a
-# recompute), user (who labeled; None for a recompute).
+# images.services (an import's labels, per batch), annotations.gold (an admin's gold label).
+# Arguments: project, images (Image rows as saved), source (annotations.models.AnnotationSource
+# value, "consensus" for a recompute, "gold" for a gold label), user (who labeled; None for a
+# recompute or a gold label).
 images_labeled = Signal()
+
+# Sent by annotations.gold.gold_answer_submit when an annotator's answer to a gold question
+# takes their gold accuracy in the project below project.gold_alert_accuracy (with at least
+# GOLD_ALERT_MIN_ANSWERS answers), having not been below it before that answer: once per
+# crossing, in the answer's transaction. Never when the threshold is 0. Arguments: project,
+# user (the annotator), answered, correct (their gold answers, and the correct ones, now),
+# accuracy (correct / answered), threshold.
+annotator_quality_low = Signal()
 
 # Sent by projects.services.project_update inside its transaction, after the row is saved.
 # Arguments: project, changed ({field: (before, after)} for the fields whose value changed).

@@ -41,8 +41,26 @@ IMAGE_MEDIA_TYPES = sorted(
 )
 
 
+# What a gold question shows to those it is masked for (``gold_masked``): an unlabeled image.
+GOLD_MASK = {
+    "status": ImageStatus.UNLABELED.value,
+    "consensus_label": None,
+    "agreement": None,
+    "annotation_count": 0,
+    "gold_label": None,
+}
+
+
 class ImageSerializer(serializers.ModelSerializer):
+    """An image; with ``mask_gold`` in the context (everyone but project admins), a gold
+    question reads as an unlabeled image and ``gold_label`` is always null."""
+
     file_url = serializers.SerializerMethodField()
+    gold_label = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text="a gold question's known answer; null for others, and for non-admins always",
+    )
 
     class Meta:
         model = Image
@@ -64,6 +82,7 @@ class ImageSerializer(serializers.ModelSerializer):
             "predicted_label",
             "confidence",
             "uncertainty",
+            "gold_label",
             "file_url",
             "created_at",
         ]
@@ -71,10 +90,20 @@ class ImageSerializer(serializers.ModelSerializer):
     def get_file_url(self, image: Image) -> str:
         return reverse("image-file", args=[image.id])
 
+    def to_representation(self, image: Image) -> dict:
+        data = super().to_representation(image)
+        if self.context.get("mask_gold", True) and image.gold_label is not None:
+            data.update(GOLD_MASK)
+        return data
+
 
 class ImageFilter(django_filters.FilterSet):
-    status = django_filters.MultipleChoiceFilter(choices=ImageStatus.choices)
-    label = django_filters.CharFilter(field_name="consensus_label")
+    # On the fields as the caller sees them (``images_shown``): a gold question filters as
+    # the unlabeled image it reads as, for those it is masked for.
+    status = django_filters.MultipleChoiceFilter(
+        field_name="shown_status", choices=ImageStatus.choices
+    )
+    label = django_filters.CharFilter(field_name="shown_label")
     predicted = django_filters.CharFilter(field_name="predicted_label")
     min_uncertainty = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
     disagreement = django_filters.ChoiceFilter(
@@ -99,13 +128,13 @@ class ImageFilter(django_filters.FilterSet):
 
     def filter_disagreement(self, queryset, name, value):
         if value == "true":
-            return queryset.filter(agreement__lt=1.0)
-        return queryset.exclude(agreement__lt=1.0)
+            return queryset.filter(shown_agreement__lt=1.0)
+        return queryset.exclude(shown_agreement__lt=1.0)
 
     def filter_model_disagrees(self, queryset, name, value):
-        both = queryset.exclude(consensus_label=None).exclude(predicted_label=None)
-        differs = both.exclude(consensus_label=F("predicted_label"))
-        return differs if value == "true" else both.filter(consensus_label=F("predicted_label"))
+        both = queryset.exclude(shown_label=None).exclude(predicted_label=None)
+        differs = both.exclude(shown_label=F("predicted_label"))
+        return differs if value == "true" else both.filter(shown_label=F("predicted_label"))
 
 
 class ImageCursorPagination(CursorPagination):
@@ -122,6 +151,7 @@ class UploadResultSerializer(serializers.Serializer):
     image = serializers.IntegerField(allow_null=True)
     sha256 = serializers.CharField(allow_null=True)
     label = serializers.CharField(allow_null=True)
+    gold = serializers.BooleanField(help_text="the label is a gold label (the manifest's gold)")
 
 
 class UploadResponseSerializer(serializers.Serializer):
@@ -131,7 +161,10 @@ class UploadResponseSerializer(serializers.Serializer):
 
 class UploadSerializer(serializers.Serializer):
     files = serializers.ListField(child=serializers.FileField(allow_empty_file=True), min_length=1)
-    labels = serializers.FileField(required=False, help_text="CSV or JSON: filename -> label")
+    labels = serializers.FileField(
+        required=False,
+        help_text="CSV or JSON: filename -> label; a gold column (or key) makes a gold question",
+    )
     layout = serializers.ChoiceField(
         choices=["flat", "imagefolder"],
         default="flat",
@@ -153,7 +186,11 @@ class ProjectImagesView(generics.ListAPIView):
         project = project_get_for_user(
             user=self.request.user, project_id=self.kwargs["project_id"], role=Role.VIEWER
         )
-        return selectors.image_list(project=project)
+        self.mask_gold = selectors.gold_masked(user=self.request.user, project=project)
+        return selectors.image_list(project=project, mask_gold=self.mask_gold)
+
+    def get_serializer_context(self) -> dict:
+        return {**super().get_serializer_context(), "mask_gold": getattr(self, "mask_gold", True)}
 
     @extend_schema(summary="List images (cursor-paginated)")
     def get(self, request: Request, *args, **kwargs) -> Response:

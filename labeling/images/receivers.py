@@ -13,10 +13,11 @@ from labeling.images.models import Image
 
 @receiver(events.class_renamed, dispatch_uid="images.rename_labels")
 def rename_labels(sender, *, project, old: str, new: str, **_) -> None:
-    """Consensus labels and predictions that name the class take its new name, under the
-    rename's lock."""
+    """Consensus labels, gold labels and predictions that name the class take its new name,
+    under the rename's lock."""
     images = Image.objects.filter(project=project)
     images.filter(consensus_label=old).update(consensus_label=new, updated_at=Now())
+    images.filter(gold_label=old).update(gold_label=new, updated_at=Now())
     images.filter(predicted_label=old).update(predicted_label=new, updated_at=Now())
 
 

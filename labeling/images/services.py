@@ -24,7 +24,7 @@ from labeling.core.storage import (
     storage_put,
     store_lock,
 )
-from labeling.images.manifest import manifest_lookup
+from labeling.images.manifest import manifest_is_gold, manifest_lookup
 from labeling.images.models import Image, ImageStatus
 from labeling.images.sources import Limits, Source, SourceError
 from labeling.images.validation import Rejected, ValidImage, image_upright, validate_image
@@ -50,6 +50,7 @@ class FileResult:
     image_id: int | None = None
     sha256: str | None = None
     label: str | None = None
+    gold: bool = False  # the label is a gold label: the image is a gold question
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -59,6 +60,7 @@ class FileResult:
             "image": self.image_id,
             "sha256": self.sha256,
             "label": self.label,
+            "gold": self.gold,
         }
 
 
@@ -173,6 +175,7 @@ def _check(
         return FileResult(source.name, "rejected", source.reason)
     result = FileResult(source.name, "rejected")
     label = _label_for(source, manifest, labels_from_folders)
+    result.gold = bool(manifest) and manifest_is_gold(manifest, source.name)
     if label is not None:  # a class's old name (renamed since) means the class
         label = label_resolve(label, project.labels, project.label_renames) or label
     if label is not None and label not in classes:
@@ -243,6 +246,7 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
                 for p in fresh:
                     if p.label is not None:
                         p.label = p.result.label = label_resolve(p.label, labels, renames)
+                        p.result.gold &= p.label is not None
             rows = [
                 Image(
                     project=project,
@@ -255,6 +259,7 @@ def _store(*, project: Project, user: AbstractBaseUser, fresh: list[_Pending]) -
                     original_name=p.result.name[-500:],
                     size_bytes=len(p.data),
                     **_label_fields(p.label),
+                    gold_label=p.label if p.result.gold else None,
                 )
                 for p, key in zip(fresh, keys, strict=True)
             ]

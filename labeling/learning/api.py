@@ -20,6 +20,7 @@ from labeling.annotations.selectors import annotation_stats
 from labeling.core.errors import NotFound, ValidationFailed
 from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
+from labeling.images.selectors import gold_masked
 from labeling.learning import predict_requests, runs, selectors
 from labeling.learning.models import Backbone, ModelVersion, RunTrigger, TrainingRun
 from labeling.learning.services import backbone_request
@@ -232,9 +233,10 @@ class ProjectStatsView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT, summary="Counts, class balance, throughput")
     def get(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.VIEWER)
+        masked = gold_masked(user=request.user, project=project)
         return Response(
             {
                 **selectors.learning_stats(project=project),
-                **annotation_stats(project=project),
+                **annotation_stats(project=project, mask_gold=masked),
             }
         )

@@ -12,7 +12,7 @@ from rest_framework.views import APIView
 from labeling.core.errors import PermissionDenied, ValidationFailed
 from labeling.core.schema import ErrorSerializer
 from labeling.projects import selectors, services
-from labeling.projects.models import Membership, Project, Role, Strategy
+from labeling.projects.models import ConsensusMethod, Membership, Project, Role, Strategy
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -30,6 +30,25 @@ class ProjectSerializer(serializers.ModelSerializer):
     retrain_every = serializers.IntegerField(min_value=0, max_value=1_000_000, required=False)
     exploration_fraction = serializers.FloatField(min_value=0.0, max_value=1.0, required=False)
     lease_seconds = serializers.IntegerField(min_value=10, max_value=86_400, required=False)
+    consensus_method = serializers.ChoiceField(
+        choices=ConsensusMethod.choices,
+        required=False,
+        help_text="how several annotators' votes become one label: weighted (by each "
+        "annotator's measured reliability, Dawid-Skene) or majority",
+    )
+    gold_rate = serializers.FloatField(
+        min_value=0.0,
+        max_value=0.5,
+        required=False,
+        help_text="share of an annotator's tasks that are gold questions; 0 = none",
+    )
+    gold_alert_accuracy = serializers.FloatField(
+        min_value=0.0,
+        max_value=1.0,
+        required=False,
+        help_text="gold accuracy below which an annotator is announced "
+        "(annotator.quality_low); 0 = never",
+    )
     image_count = serializers.IntegerField(read_only=True)
     role = serializers.SerializerMethodField()
     label_renames = serializers.ListField(
@@ -55,6 +74,9 @@ class ProjectSerializer(serializers.ModelSerializer):
             "exploration_fraction",
             "lease_seconds",
             "show_suggestions",
+            "consensus_method",
+            "gold_rate",
+            "gold_alert_accuracy",
             "image_count",
             "role",
             "created_at",

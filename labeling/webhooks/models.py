@@ -20,6 +20,10 @@ class WebhookEvent(models.TextChoices):
     RUN_FAILED = "run.failed", "A training run failed"
     MODEL_ACTIVATED = "model.activated", "A model version became the active one"
     IMAGE_LABELED = "image.labeled", "Images reached a consensus label (batched)"
+    ANNOTATOR_QUALITY_LOW = (
+        "annotator.quality_low",
+        "An annotator's gold accuracy fell below the project's threshold",
+    )
 
 
 # Not subscribable: sent to one webhook by POST /api/webhooks/{id}/test/.

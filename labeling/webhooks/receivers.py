@@ -8,6 +8,7 @@ from django.dispatch import receiver
 
 from labeling.core import events
 from labeling.webhooks.services import (
+    webhook_emit_annotator_quality_low,
     webhook_emit_images_labeled,
     webhook_emit_run,
     webhook_emit_version_activated,
@@ -27,3 +28,17 @@ def run_finished(sender, *, run_id: int, **_) -> None:
 @receiver(events.version_activated, dispatch_uid="webhooks.version_activated")
 def version_activated(sender, *, version, user, **_) -> None:
     webhook_emit_version_activated(version=version, user=user)  # model.activated
+
+
+@receiver(events.annotator_quality_low, dispatch_uid="webhooks.annotator_quality_low")
+def annotator_quality_low(
+    sender, *, project, user, answered: int, correct: int, accuracy: float, threshold: float, **_
+) -> None:
+    webhook_emit_annotator_quality_low(  # annotator.quality_low
+        project=project,
+        username=user.get_username(),
+        answered=answered,
+        correct=correct,
+        accuracy=accuracy,
+        threshold=threshold,
+    )

@@ -324,3 +324,27 @@ def webhook_emit_version_activated(
             "activated_by": getattr(user, "username", None),
         },
     )
+
+
+def webhook_emit_annotator_quality_low(
+    *,
+    project: Project,
+    username: str,
+    answered: int,
+    correct: int,
+    accuracy: float,
+    threshold: float,
+) -> int:
+    """``annotator.quality_low``: an annotator's gold accuracy just fell below the project's
+    ``gold_alert_accuracy`` (once per crossing; see ``annotations.gold``)."""
+    return webhook_emit(
+        project=project,
+        event=WebhookEvent.ANNOTATOR_QUALITY_LOW,
+        payload={
+            "annotator": username,
+            "gold_answered": answered,
+            "gold_correct": correct,
+            "gold_accuracy": round(accuracy, 4),
+            "threshold": threshold,
+        },
+    )

@@ -200,6 +200,19 @@ ENDPOINTS = {
     "export": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/export/?format=csv", "admin", 200
     ),
+    "mark gold": Endpoint(
+        "post",
+        lambda c: f"/api/images/{c['image'].id}/gold/",
+        "admin",
+        200,
+        lambda c: {"label": "1"},
+    ),
+    "unmark gold": Endpoint("delete", lambda c: f"/api/images/{c['image'].id}/gold/", "admin", 200),
+    # Reviewers read it too (tests/labeling/annotations/test_quality.py): "reviewer" here once
+    # the matrix has that role.
+    "annotator quality": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/annotators/", "admin", 200
+    ),
     "list webhooks": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/webhooks/", "admin", 200
     ),

@@ -10,7 +10,13 @@ from labeling.webhooks.services import webhook_create, webhook_ping
 
 pytestmark = pytest.mark.django_db
 
-ALL_EVENTS = ["run.succeeded", "run.failed", "model.activated", "image.labeled"]
+ALL_EVENTS = [
+    "run.succeeded",
+    "run.failed",
+    "model.activated",
+    "image.labeled",
+    "annotator.quality_low",
+]
 PUBLIC_URL = "https://93.184.216.34/labelloop"  # an IP literal: checked without DNS
 
 
