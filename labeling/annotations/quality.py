@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from django.db import connection
 
-from labeling.projects.models import Project
+from labeling.annotations.consensus import reliability_model
+from labeling.projects.models import ConsensusMethod, Project
 from training.metrics import accuracy_interval
 
 # Each part is grouped by annotator once; the people are the project's annotators (and
@@ -75,7 +76,7 @@ WITH counted AS (
     UNION SELECT annotator_id FROM given
     UNION SELECT annotator_id FROM gold
 )
-SELECT u.username, m.role, coalesce(l.n, 0), coalesce(g.n, 0), coalesce(g.correct, 0),
+SELECT u.id, u.username, m.role, coalesce(l.n, 0), coalesce(g.n, 0), coalesce(g.correct, 0),
        coalesce(ag.n, 0), coalesce(ag.same, 0), coalesce(w.n, 0), coalesce(gv.n, 0), s.median
 FROM people p
 JOIN auth_user u ON u.id = p.user_id
@@ -107,7 +108,21 @@ def annotator_quality(*, project: Project) -> dict[str, object]:
         cursor.execute(_QUALITY_SQL, {"project": project.pk})
         rows = cursor.fetchall()
     results = []
-    for username, role, labels, answered, correct, agree_n, same, wrong, given, median in rows:
+    weighted = project.consensus_method == ConsensusMethod.WEIGHTED
+    model = reliability_model(project) if weighted else None
+    for (
+        user_id,
+        username,
+        role,
+        labels,
+        answered,
+        correct,
+        agree_n,
+        same,
+        wrong,
+        given,
+        median,
+    ) in rows:
         low, high = accuracy_interval(correct, answered) if answered else (None, None)
         results.append(
             {
@@ -124,7 +139,11 @@ def annotator_quality(*, project: Project) -> dict[str, object]:
                 "judged_wrong": wrong,
                 "judged_wrong_share": _share(wrong, given),
                 "median_seconds": None if median is None else round(float(median), 3),
-                "reliability": None,
+                "reliability": (
+                    None
+                    if model is None or (r := model.reliability(user_id)) is None
+                    else round(r, 4)
+                ),
             }
         )
     return {"consensus_method": project.consensus_method, "results": results}

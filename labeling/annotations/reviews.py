@@ -49,8 +49,12 @@ def reviews_open(*, project: Project, run_id: int | None, suspects: list[Suspect
         _close_stale(project)
         by_image = {s.image_id: s for s in suspects}
         current = dict(
+            # A gold question's label is its known answer: never a suspect.
             Image.objects.filter(
-                project=project, pk__in=list(by_image), status=ImageStatus.LABELED
+                project=project,
+                pk__in=list(by_image),
+                status=ImageStatus.LABELED,
+                gold_label__isnull=True,
             ).values_list("pk", "consensus_label")
         )
         decided = set(

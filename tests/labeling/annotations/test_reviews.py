@@ -423,10 +423,18 @@ def test_a_decision_on_a_label_that_changed_since_is_a_409_stale(
     assert error_of(decide(as_user(rita), suspect, "confirm"))[:2] == (409, "stale")
 
 
-def test_a_gold_question_is_not_relabeled_by_review(project, bob, rita, as_user):
+def test_a_label_check_never_puts_a_gold_question_in_the_queue(project, bob):
     image = labeled(project, bob, "3")
     Image.objects.filter(pk=image.pk).update(gold_label="3")
-    review = flag(project, image)
+    suspect = Suspect(image.pk, 0.99, "3", "5", 0.9)
+    assert reviews_open(project=project, run_id=None, suspects=[suspect]) == 0
+    assert not LabelReview.objects.exists()
+
+
+def test_a_gold_question_is_not_relabeled_by_review(project, bob, rita, as_user):
+    image = labeled(project, bob, "3")
+    review = flag(project, image)  # found before an admin made it a gold question
+    Image.objects.filter(pk=image.pk).update(gold_label="3")
     status, code, _ = error_of(decide(as_user(rita), review, "send_back"))
     assert (status, code) == (409, "gold")
     assert decide(as_user(rita), review, "confirm").status_code == 200

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from labeling.annotations.consensus import consensus_refit, reliability_model
 from labeling.annotations.models import Annotation, ConsensusModel, GoldAnswer
+from labeling.annotations.quality import annotator_quality
 from labeling.annotations.weighted import MIN_IMAGES, Votes, dawid_skene
 from labeling.images.models import ImageStatus
 from labeling.projects.models import ConsensusMethod, Membership, Role
@@ -219,3 +220,15 @@ def test_a_discarded_vote_does_not_count(project, alice):
         "fox",
         2,
     )
+
+
+def test_annotator_quality_reports_the_fitted_reliability(crowd_project):
+    project = crowd_project[0]
+
+    assert {r["reliability"] for r in annotator_quality(project=project)["results"]} == {None}
+    project_update(project=project, consensus_method=ConsensusMethod.WEIGHTED)
+    project.refresh_from_db()
+    by_name = {
+        r["username"]: r["reliability"] for r in annotator_quality(project=project)["results"]
+    }
+    assert by_name["careful"] > by_name["hasty"] > by_name["sloppy"]
