@@ -1,6 +1,8 @@
 """Label quality in a real browser: a reviewer works the review queue with the keyboard
-(confirm, relabel, send back), the overview's annotator-quality table, an admin marking a
-gold question in the image browser, and an annotator who has no Review tab.
+(confirm, relabel, send back; at phone width too), a lost answer retried with the same
+decision_id, a review someone else decided first, the overview's annotator-quality table, an
+admin marking a gold question in the image browser and setting consensus and gold settings,
+and an annotator who has no Review tab.
 
     (cd frontend && npm run build) && .venv/bin/python -m pytest tests/e2e/test_quality.py -q
 """
@@ -11,6 +13,7 @@ import re
 import uuid
 
 import pytest
+from django.utils import timezone
 
 from labeling.annotations.models import Annotation, GoldAnswer, LabelReview, ReviewState
 from labeling.annotations.reviews import Suspect, reviews_open
@@ -276,3 +279,84 @@ def test_annotator_has_no_review_tab(page, bob, project):
     expect(page.get_by_text("The dashboard is for project admins and reviewers")).to_be_visible()
     expect(page.get_by_role("navigation", name="Dashboard sections")).to_have_count(0)
     expect(page.get_by_test_id("review-current")).to_have_count(0)
+
+
+def open_suspects(project: Project, images: list[Image]) -> None:
+    reviews_open(
+        project=project,
+        run_id=None,
+        suspects=[
+            Suspect(
+                image_id=image.id,
+                score=0.9 - 0.1 * n,
+                given_label=image.consensus_label,
+                model_label=another(image.consensus_label),
+                model_confidence=0.8,
+            )
+            for n, image in enumerate(images)
+        ],
+    )
+
+
+def test_a_lost_answer_is_retried_with_the_same_decision_id_and_recorded_once(
+    page, console, alice, bob, carol, project
+):
+    console.allow(r"net::ERR_FAILED")  # the answer this test throws away
+    images = labeled_by(project, alice, bob, 2)
+    open_suspects(project, images)
+    sent: list[dict] = []
+
+    def lose_first_answer(route) -> None:
+        sent.append(route.request.post_data_json)
+        response = route.fetch()  # the server decides...
+        if len(sent) == 1:
+            route.abort()  # ...and its answer never arrives
+        else:
+            route.fulfill(response=response)
+
+    page.route("**/api/reviews/*/decision/", lose_first_answer)
+    log_in(page, "carol")
+    page.goto(f"/projects/{project.id}/admin/review")
+    expect(page.get_by_test_id("review-current").get_by_role("heading", level=2)).to_have_text(
+        image_title(images[0])
+    )
+    page.keyboard.press("c")
+    expect(page.get_by_test_id("review-status")).to_contain_text(
+        f"Image {images[0].id}: label confirmed"
+    )
+    assert len(sent) == 2
+    assert sent[0]["decision_id"] == sent[1]["decision_id"]
+    assert sent[0]["decision"] == sent[1]["decision"] == "confirm"
+    review = LabelReview.objects.get(image=images[0])
+    assert (review.state, str(review.decision_id)) == (
+        ReviewState.CONFIRMED,
+        sent[0]["decision_id"],
+    )
+
+
+def test_a_review_someone_else_decided_first_says_so_and_reads_the_queue_again(
+    page, console, alice, bob, carol, project
+):
+    console.allow(r"status of 409 \(Conflict\).*/decision/")
+    images = labeled_by(project, alice, bob, 2)
+    open_suspects(project, images)
+    log_in(page, "carol")
+    page.goto(f"/projects/{project.id}/admin/review")
+    shown = page.get_by_test_id("review-current").get_by_role("heading", level=2)
+    expect(shown).to_have_text(image_title(images[0]))
+    # Meanwhile another reviewer (alice, an admin) decides the one on carol's screen.
+    LabelReview.objects.filter(image=images[0]).update(
+        state=ReviewState.CONFIRMED, decided_by=alice, decided_at=timezone.now()
+    )
+    page.keyboard.press(another(images[0].consensus_label))
+    expect(page.get_by_test_id("review-status")).to_contain_text(
+        f"Image {images[0].id} was already decided"
+    )
+    expect(page.get_by_test_id("review-status")).to_contain_text("alice")
+    expect(shown).to_have_text(image_title(images[1]))  # the queue, read again
+    review = LabelReview.objects.get(image=images[0])
+    assert (review.state, review.decided_by, review.label_after) == (
+        ReviewState.CONFIRMED,
+        alice,
+        "",
+    )
