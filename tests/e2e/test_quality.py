@@ -167,7 +167,8 @@ def test_reviewer_confirms_relabels_and_sends_back_suspects_with_the_keyboard(
     expect(page.get_by_test_id("review-empty")).to_be_visible()
 
 
-def test_empty_review_queue_says_what_it_is_and_admins_can_check_labels(page, alice, project):
+def test_empty_review_queue_says_what_it_is_and_admins_can_check_labels(page, alice, bob, project):
+    labeled_by(project, alice, bob, 6)  # labels, none of them suspect yet
     log_in(page, "alice")
     page.goto(f"/projects/{project.id}/admin/review")
     empty = page.get_by_test_id("review-empty")

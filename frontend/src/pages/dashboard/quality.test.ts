@@ -216,6 +216,21 @@ describe("decision ids and refusals", () => {
     expect(result).toEqual({ kind: "conflict", message: "This review was already decided.", decidedBy: "carol" });
   });
 
+  it("finds who decided first in the review a 409 carries, or leaves it to the message", async () => {
+    const conflict = (details: unknown) => async (): Promise<Review> => {
+      throw new ApiError(409, "already_decided", "Already decided by dave.", details);
+    };
+    const book = new DecisionBook(counter());
+    const request = { reviewId: 7, decision: "confirm" as const };
+    expect(await sendDecision(conflict({ review: { decided_by: "dave" } }), book, request)).toMatchObject({
+      decidedBy: "dave",
+    });
+    expect(await sendDecision(conflict(null), book, request)).toMatchObject({
+      decidedBy: null,
+      message: "Already decided by dave.",
+    });
+  });
+
   it("does not retry a refusal such as an unknown class", async () => {
     let calls = 0;
     const book = new DecisionBook(counter());

@@ -166,12 +166,12 @@ function retryable(error: ApiError): boolean {
   return error.status === 0 || error.status >= 500;
 }
 
+/** Who decided first, from the 409's details: {decided_by} or the review, {review: {decided_by}}. */
 function decidedBy(details: unknown): string | null {
-  if (details && typeof details === "object" && "decided_by" in details) {
-    const by = (details as { decided_by: unknown }).decided_by;
-    return typeof by === "string" ? by : null;
-  }
-  return null;
+  if (!details || typeof details !== "object") return null;
+  const { decided_by: by, review } = details as { decided_by?: unknown; review?: { decided_by?: unknown } };
+  const found = by ?? review?.decided_by;
+  return typeof found === "string" ? found : null;
 }
 
 /**
