@@ -59,7 +59,8 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(
     # Overview
     expect(page.get_by_role("heading", name="Images by status")).to_be_visible()
     expect(page.get_by_role("img", name="Images by status: unlabeled 28")).to_be_visible()
-    expect(page.get_by_role("row", name="bob")).to_contain_text("12")
+    annotators = page.get_by_role("region", name="Annotators", exact=True)
+    expect(annotators.get_by_role("row", name="bob")).to_contain_text("12")
     screenshot(page, "dashboard")
 
     # Model: no model yet, said plainly

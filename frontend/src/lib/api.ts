@@ -155,7 +155,17 @@ export function uploadWithProgress<T>(
 
 // --- The shapes the views use (DESIGN.md §5 and the API's serializers) ---
 
-export type Role = "admin" | "annotator" | "viewer";
+export type Role = "admin" | "reviewer" | "annotator" | "viewer";
+
+/** Who may review suspect labels and see annotator quality: reviewers and admins. */
+export function canReview(role: Role | null | undefined): boolean {
+  return role === "admin" || role === "reviewer";
+}
+
+/** Who may label images: everyone from annotator up. */
+export function canLabel(role: Role | null | undefined): boolean {
+  return role === "annotator" || canReview(role);
+}
 
 export interface Me {
   username: string;
@@ -178,6 +188,10 @@ export interface Project {
   exploration_fraction: number;
   lease_seconds: number;
   show_suggestions?: boolean;
+  // Label quality (issue 27); absent on a server from before it.
+  consensus_method?: ConsensusMethod;
+  gold_rate?: number; // 0..0.5: share of tasks that are gold questions
+  gold_alert_accuracy?: number; // 0..1: gold accuracy below this is flagged
   image_count: number;
   role: Role | null;
 }
@@ -212,7 +226,10 @@ export interface ImageRow {
   created_at: string;
 }
 
+export type ConsensusMethod = "weighted" | "majority";
+
 export interface ImageDetail extends ImageRow {
+  gold_label?: string | null; // admins only: the gold question's answer; null: not gold
   annotations: {
     id: number;
     label: string;

@@ -5,7 +5,7 @@ import { ErrorNote } from "../components/ErrorNote";
 import { useMe } from "../context/auth";
 import { useResource } from "../hooks/useResource";
 import { useTitle } from "../hooks/useTitle";
-import { api, type ApiError, asApiError, type Project } from "../lib/api";
+import { api, type ApiError, asApiError, canLabel, type Project } from "../lib/api";
 
 export function Projects() {
   useTitle("Projects");
@@ -34,7 +34,7 @@ export function Projects() {
               </p>
             </div>
             <div className="actions">
-              {(project.role === "annotator" || project.role === "admin") && (
+              {canLabel(project.role) && (
                 <Link className="btn btn-primary" to={`/projects/${project.id}/label`}>
                   Label
                   <span className="visually-hidden"> {project.name}</span>
@@ -43,6 +43,12 @@ export function Projects() {
               {project.role === "admin" && (
                 <Link className="btn" to={`/projects/${project.id}/admin`}>
                   Dashboard
+                  <span className="visually-hidden"> of {project.name}</span>
+                </Link>
+              )}
+              {project.role === "reviewer" && (
+                <Link className="btn" to={`/projects/${project.id}/admin/review`}>
+                  Review labels
                   <span className="visually-hidden"> of {project.name}</span>
                 </Link>
               )}

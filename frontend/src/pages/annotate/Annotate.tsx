@@ -12,7 +12,7 @@ import { KeysHelp } from "../../components/KeysHelp";
 import { useOutbox, useOutboxVersion } from "../../context/outbox";
 import { useProject } from "../../hooks/useResource";
 import { useTitle } from "../../hooks/useTitle";
-import type { Project } from "../../lib/api";
+import { canLabel, type Project } from "../../lib/api";
 import { currentName } from "../../lib/classChanges";
 import { classKeys } from "../../lib/hotkeys";
 import type { Outbox } from "../../lib/outbox";
@@ -42,7 +42,7 @@ export function Annotate() {
     if (project.error) return <ErrorNote error={project.error} page />;
     return <p className="page-loading">Loading…</p>;
   }
-  if (project.data.role !== "annotator" && project.data.role !== "admin") {
+  if (!canLabel(project.data.role)) {
     return (
       <section className="page narrow">
         <h1>{project.data.name}</h1>

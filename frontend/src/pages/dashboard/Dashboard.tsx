@@ -2,35 +2,44 @@ import { NavLink, useParams } from "react-router";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { useProject } from "../../hooks/useResource";
+import { canReview, type Role } from "../../lib/api";
 import { useTitle } from "../../hooks/useTitle";
 import { ImagesTab } from "./ImagesTab";
 import { ModelTab } from "./ModelTab";
 import { OverviewTab } from "./OverviewTab";
+import { ReviewTab } from "./ReviewTab";
 import { SettingsTab } from "./SettingsTab";
 import { UploadTab } from "./UploadTab";
 
+// Who sees each tab: admins all of them; reviewers the overview and the review queue.
 const TABS = [
-  { id: "overview", title: "Overview" },
-  { id: "model", title: "Model" },
-  { id: "images", title: "Images" },
-  { id: "upload", title: "Upload" },
-  { id: "settings", title: "Settings" },
-] as const;
+  { id: "overview", title: "Overview", roles: ["admin", "reviewer"] },
+  { id: "review", title: "Review", roles: ["admin", "reviewer"] },
+  { id: "model", title: "Model", roles: ["admin"] },
+  { id: "images", title: "Images", roles: ["admin"] },
+  { id: "upload", title: "Upload", roles: ["admin"] },
+  { id: "settings", title: "Settings", roles: ["admin"] },
+] as const satisfies readonly { id: string; title: string; roles: readonly Role[] }[];
+
+function tabsFor(role: Role | null) {
+  return TABS.filter((t) => role !== null && (t.roles as readonly Role[]).includes(role));
+}
 
 export function Dashboard() {
   const { projectId, tab = "overview" } = useParams();
   const project = useProject(projectId);
-  const current = TABS.find((t) => t.id === tab) ?? TABS[0];
+  const tabs = tabsFor(project.data?.role ?? null);
+  const current = tabs.find((t) => t.id === tab) ?? TABS[0];
   useTitle(project.data ? `${current.title} · ${project.data.name}` : "Dashboard");
 
   if (project.error) return <ErrorNote error={project.error} page />;
   if (!project.data) return <p className="page-loading">Loading…</p>;
   const p = project.data;
-  if (p.role !== "admin") {
+  if (!canReview(p.role)) {
     return (
       <section className="page narrow">
         <h1>{p.name}</h1>
-        <p>The dashboard is for project admins. Your role here is {p.role ?? "none"}.</p>
+        <p>The dashboard is for project admins and reviewers. Your role here is {p.role ?? "none"}.</p>
       </section>
     );
   }
@@ -50,7 +59,7 @@ export function Dashboard() {
         </NavLink>
       </header>
       <nav className="tabs" aria-label="Dashboard sections">
-        {TABS.map((t) => (
+        {tabs.map((t) => (
           <NavLink
             key={t.id}
             to={`/projects/${p.id}/admin/${t.id}`}
@@ -63,6 +72,7 @@ export function Dashboard() {
       </nav>
       <div className="tab-body">
         {current.id === "overview" && <OverviewTab project={p} />}
+        {current.id === "review" && <ReviewTab project={p} />}
         {current.id === "model" && <ModelTab project={p} />}
         {current.id === "images" && <ImagesTab project={p} />}
         {current.id === "upload" && <UploadTab project={p} onUploaded={project.reload} />}

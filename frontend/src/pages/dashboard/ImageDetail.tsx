@@ -1,5 +1,5 @@
-// One image in the image browser: its facts, its annotations, the model's prediction, and
-// setting the final label where annotators disagree.
+// One image in the image browser: its facts, its annotations, the model's prediction, setting
+// the final label where annotators disagree, and (admins) making it a gold question.
 
 import { type FormEvent, useState } from "react";
 
@@ -32,7 +32,14 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
 
   return (
     <div>
-      <h2>Image {img.id}</h2>
+      <h2>
+        Image {img.id}
+        {img.gold_label && (
+          <span className="badge badge-gold" data-testid="gold-badge">
+            Gold: {img.gold_label}
+          </span>
+        )}
+      </h2>
       <div className="detail-image">
         <img
           src={img.file_url}
@@ -57,7 +64,60 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
         {message && <p role="status">{message}</p>}
         {error && <ErrorNote error={error} />}
       </form>
+      {project.role === "admin" && img.gold_label !== undefined && (
+        <GoldQuestion img={img} project={project} onChanged={detail.reload} />
+      )}
     </div>
+  );
+}
+
+/** Mark the image as a gold question with its known answer, or unmark it (POST/DELETE .../gold/). */
+function GoldQuestion({ img, project, onChanged }: { img: ImageDetail; project: Project; onChanged: () => void }) {
+  const [answer, setAnswer] = useState(img.gold_label ?? img.consensus_label ?? "");
+  const [message, setMessage] = useState<string | null>(null);
+  const [error, setError] = useState<ApiError | null>(null);
+
+  async function call(method: "POST" | "DELETE", done: string) {
+    try {
+      await api(`/api/images/${img.id}/gold/`, method === "POST" ? { method, body: { label: answer } } : { method });
+      setError(null);
+      setMessage(done);
+      onChanged();
+    } catch (caught) {
+      setError(asApiError(caught));
+    }
+  }
+
+  function mark(event: FormEvent) {
+    event.preventDefault();
+    void call("POST", `Marked as a gold question: “${answer}”.`);
+  }
+
+  return (
+    <form className="resolve gold" onSubmit={mark} aria-labelledby="gold-title">
+      <h3 id="gold-title">Gold question</h3>
+      <p className="muted small">
+        A gold question has a known answer. Annotators get it among their tasks without being told;
+        their answers measure their accuracy and never become labels.
+      </p>
+      <label htmlFor="gold-label">Known answer</label>
+      <div className="row">
+        <select id="gold-label" value={answer} onChange={(e) => setAnswer(e.target.value)} required>
+          <option value="">choose…</option>
+          <Options values={project.labels} />
+        </select>
+        <button type="submit" className="btn" disabled={!answer || answer === img.gold_label}>
+          {img.gold_label ? "Change answer" : "Mark as gold"}
+        </button>
+        {img.gold_label && (
+          <button type="button" className="btn btn-quiet" onClick={() => void call("DELETE", "No longer a gold question.")}>
+            Unmark gold
+          </button>
+        )}
+      </div>
+      {message && <p role="status">{message}</p>}
+      {error && <ErrorNote error={error} />}
+    </form>
   );
 }
 

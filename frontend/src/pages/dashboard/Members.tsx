@@ -8,7 +8,15 @@ import { Options } from "../../components/Options";
 import { useResource } from "../../hooks/useResource";
 import { api, type ApiError, asApiError, type Member, type Project, type Role } from "../../lib/api";
 
-const ROLES: Role[] = ["admin", "annotator", "viewer"];
+const ROLES: Role[] = ["admin", "reviewer", "annotator", "viewer"];
+
+// What each role may do, shown under the add form (and to screen readers with each picker).
+const ROLE_HELP: Record<Role, string> = {
+  viewer: "sees the project",
+  annotator: "labels images",
+  reviewer: "labels images, reviews suspect labels and sees annotator quality",
+  admin: "everything: settings, members, uploads, training",
+};
 
 export function Members({ project }: { project: Project }) {
   const members = useResource<Member[]>(`/api/projects/${project.id}/members/`);
@@ -45,6 +53,13 @@ export function Members({ project }: { project: Project }) {
       {members.error && <ErrorNote error={members.error} />}
       <MemberTable members={members.data} setMember={setMember} removeMember={removeMember} />
       <AddMember setMember={setMember} />
+      <ul className="muted small role-help" id="role-help">
+        {ROLES.map((r) => (
+          <li key={r}>
+            <strong>{r}</strong>: {ROLE_HELP[r]}
+          </li>
+        ))}
+      </ul>
       {error && <ErrorNote error={error} />}
     </section>
   );
@@ -77,6 +92,7 @@ function MemberTable({
             <td>
               <select
                 aria-label={`Role of ${m.username}`}
+                aria-describedby="role-help"
                 value={m.role}
                 onChange={(e) => setMember(m.username, e.target.value as Role)}
               >
@@ -124,7 +140,7 @@ function AddMember({ setMember }: { setMember: (name: string, role: Role) => Pro
       <label htmlFor="m-role" className="visually-hidden">
         Role
       </label>
-      <select id="m-role" value={role} onChange={(e) => setRole(e.target.value as Role)}>
+      <select id="m-role" aria-describedby="role-help" value={role} onChange={(e) => setRole(e.target.value as Role)}>
         <Options values={ROLES} />
       </select>
       <button type="submit" className="btn">

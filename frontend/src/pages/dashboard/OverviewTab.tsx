@@ -2,8 +2,9 @@ import { Bar, Doughnut } from "react-chartjs-2";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { useResource } from "../../hooks/useResource";
-import type { Project, Stats } from "../../lib/api";
+import { canReview, type Project, type Stats } from "../../lib/api";
 import { COLORS, STATUS_COLORS } from "../../lib/charts";
+import { AnnotatorQualityCard } from "./AnnotatorQuality";
 
 const STATUS_ORDER = ["unlabeled", "partial", "disputed", "labeled"] as const;
 
@@ -22,6 +23,7 @@ export function OverviewTab({ project }: { project: Project }) {
       <ClassBalance s={s} classes={project.labels} />
       <Annotators s={s} />
       <Agreement s={s} classes={project.labels} oneLabelEach={project.annotations_per_image === 1} />
+      {canReview(project.role) && <AnnotatorQualityCard project={project} />}
     </div>
   );
 }

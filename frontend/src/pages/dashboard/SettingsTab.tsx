@@ -5,6 +5,7 @@ import { type FormEvent, useState } from "react";
 import { ErrorNote } from "../../components/ErrorNote";
 import { Field } from "../../components/Field";
 import { api, type ApiError, asApiError, type Project } from "../../lib/api";
+import { fromPercentField, toPercentField } from "./quality";
 import { Members } from "./Members";
 import { RenameClass } from "./RenameClass";
 
@@ -25,6 +26,21 @@ const STRATEGY_HELP =
   "Which images come first. A new strategy re-orders the queue when saved: the active model " +
   "re-scores it (an activation run), no retraining.";
 const EXPLORATION_HELP = "Share of tasks drawn at random: keeps the accuracy estimate honest.";
+const CONSENSUS_METHODS: { value: string; title: string; help: string }[] = [
+  {
+    value: "weighted",
+    title: "Weighted by reliability",
+    help: "Each annotator's vote counts by how reliable their labels have been (Dawid-Skene); ties still go to an admin.",
+  },
+  {
+    value: "majority",
+    title: "Majority vote",
+    help: "Every vote counts the same; the most common label wins, ties go to an admin.",
+  },
+];
+const GOLD_RATE_HELP =
+  "Share of an annotator's tasks that are gold questions (0-50%). Annotators cannot tell them apart.";
+const GOLD_ALERT_HELP = "An annotator whose gold accuracy falls below this is flagged (and a webhook fires).";
 
 interface Form {
   name: string;
@@ -36,6 +52,9 @@ interface Form {
   exploration_fraction: string;
   lease_seconds: string;
   show_suggestions: boolean;
+  consensus_method: string;
+  gold_rate: string; // percent
+  gold_alert_accuracy: string; // percent
 }
 
 type SetField = <K extends keyof Form>(key: K, value: Form[K]) => void;
@@ -51,6 +70,9 @@ function formOf(p: Project): Form {
     exploration_fraction: String(p.exploration_fraction),
     lease_seconds: String(p.lease_seconds),
     show_suggestions: p.show_suggestions ?? false,
+    consensus_method: p.consensus_method ?? "weighted",
+    gold_rate: toPercentField(p.gold_rate),
+    gold_alert_accuracy: toPercentField(p.gold_alert_accuracy),
   };
 }
 
@@ -75,6 +97,16 @@ function changesOf(form: Form, project: Project): Record<string, unknown> {
   if (form.strategy !== original.strategy) body.strategy = form.strategy;
   if (project.show_suggestions !== undefined && form.show_suggestions !== original.show_suggestions) {
     body.show_suggestions = form.show_suggestions;
+  }
+  if (project.consensus_method !== undefined && form.consensus_method !== original.consensus_method) {
+    body.consensus_method = form.consensus_method;
+  }
+  // Percent in the form, a fraction in the API; what is not a number goes as it is, for the
+  // API to name the problem.
+  for (const key of ["gold_rate", "gold_alert_accuracy"] as const) {
+    if (project[key] !== undefined && form[key] !== original[key]) {
+      body[key] = fromPercentField(form[key]) ?? form[key];
+    }
   }
   return body;
 }
@@ -131,6 +163,7 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
       <form className="form-grid" onSubmit={onSubmit}>
         <ProjectFields form={form} set={set} classRows={Math.min(12, Math.max(4, project.labels.length))} />
         <QueueFields form={form} set={set} />
+        {project.consensus_method !== undefined && <QualityFields form={form} set={set} />}
         {project.show_suggestions !== undefined && (
           <>
             <span />
@@ -253,6 +286,52 @@ function QueueFields({ form, set }: { form: Form; set: SetField }) {
             max={86400}
             value={form.lease_seconds}
             onChange={(e) => set("lease_seconds", e.target.value)}
+          />
+        )}
+      </Field>
+    </>
+  );
+}
+
+/** How labels are judged: the consensus method and gold questions. */
+function QualityFields({ form, set }: { form: Form; set: SetField }) {
+  const method = CONSENSUS_METHODS.find((m) => m.value === form.consensus_method);
+  return (
+    <>
+      <Field id="s-consensus" label="Consensus" help={method?.help ?? ""}>
+        {(control) => (
+          <select {...control} value={form.consensus_method} onChange={(e) => set("consensus_method", e.target.value)}>
+            {CONSENSUS_METHODS.map((m) => (
+              <option key={m.value} value={m.value}>
+                {m.title}
+              </option>
+            ))}
+          </select>
+        )}
+      </Field>
+      <Field id="s-gold-rate" label="Gold rate (%)" help={GOLD_RATE_HELP}>
+        {(control) => (
+          <input
+            {...control}
+            type="number"
+            min={0}
+            max={50}
+            step="any"
+            value={form.gold_rate}
+            onChange={(e) => set("gold_rate", e.target.value)}
+          />
+        )}
+      </Field>
+      <Field id="s-gold-alert" label="Gold alert accuracy (%)" help={GOLD_ALERT_HELP}>
+        {(control) => (
+          <input
+            {...control}
+            type="number"
+            min={0}
+            max={100}
+            step="any"
+            value={form.gold_alert_accuracy}
+            onChange={(e) => set("gold_alert_accuracy", e.target.value)}
           />
         )}
       </Field>

@@ -17,6 +17,7 @@ describe("format", () => {
   it("names each kind of run in words", () => {
     expect(runKind("new_images")).toBe("scoring new images");
     expect(runKind("cold_start")).toBe("cold-start ordering");
+    expect(runKind("label_check")).toBe("label check (suspect labels)");
     expect(runKind("manual")).toBe("retrain, requested");
     expect(runKind("something_new")).toBe("something_new");
     expect(runKind(null)).toBe("–");

@@ -21,6 +21,7 @@ const RUN_KINDS: Record<string, string> = {
   new_images: "scoring new images",
   pretrain: "backbone pretraining",
   backbone_import: "backbone import",
+  label_check: "label check (suspect labels)",
 };
 
 /** "scoring new images" for `new_images`; an unknown trigger as it is. */
