@@ -102,7 +102,7 @@ def quality(seeds: list[int]) -> None:
                 label = (label + int(rng.integers(1, 10))) % 10
             manifest[name] = str(label)
         project = Project.objects.create(
-            name=f"bench suspects {seed}",
+            name=f"bench suspects {os.getpid()} {seed}",
             slug=f"bench-suspects-{os.getpid()}-{seed}",
             labels=[str(i) for i in range(10)],
             retrain_every=0,

@@ -429,6 +429,7 @@ def run_label_check(
         f = next(fold_no)
         board = board_beside_the_driver()
         ref = task.remote(spec, shas_ref, y, train, test, spec.config.seed + f, board, threads)
+        done = False
         try:
             last = None
             while not ray.wait([ref], timeout=RELAY_EVERY_S)[0]:
@@ -436,9 +437,15 @@ def run_label_check(
                 if stop():
                     halted = True
                     return np.zeros((len(test), len(spec.classes)), dtype=np.float32)
-            return ray.get(ref)
+            out = ray.get(ref)
+            done = True
+            return out
         finally:
-            ray.cancel(ref, force=True)  # a no-op once finished; frees its CPUs/GPU otherwise
+            if not done:
+                # Stopped, or the driver failed: free the task's CPUs/GPU. Never a finished
+                # task's: cancelling one as its reply lands trips a check inside Ray 2.x
+                # ("Tried to complete task that was not pending") and kills the driver.
+                ray.cancel(ref, force=True)
             ray.kill(board)
 
     probs, checked, nfold, stopped = crossfit(
