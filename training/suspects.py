@@ -18,7 +18,8 @@ Two ways to get the probabilities:
   about a minute on two cores (docs/benchmarks.md, "Suspect labels (issue 27)").
 - No backbone, images only: the project's seed CNN trained per fold for a bounded number of
   steps (`CheckConfig.cnn_steps`, `cnn_epochs`, `cnn_max_steps`): `check_arrays` in
-  memory, `run_label_check` on Ray (one task per fold, the array cache as for a round).
+  memory, `training.label_check.run_label_check` on Ray (one task per fold, the array cache
+  as for a round).
   Chosen by measurement over a cheaper model on the pixels (`check_features` on
   `pixel_features`: random ReLU features of the pixels with the same head): on MNIST, 1,000
   labels with 10% flipped, the pixel model's top-10% precision was 0.79-0.84 (below the 0.85
@@ -43,17 +44,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-import ray
 import torch
 from cleanlab.filter import find_label_issues
 from cleanlab.rank import get_label_quality_scores
 
-from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_cpus
-from training.contracts import ImageRef, TrainConfig
-from training.data import ArrayCache
+from training.contracts import TrainConfig
 from training.head import fit_head, head_probabilities
-from training.inference import pick_device, predict_probabilities
-from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay
+from training.inference import predict_probabilities
+from training.progress import Progress
 from training.train import fit
 
 METHODS = ("backbone-head", "seed-cnn", "pixels-head")
@@ -203,7 +201,7 @@ def rank_suspects(
     return suspects, scores
 
 
-def _result(
+def result_of(
     labels: np.ndarray,
     probs: np.ndarray,
     checked: np.ndarray,
@@ -215,6 +213,7 @@ def _result(
     started: float,
     failed: Sequence[str] = (),
 ) -> CheckResult:
+    """The cross-fit's outcome, ranked by cleanlab (nothing ranked when it was stopped)."""
     if stopped or nfold == 0:
         suspects, scores = (), np.zeros(len(labels))
         checked = np.zeros_like(checked) if stopped else checked
@@ -258,7 +257,7 @@ def check_features(
         fit_predict, y, num_classes, folds=config.folds, seed=config.seed,
         progress=progress, should_stop=should_stop,
     )  # fmt: skip
-    return _result(y, probs, checked, nfold, stopped, method=method, config=config,
+    return result_of(y, probs, checked, nfold, stopped, method=method, config=config,
                    started=started)  # fmt: skip
 
 
@@ -283,7 +282,7 @@ def _fold_config(n_train: int, config: CheckConfig) -> TrainConfig:
     return replace(config.train, max_steps=cnn_steps(n_train, config), min_steps=0)
 
 
-def _fit_fold(
+def fit_fold(
     x: np.ndarray,
     y: np.ndarray,
     train: np.ndarray,
@@ -317,162 +316,20 @@ def check_arrays(
     should_stop: ShouldStop | None = None,
 ) -> CheckResult:
     """Suspects from uint8 images (N, C, H, W) in memory: k-fold of the seed CNN, in this
-    process (simulations, tests). The product runs the same on Ray: `run_label_check`."""
+    process (simulations, tests). The product runs the same on Ray:
+    `training.label_check.run_label_check`."""
     started = time.perf_counter()
     y = np.asarray(labels).astype(np.int64)
     names = tuple(classes)
     fold_no = iter(range(config.folds))
 
     def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        return _fit_fold(x, y, train, test, classes=names, config=config,
+        return fit_fold(x, y, train, test, classes=names, config=config,
                          fold_seed=config.seed + next(fold_no))  # fmt: skip
 
     probs, checked, nfold, stopped = crossfit(
         fit_predict, y, len(names), folds=config.folds, seed=config.seed,
         progress=progress, should_stop=should_stop,
     )  # fmt: skip
-    return _result(y, probs, checked, nfold, stopped, method="seed-cnn", config=config,
+    return result_of(y, probs, checked, nfold, stopped, method="seed-cnn", config=config,
                    started=started)  # fmt: skip
-
-
-# --- on Ray: the product path for images without a backbone ---------------------------------
-
-
-@dataclass(frozen=True)
-class LabelCheckSpec:
-    """A label check on images (no backbone): items and their labels, read from the array
-    cache at the project's input shape."""
-
-    classes: tuple[str, ...]
-    items: tuple[ImageRef, ...]
-    labels: tuple[int, ...]  # index into `classes`, one per item
-    input_size: int
-    input_channels: int
-    cache_dir: str
-    config: CheckConfig = field(default_factory=CheckConfig)
-
-
-def fold_probabilities(
-    spec: LabelCheckSpec,
-    shas: list[str],
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    fold_seed: int,
-    progress: Progress | None = None,
-) -> np.ndarray:
-    """One fold: train the seed CNN on the cached arrays of `train`, return the probabilities
-    of `test` (positions into `shas` and `y`)."""
-    cache = ArrayCache(spec.cache_dir, size=spec.input_size, channels=spec.input_channels)
-    x = cache.get(shas)
-    return _fit_fold(
-        x, y, train, test, classes=spec.classes, config=spec.config, fold_seed=fold_seed,
-        device=pick_device(spec.config.train.use_gpu), progress=progress,
-    )  # fmt: skip
-
-
-@ray.remote
-def fold_task(
-    spec: LabelCheckSpec,
-    shas: list[str],
-    y: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    fold_seed: int,
-    board: ray.actor.ActorHandle,
-    threads: int,
-) -> np.ndarray:
-    """`fold_probabilities` as a Ray task (a GPU when the cluster has one)."""
-    torch.set_num_threads(threads)
-
-    def post(stage: str, fraction: float) -> None:
-        board.post.remote("fold", fraction)
-
-    return fold_probabilities(spec, shas, y, train, test, fold_seed, post)
-
-
-def run_label_check(
-    spec: LabelCheckSpec,
-    *,
-    progress: Progress | None = None,
-    should_stop: ShouldStop | None = None,
-) -> CheckResult:
-    """The seed-CNN check on Ray: fill the array cache, then one Ray task per fold (a GPU when
-    the cluster has one). `progress` and `should_stop` are called here, in the driver; a
-    stop cancels the fold in flight. Images that cannot be read are left out (`failed_items`;
-    their positions are unchecked, score 0)."""
-    started = time.perf_counter()
-    if len(spec.items) != len(spec.labels):
-        raise ValueError(f"{len(spec.items)} items but {len(spec.labels)} labels")
-    ensure_ray()
-    if progress:
-        progress("cache", 0.0)
-    _, failed = fill_cache(
-        spec.items, cache_dir=spec.cache_dir, size=spec.input_size, channels=spec.input_channels
-    )
-    bad = set(failed)
-    kept = np.array([i for i, it in enumerate(spec.items) if it.key not in bad], dtype=np.int64)
-    y_all = np.asarray(spec.labels, dtype=np.int64)
-    y = y_all[kept]
-    shas = [spec.items[i].sha256 for i in kept]
-    gpus = cluster_gpus() if spec.config.train.use_gpu is not False else 0
-    threads = spec.config.train.num_threads or largest_node_cpus(with_gpu=bool(gpus))
-    task = fold_task.options(num_cpus=threads, num_gpus=1 if gpus else 0)
-    shas_ref = ray.put(shas)  # once, not once per fold
-    fold_no = iter(range(spec.config.folds))
-    _, folds = fold_assignment(y, spec.config.folds, spec.config.seed)
-    stop = should_stop or (lambda: False)
-    halted = False
-
-    def fit_predict(train: np.ndarray, test: np.ndarray) -> np.ndarray:
-        nonlocal halted
-        f = next(fold_no)
-        board = board_beside_the_driver()
-        ref = task.remote(spec, shas_ref, y, train, test, spec.config.seed + f, board, threads)
-        done = False
-        try:
-            last = None
-            while not ray.wait([ref], timeout=RELAY_EVERY_S)[0]:
-                last = relay(board, _within_fold(progress, f, folds), last)
-                if stop():
-                    halted = True
-                    return np.zeros((len(test), len(spec.classes)), dtype=np.float32)
-            out = ray.get(ref)
-            done = True
-            return out
-        finally:
-            if not done:
-                # Stopped, or the driver failed: free the task's CPUs/GPU. Never a finished
-                # task's: cancelling one as its reply lands trips a check inside Ray 2.x
-                # ("Tried to complete task that was not pending") and kills the driver.
-                ray.cancel(ref, force=True)
-            ray.kill(board)
-
-    probs, checked, nfold, stopped = crossfit(
-        fit_predict, y, len(spec.classes), folds=spec.config.folds, seed=spec.config.seed,
-        progress=progress, should_stop=lambda: halted or stop(),
-    )  # fmt: skip
-    stopped = stopped or halted
-    # Back to the caller's positions: unreadable images unchecked.
-    full = np.zeros((len(y_all), len(spec.classes)), dtype=np.float32)
-    full[kept] = probs
-    seen = np.zeros(len(y_all), dtype=bool)
-    seen[kept] = checked
-    out = _result(y, probs, checked, nfold, stopped, method="seed-cnn", config=spec.config,
-                  started=started, failed=failed)  # fmt: skip
-    scores = np.zeros(len(y_all))
-    scores[kept] = out.scores
-    return replace(
-        out,
-        suspects=tuple(replace(s, index=int(kept[s.index])) for s in out.suspects),
-        scores=scores,
-        probabilities=full,
-        checked=seen & ~np.bool_(stopped),
-    )
-
-
-def _within_fold(progress: Progress | None, fold: int, folds: int) -> Progress | None:
-    """A fold task's own progress (0..1) as the cross-fit's."""
-    if progress is None:
-        return None
-    return lambda _stage, fraction: progress("crossfit", (fold + fraction) / folds)

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-import training.suspects
+import training.label_check
 from labeling.annotations.reviews import Suspect, reviews_open
 from labeling.images.models import Image
 from labeling.learning.backbones import backbone_newest
@@ -30,7 +30,8 @@ from labeling.learning.jobs.head import features_for
 from labeling.learning.models import RunTrigger
 from labeling.learning.snapshot import take_snapshot, train_config
 from labeling.learning.writeback import cache_dir
-from training.suspects import CheckConfig, CheckResult, LabelCheckSpec, check_features
+from training.label_check import LabelCheckSpec
+from training.suspects import CheckConfig, CheckResult, check_features
 
 
 @dataclass
@@ -82,7 +83,7 @@ class LabelCheckJob(Job):
                 config=config,
             )
             # Through the module, so a test can stand in for the engine.
-            check = training.suspects.run_label_check
+            check = training.label_check.run_label_check
             result = self.stage(
                 "crossfit", lambda: check(spec, progress=progress, should_stop=stop)
             )
