@@ -305,6 +305,13 @@ LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1
 # off where a small rotation or zoom would change a class.
 LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 
+# Suspect labels (docs/operations.md, "Suspect labels"): after a training round succeeds, a
+# project with at least this many consensus labels queues a label check (confident learning
+# over 5-fold cross-fitted predictions; suspects go to the review queue). Below a few hundred
+# labels the cross-fitted models are too weak to tell a wrong label from a hard image; 0 turns
+# the automatic checks off (an admin can still start one).
+LABELLOOP_LABEL_CHECK_MIN_LABELS = env_int("LABELLOOP_LABEL_CHECK_MIN_LABELS", 500, minimum=0)
+
 # Backbones (docs/operations.md, "Backbones"). A project with at least PRETRAIN_MIN_IMAGES
 # images queues a self-supervised pretraining of its own backbone (background lane: rounds
 # never wait for it), and again once its pool has grown by PRETRAIN_GROWTH (0.5: by half)

@@ -142,7 +142,7 @@ def test_no_model_signal_has_a_receiver_of_ours():
         ),
         ("class_renamed", {"labeling.images.receivers", "labeling.annotations.receivers"}),
         ("project_deleted", {"labeling.images.receivers"}),
-        ("run_finished", {"labeling.webhooks.receivers"}),
+        ("run_finished", {"labeling.learning.receivers", "labeling.webhooks.receivers"}),
         ("version_activated", {"labeling.webhooks.receivers"}),
     ],
 )

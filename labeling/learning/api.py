@@ -23,7 +23,7 @@ from labeling.core.schema import ErrorSerializer
 from labeling.images.selectors import gold_masked
 from labeling.learning import predict_requests, runs, selectors
 from labeling.learning.models import Backbone, ModelVersion, RunTrigger, TrainingRun
-from labeling.learning.services import backbone_request
+from labeling.learning.services import backbone_request, label_check_request
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -89,9 +89,10 @@ class ModelVersionSerializer(serializers.ModelSerializer):
 
 class RunRequestSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(
-        ["train", "pretrain"],
+        ["train", "pretrain", "label_check"],
         default="train",
-        help_text="train: a round now; pretrain: a self-supervised backbone (background lane)",
+        help_text="train: a round now; pretrain: a self-supervised backbone (background lane); "
+        "label_check: find labels likely wrong and put them in the review queue (main lane)",
     )
     minutes = serializers.FloatField(
         min_value=1, max_value=24 * 60, required=False, help_text="pretrain: time budget"
@@ -130,9 +131,10 @@ class ProjectRunsView(APIView):
 
     @extend_schema(
         request=RunRequestSerializer,
-        responses={202: TrainingRunSerializer},
-        summary="Retrain now, or pretrain a backbone (202; a run already queued in that lane "
-        "is returned instead of a second one)",
+        responses={202: TrainingRunSerializer, 409: ErrorSerializer},
+        summary="Retrain now, pretrain a backbone, or check the labels (202; a run already "
+        "queued in that lane is returned instead of a second one; 409 lane_busy: a label "
+        "check asked while another kind of run is queued)",
     )
     def post(self, request: Request, project_id: int) -> Response:
         project = project_get_for_user(user=request.user, project_id=project_id, role=Role.ADMIN)
@@ -144,6 +146,8 @@ class ProjectRunsView(APIView):
             run, _ = backbone_request(
                 project=project, trigger=RunTrigger.PRETRAIN, params=params, user=request.user
             )
+        elif asked["kind"] == "label_check":
+            run, _ = label_check_request(project=project, user=request.user)
         else:
             run, _ = runs.run_request(project=project, trigger=RunTrigger.MANUAL, user=request.user)
         return Response(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)

@@ -1,6 +1,6 @@
 """How the learning loop reacts to changes owned by lower apps (``labeling.core.events``);
 connected in ``LearningConfig.ready()``: labels queue a retrain, uploads queue an ordering of
-the new images, a new strategy re-orders the queue."""
+the new images, a new strategy re-orders the queue, a finished round queues a label check."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ from django.dispatch import receiver
 from labeling.annotations.consensus import CONSENSUS
 from labeling.annotations.models import AnnotationSource
 from labeling.core import events
+from labeling.learning.models import RunLane, TrainingRun
 from labeling.learning.services import (
+    run_maybe_label_check,
     run_maybe_pretrain,
     run_maybe_trigger,
     run_request_after_upload,
@@ -51,3 +53,15 @@ def settings_changed(sender, *, project, changed: dict, **_) -> None:
         run_maybe_trigger(project=project)
     if "strategy" in changed:
         run_strategy_changed(project=project)
+
+
+@receiver(events.run_finished, dispatch_uid="learning.run_finished")
+def run_finished(sender, *, run_id: int, **_) -> None:
+    """A main-lane run ended: a round's labels may be due a label check (or one that gave way
+    to this run may be due again). Once the run's end has committed: a failure to queue the
+    check is logged (robust) and never undoes the run's success."""
+    run = TrainingRun.objects.filter(pk=run_id).select_related("project").first()
+    if run is None or run.lane != RunLane.MAIN:
+        return
+    project = run.project
+    transaction.on_commit(lambda: run_maybe_label_check(project=project), robust=True)

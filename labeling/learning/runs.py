@@ -92,6 +92,11 @@ def run_request(
             # scoring of new images.
             queued.trigger, queued.requested_by = trigger, user
             queued.save(update_fields=["trigger", "requested_by"])
+        elif queued.trigger == RunTrigger.LABEL_CHECK and trigger != RunTrigger.LABEL_CHECK:
+            # A label check waits for the lane: any other run takes a queued one's place, and
+            # the check is queued again when the lane is free (services.run_maybe_label_check).
+            queued.trigger, queued.requested_by, queued.params = trigger, user, params or {}
+            queued.save(update_fields=["trigger", "requested_by", "params"])
         return queued, False
 
 

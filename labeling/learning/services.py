@@ -1,7 +1,7 @@
 """When the learning loop queues a run: the retrain trigger, the cold start, the ordering of
-new images, a change of strategy. Policy only: the runs themselves are requested, claimed and
-finished through ``labeling.learning.runs``. Called by the receivers of the domain events
-(``labeling.learning.receivers``).
+new images, a change of strategy, the label check after a round. Policy only: the runs
+themselves are requested, claimed and finished through ``labeling.learning.runs``. Called by
+the receivers of the domain events (``labeling.learning.receivers``).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import logging
 from django.conf import settings
 from django.db import transaction
 
-from labeling.core.errors import ValidationFailed
+from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.models import (
     Backbone,
@@ -61,9 +61,11 @@ def run_request_after_upload(*, project: Project) -> TrainingRun | None:
         return None if project.strategy == Strategy.RANDOM else _queue_cold_start(project)
     if True not in active:
         return None
-    if TrainingRun.objects.filter(
-        project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED
-    ).exists():
+    if (
+        TrainingRun.objects.filter(project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED)
+        .exclude(trigger=RunTrigger.LABEL_CHECK)  # it gives way (runs.run_request)
+        .exists()
+    ):
         return None
     run, created = run_request(project=project, trigger=RunTrigger.NEW_IMAGES)
     if created:
@@ -88,7 +90,7 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
         queued = TrainingRun.objects.filter(
             project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED
         )
-        if queued.exclude(trigger__in=ORDERING_ONLY).exists():
+        if queued.exclude(trigger__in=[*ORDERING_ONLY, RunTrigger.LABEL_CHECK]).exists():
             return None
         run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
         logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
@@ -112,12 +114,14 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
         return None
     busy = TrainingRun.objects.filter(
         project=project, lane=RunLane.MAIN, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).exclude(status=RunStatus.QUEUED, trigger__in=ORDERING_ONLY)  # superseded below
+    ).exclude(
+        status=RunStatus.QUEUED, trigger__in=[*ORDERING_ONLY, RunTrigger.LABEL_CHECK]
+    )  # superseded below
     if busy.exists():
         return None
     last = (
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(trigger__in=[RunTrigger.ACTIVATION, *ORDERING_ONLY])
+        .exclude(trigger__in=[RunTrigger.ACTIVATION, RunTrigger.LABEL_CHECK, *ORDERING_ONLY])
         .values_list("labels_snapshot", flat=True)
         .first()
     ) or 0
@@ -205,4 +209,54 @@ def backbone_request(
         if not created:
             run.trigger, run.params, run.requested_by = trigger, params, user
             run.save(update_fields=["trigger", "params", "requested_by"])
+    return run, created
+
+
+# The runs that train a model: a label check follows them.
+ROUNDS = (RunTrigger.MANUAL, RunTrigger.AUTOMATIC)
+
+
+def run_maybe_label_check(*, project: Project) -> TrainingRun | None:
+    """After a main-lane run finished: queue a label check (``labeling.learning.jobs.
+    label_check``) of the labels the newest round trained on, once the project has
+    ``LABELLOOP_LABEL_CHECK_MIN_LABELS`` consensus labels, unless one was queued since that
+    round (whatever became of it: a failed or cancelled check is not retried) or another
+    main-lane run is queued (it goes first; its own end checks again). A queued check gives
+    way to any other run (``runs.run_request``) and comes back here when that run ends."""
+    least = settings.LABELLOOP_LABEL_CHECK_MIN_LABELS
+    if least <= 0:
+        return None
+    main = TrainingRun.objects.filter(project=project, lane=RunLane.MAIN)
+    if main.filter(status=RunStatus.QUEUED).exists():
+        return None
+    last_round = (
+        main.filter(status=RunStatus.SUCCEEDED, trigger__in=ROUNDS, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .first()
+    )
+    if last_round is None:
+        return None
+    if main.filter(trigger=RunTrigger.LABEL_CHECK, created_at__gte=last_round.finished_at).exists():
+        return None
+    labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
+    if labeled < least:
+        return None
+    run, created = run_request(project=project, trigger=RunTrigger.LABEL_CHECK)
+    if created:
+        logger.info("label check of %s queued at %d labels (run %d)", project.slug, labeled,
+                    run.pk)  # fmt: skip
+    return run
+
+
+def label_check_request(*, project: Project, user=None) -> tuple[TrainingRun, bool]:
+    """An admin asks for a label check now: queued in the main lane. Returns (run, created);
+    a label check already queued is returned, never a second. Another run queued in the lane
+    is a conflict: a check would give way to it anyway, and one follows a round by itself."""
+    run, created = run_request(project=project, trigger=RunTrigger.LABEL_CHECK, user=user)
+    if run.trigger != RunTrigger.LABEL_CHECK:
+        raise Conflict(
+            f"run {run.pk} ({run.trigger}) is queued in this project's main lane: ask for a "
+            "label check once it has started",
+            code="lane_busy",
+        )
     return run, created

@@ -8,6 +8,7 @@ from labeling.learning.jobs.activation import ActivationJob
 from labeling.learning.jobs.backbone import ImportBackboneJob, PretrainJob
 from labeling.learning.jobs.base import Job, JobContext, RunError
 from labeling.learning.jobs.cold_start import ColdStartJob
+from labeling.learning.jobs.label_check import LabelCheckJob
 from labeling.learning.jobs.new_images import NewImagesJob
 from labeling.learning.jobs.train import TrainJob
 from labeling.learning.models import RunTrigger, TrainingRun
@@ -20,6 +21,7 @@ JOBS: dict[str, type[Job]] = {
     RunTrigger.NEW_IMAGES: NewImagesJob,
     RunTrigger.PRETRAIN: PretrainJob,
     RunTrigger.BACKBONE_IMPORT: ImportBackboneJob,
+    RunTrigger.LABEL_CHECK: LabelCheckJob,
 }
 
 
