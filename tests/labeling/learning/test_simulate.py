@@ -69,6 +69,44 @@ def test_simulate_can_start_from_a_class_balanced_handful_of_labels(ray_session,
     assert labels == ["20", "45"]  # 2 per class, then one round of 25
 
 
+def test_simulate_runs_a_crowd_with_overlap_and_a_reviewer(ray_session, tmp_path):
+    """Noisy annotators through the real queue: three votes an image under weighted consensus;
+    one vote an image with a reviewer who knows the truth deciding the label check's queue."""
+    out = io.StringIO()
+    call_command(
+        "simulate",
+        "--strategy=random",
+        "--variants",
+        "weighted3",
+        "noisy+review",
+        "--crowd=0.0,0.3,0.3,pair:5>3",
+        "--batch=30",
+        "--budget=60",
+        "--seeds=1",
+        "--pool-size=300",
+        f"--out={tmp_path}",
+        "--name=crowd",
+        stdout=out,
+        stderr=io.StringIO(),
+    )
+    with (tmp_path / "crowd-labels.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    by_variant = {}
+    for row in rows:
+        by_variant.setdefault(row["variant"], []).append(row)
+    assert set(by_variant) == {"random weighted3", "random noisy+review"}
+    overlap = by_variant["random weighted3"][-1]
+    assert int(overlap["labels"]) >= 60
+    assert int(overlap["votes"]) >= 3 * int(overlap["labels"])  # every label took three votes
+    single = by_variant["random noisy+review"][-1]
+    assert int(single["votes"]) < 2 * int(single["labels"])
+    assert int(single["reviews"]) >= 1  # the label check found something, the reviewer decided
+    for row in rows:
+        assert 0.0 <= float(row["label_accuracy"]) <= 1.0
+    assert "random weighted3" in out.getvalue() and "labels right" in out.getvalue()
+    assert not Project.objects.filter(slug__startswith="sim-").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -81,6 +119,10 @@ def test_simulate_can_start_from_a_class_balanced_handful_of_labels(ray_session,
         (["--dataset=cifar10k", "--zip=/nonexistent.zip"], "/nonexistent.zip is missing"),
         (["--backbone=/nonexistent.pth", "--budget=50"], "no such file"),
         (["--dirty=1.5"], "--dirty must be a share"),
+        (["--variants", "loud"], "unknown variant 'loud'"),
+        (["--variants", "noisy", "--crowd=abc"], "an error rate or pair:A>B"),
+        (["--variants", "noisy", "--crowd=pair:5>5"], "two different classes"),
+        (["--variants", "noisy", "--crowd=1.5"], "an error rate is in"),
     ],
 )
 def test_simulate_refuses_bad_arguments_before_doing_any_work(args, message, tmp_path):

@@ -55,6 +55,11 @@ from labeling.learning.management.commands._simulate_data import (
     DATASETS,
     write_pool,
 )
+from labeling.learning.management.commands._simulate_report import (
+    plot,
+    quality_line,
+    summary,
+)
 from labeling.learning.models import (
     Backbone,
     ModelVersion,
@@ -73,8 +78,6 @@ from labeling.projects.services import project_delete
 from training.cluster import ensure_ray
 from training.models import load_checkpoint
 from training.score import score_arrays
-
-TARGETS = (0.90, 0.95)
 
 
 class Command(BaseCommand):
@@ -155,19 +158,21 @@ class Command(BaseCommand):
         pool_x, pool_y = pool_x[:size], pool_y[:size]
         data.pool_x, data.pool_y = pool_x, pool_y
         options["data"] = data
+        if any(v.crowd for v in variants):
+            parse_crowd(options["crowd"], list(data.classes))  # refused before any project
         options["backbone_file"] = self._backbone_file(options)
         rows: list[tuple[str, int, int, float]] = []
         quality: list[tuple[str, int, int, float, int, int]] = []
         names = []
         for strategy in strategies:
             for variant in variants:
-                name = strategy if not options["variants"] else f"{strategy} {variant.name}"
-                names.append(name)
+                label = strategy if not options["variants"] else f"{strategy} {variant.name}"
+                names.append(label)
                 options["variant"] = variant
                 for seed in range(options["first_seed"], options["first_seed"] + options["seeds"]):
                     curve = self._one(strategy, seed, pool_x, pool_y, test_x, test_y, options)
-                    rows += [(name, seed, n, acc) for n, acc, *_ in curve]
-                    quality += [(name, seed, *point) for point in curve]
+                    rows += [(label, seed, n, acc) for n, acc, *_ in curve]
+                    quality += [(label, seed, *point) for point in curve]
         strategies = names
         csv_path, png_path = out / f"{name}.csv", out / f"{name}.png"
         with csv_path.open("w", newline="") as handle:
@@ -185,11 +190,11 @@ class Command(BaseCommand):
                 writer.writerows(quality)
             self.stdout.write(f"wrote {quality_path}")
             for variant in strategies:
-                self.stdout.write(_quality_line(variant, quality))
-        summary = _summary(rows, strategies)
-        _plot(rows, strategies, png_path, title=name)
+                self.stdout.write(quality_line(variant, quality))
+        reached = summary(rows, strategies)
+        plot(rows, strategies, png_path, title=name)
         self.stdout.write(f"\nwrote {csv_path} and {png_path}")
-        for strategy, reach in summary.items():
+        for strategy, reach in reached.items():
             cells = ", ".join(
                 f"{int(t * 100)}%: {v if v is not None else 'not reached'}"
                 for t, v in reach.items()
@@ -366,59 +371,3 @@ def _claim(run, name: str, lane: str = RunLane.MAIN):
     if claimed is None or claimed.pk != run.pk:
         raise CommandError("another worker took the simulation's run; stop other workers first")
     return claimed
-
-
-def _quality_line(variant: str, quality: list[tuple]) -> str:
-    """The variant's means over seeds at its last round."""
-    end = max(q[2] for q in quality if q[0] == variant)
-    last = np.array([q[3:] for q in quality if q[0] == variant and q[2] == end], dtype=float)
-    test, right, votes, reviews = last.mean(axis=0)
-    return (
-        f"{variant:>24}  at {end} labels: test accuracy {test:.4f}, labels right {right:.4f}, "
-        f"{votes:.0f} votes, {reviews:.0f} reviews (mean of {len(last)} seeds)"
-    )
-
-
-def _summary(rows, strategies) -> dict[str, dict[float, float | None]]:
-    """Mean over seeds of the first label count at which each seed reached each target."""
-    summary = {}
-    for strategy in strategies:
-        seeds = sorted({seed for s, seed, _, _ in rows if s == strategy})
-        reach = {}
-        for target in TARGETS:
-            firsts = []
-            for seed in seeds:
-                hits = [n for s, sd, n, a in rows if s == strategy and sd == seed and a >= target]
-                firsts.append(min(hits) if hits else None)
-            reach[target] = (
-                round(float(np.mean(firsts)), 1) if firsts and None not in firsts else None
-            )
-        summary[strategy] = reach
-    return summary
-
-
-def _plot(rows, strategies, path: Path, title: str) -> None:
-    # Imported here: pyplot picks a backend on import, and this command draws off-screen.
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt  # (after choosing the backend)
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    for strategy in strategies:
-        by_labels: dict[int, list[float]] = {}
-        for s, _seed, n, acc in rows:
-            if s == strategy:
-                by_labels.setdefault(n, []).append(acc)
-        xs = sorted(by_labels)
-        ax.plot(xs, [np.mean(by_labels[n]) for n in xs], marker="o", ms=3, label=strategy)
-    for target in TARGETS:
-        ax.axhline(target, color="grey", lw=0.6, ls="--")
-    ax.set_xlabel("labels")
-    ax.set_ylabel("test accuracy (1,000 held-out digits)")
-    ax.set_title(title)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
