@@ -67,7 +67,7 @@ def through_product(n: int) -> float:
     from labeling.projects.models import ConsensusMethod, Project
     from labeling.projects.services import project_delete
 
-    truth, given = crowd(n, seed=2)
+    _, given = crowd(n, seed=2)
     classes = [str(c) for c in range(K)]
     project = Project.objects.create(
         name=f"bench consensus {n} {uuid.uuid4().hex[:6]}",
