@@ -90,8 +90,11 @@ def apply_consensus(
             model = reliability_model(project)
         posterior = model.posterior(latest) if model is not None else None
         if posterior is not None:  # else the majority decides (no fit yet, or a new class)
-            top_label, tied = weighted_choice(posterior)
+            top_label, tied, unsure = weighted_choice(posterior)
             top = votes[top_label]
+            # Unsure of it: one more vote while the project allows one, as for a tie; at
+            # the cap the likeliest class is the label (only an exact tie waits for an admin).
+            tied = tied or (unsure and len(latest) < need + EXTRA_ANNOTATIONS_FOR_TIES)
     image.agreement = top / len(latest)
     if len(latest) < need:
         image.status, image.consensus_label = ImageStatus.PARTIAL, None

@@ -15,7 +15,7 @@ from labeling.annotations.weighted import MIN_IMAGES, Votes, dawid_skene
 from labeling.images.models import ImageStatus
 from labeling.projects.models import ConsensusMethod, Membership, Role
 from labeling.projects.services import project_update
-from tests.factories import ImageFactory, UserFactory
+from tests.factories import ImageFactory, ProjectFactory, UserFactory
 
 
 def crowd(n: int, k: int, error_rates: list[float], seed: int):
@@ -99,19 +99,19 @@ def test_known_truth_pins_the_fit():
 CLASSES = ["cat", "dog", "fox", "owl"]
 
 
-@pytest.fixture
-def crowd_project(project):
+def make_crowd(project, method: str):
     """Three annotators label 60 images each (overlap 3): 'careful' is always right, 'hasty'
-    and 'sloppy' are wrong on 30% and 40% of them, each in their own way."""
+    and 'sloppy' are wrong on 30% and 40% of them, each in their own way. The same votes for
+    the same seed, whatever the project."""
     project.labels = CLASSES
     project.annotations_per_image = 3
-    project.consensus_method = ConsensusMethod.MAJORITY
+    project.consensus_method = method
     project.save()
     rng = np.random.default_rng(7)
     users = []
     for name in ["careful", "hasty", "sloppy"]:
         user = UserFactory(username=name)
-        Membership.objects.create(project=project, user=user, role=Role.ANNOTATOR)
+        Membership.objects.get_or_create(project=project, user=user, role=Role.ANNOTATOR)
         users.append(user)
     truth = {}
     for _ in range(60):
@@ -123,41 +123,68 @@ def crowd_project(project):
             Annotation.objects.create(
                 image=image, annotator=user, label=CLASSES[given], client_id=uuid.uuid4()
             )
-    consensus_refit(project=project)  # majority: judge them all once
+    consensus_refit(project=project)  # judge them all once
     return project, truth, users
 
 
-def right_labels(project, truth) -> int:
-    return sum(
-        truth[pk] == label
-        for pk, label in project.images.filter(status=ImageStatus.LABELED).values_list(
-            "pk", "consensus_label"
+@pytest.fixture
+def crowd_project(project):
+    return make_crowd(project, ConsensusMethod.MAJORITY)
+
+
+def labels_right_and_wrong(project, truth) -> tuple[int, int]:
+    rows = project.images.filter(status=ImageStatus.LABELED).values_list("pk", "consensus_label")
+    right = sum(truth[pk] == label for pk, label in rows)
+    return right, len(rows) - right
+
+
+def another_vote_where_asked(project, truth) -> int:
+    """A fourth annotator, always right, answers every image that asks for another vote."""
+    fresh = UserFactory(username=f"fresh-{project.pk}")
+    waiting = list(project.images.filter(status=ImageStatus.PARTIAL))
+    for image in waiting:
+        Annotation.objects.create(
+            image=image, annotator=fresh, label=truth[image.pk], client_id=uuid.uuid4()
         )
-    )
+    consensus_refit(project=project)
+    return len(waiting)
 
 
-def test_weighted_consensus_labels_more_images_right_than_the_majority(crowd_project, alice):
-    project, truth, _ = crowd_project
-    by_majority = right_labels(project, truth)
-    waiting = project.images.filter(status=ImageStatus.PARTIAL).count()
-    assert waiting > 0  # three different answers: the majority has to ask again
+def test_weighted_consensus_gets_more_images_right_than_the_majority(project, alice):
+    """The same crowd in two projects. The majority labels an image two careless annotators
+    agree on, right or wrong; the weighted consensus sides with the careful one, and where
+    it is unsure it asks for one more vote rather than guess."""
+    majority, truth_m, _ = make_crowd(project, ConsensusMethod.MAJORITY)
+    weighted, truth_w, _ = make_crowd(ProjectFactory(), ConsensusMethod.WEIGHTED)
+    assert ConsensusModel.objects.filter(project=weighted).exists()
+    assert not ConsensusModel.objects.filter(project=majority).exists()
+    _, wrong_m = labels_right_and_wrong(majority, truth_m)
+    _, wrong_w = labels_right_and_wrong(weighted, truth_w)
+    assert wrong_w < wrong_m  # fewer wrong labels reach the model
 
-    # The admin switches the method: every image with several votes is judged again.
+    asked_m = another_vote_where_asked(majority, truth_m)
+    asked_w = another_vote_where_asked(weighted, truth_w)
+    right_m, wrong_m = labels_right_and_wrong(majority, truth_m)
+    right_w, wrong_w = labels_right_and_wrong(weighted, truth_w)
+    assert right_w > right_m, (right_w, right_m, asked_w, asked_m)
+    assert wrong_w < wrong_m
+
+
+def test_a_change_of_method_judges_every_multi_vote_image_again(crowd_project):
+    project, truth, users = crowd_project
+    before = labels_right_and_wrong(project, truth)
     project_update(project=project, consensus_method=ConsensusMethod.WEIGHTED)
     project.refresh_from_db()
     assert ConsensusModel.objects.filter(project=project).exists()
-    by_weight = right_labels(project, truth)
-    assert by_weight > by_majority, (by_weight, by_majority)
-    assert project.images.filter(status=ImageStatus.PARTIAL).count() < waiting
-
+    assert labels_right_and_wrong(project, truth)[1] < before[1]
     model = reliability_model(project)
-    careful, hasty, sloppy = (model.reliability(u.pk) for u in crowd_project[2])
+    careful, hasty, sloppy = (model.reliability(u.pk) for u in users)
     assert careful > hasty > sloppy
 
     # And back: the majority judges again, the model is dropped.
     project_update(project=project, consensus_method=ConsensusMethod.MAJORITY)
     project.refresh_from_db()
-    assert right_labels(project, truth) == by_majority
+    assert labels_right_and_wrong(project, truth) == before
     assert not ConsensusModel.objects.filter(project=project).exists()
 
 
