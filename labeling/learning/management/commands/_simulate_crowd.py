@@ -121,10 +121,13 @@ def label_round(
     while _labeled(project) < target:
         served = False
         order = rng.permutation(len(crowd)) if len(crowd) > 1 else [0]
+        # A few tasks at a time each, so every member answers a share of the images (with
+        # one vote an image, the member who labels an image is drawn at random).
+        chunk = max(1, batch // (2 * len(crowd)))
         for i in order:
             if project.annotations_per_image == 1 and len(crowd) > 1:
-                i = int(rng.integers(len(crowd)))  # one vote per image: anyone may give it
-            need = max(1, min(batch, target - _labeled(project)))
+                i = int(rng.integers(len(crowd)))
+            need = max(1, min(chunk, target - _labeled(project)))
             tasks = task_lease_next(project=project, user=users[i], count=need)
             for task in tasks:
                 image = Image.objects.select_related("project").get(pk=task.image_id)
