@@ -30,6 +30,10 @@ from labeling.projects.models import Project
 
 try:
     from playwright.sync_api import expect
+
+    # Assertions wait as long as actions do (the context's 15 s below), not Playwright's 5 s:
+    # on a loaded 2-core machine a detail request can take longer than 5 s to come back.
+    expect.set_options(timeout=15_000)
 except ImportError:  # the browser fixture says so: a skip, or under CI=true a failure
     expect = None
 

@@ -239,3 +239,28 @@ def test_admin_sees_the_backbone_and_pretrains_a_new_one_beside_the_rounds(page,
     expect(page.get_by_role("button", name="Retrain now")).to_be_enabled()
     panel.scroll_into_view_if_needed()
     screenshot(page, "dashboard-backbone")
+
+
+def test_a_slow_answer_to_an_older_filter_does_not_overwrite_a_newer_one(page, alice, bob, project):
+    """The image browser's first, unfiltered page answers after the filtered one (held back
+    here on purpose, as a loaded server may): the list shows what the filter asks for."""
+    seed(project, alice, bob)
+
+    page.add_init_script(
+        """
+        const send = window.fetch;
+        window.fetch = async (...args) => {
+          const answer = await send(...args);
+          const url = String(args[0] instanceof Request ? args[0].url : args[0]);
+          if (url.includes("/images/?") && !url.includes("status=")) {
+            await new Promise((resolve) => setTimeout(resolve, 2000));
+          }
+          return answer;
+        };
+        """
+    )
+    log_in(page, "alice")
+    page.goto(f"/projects/{project.id}/admin/images")
+    page.get_by_label("Show").select_option("labeled")
+    page.wait_for_timeout(3000)  # past the held-back answer
+    expect(page.locator(".thumbs li")).to_have_count(30 + 12)

@@ -1,7 +1,7 @@
 // Image browser: thumbnails with filters, and a detail panel (annotations, prediction,
 // resolving a disagreement).
 
-import { useCallback, useEffect, useState } from "react";
+import { useCallback, useEffect, useRef, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { Options } from "../../components/Options";
@@ -60,18 +60,22 @@ export function ImagesTab({ project }: { project: Project }) {
   const [error, setError] = useState<ApiError | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
 
+  // Each fetch's number: a slow answer to an older filter must not overwrite a newer one.
+  const latest = useRef(0);
   const fetchPage = useCallback(
     async (url: string, append: boolean) => {
+      const mine = ++latest.current;
       setLoading(true);
       try {
         const page = await api<Page<ImageRow>>(url);
+        if (mine !== latest.current) return;
         setImages((old) => (append ? [...old, ...page.results] : page.results));
         setNext(page.next);
         setError(null);
       } catch (caught) {
-        setError(asApiError(caught));
+        if (mine === latest.current) setError(asApiError(caught));
       } finally {
-        setLoading(false);
+        if (mine === latest.current) setLoading(false);
       }
     },
     [],
