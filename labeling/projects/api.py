@@ -15,9 +15,18 @@ from labeling.projects import selectors, services
 from labeling.projects.models import ConsensusMethod, Membership, Project, Role, Strategy
 
 
+class ClassNameField(serializers.CharField):
+    """A class name is a JSON string: a number is refused, not turned into one."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     labels = serializers.ListField(
-        child=serializers.CharField(max_length=100), min_length=2, max_length=1000
+        child=ClassNameField(max_length=100), min_length=2, max_length=1000
     )
     slug = serializers.SlugField(max_length=100, required=False)
     description = serializers.CharField(

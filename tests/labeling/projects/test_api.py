@@ -36,6 +36,7 @@ def test_staff_creates_a_project_and_becomes_its_admin(staff, as_user):
         ({"name": "!!!", "labels": ["a", "b"]}, "letters or digits"),
         ({"labels": ["a", "b"]}, "name"),
         ({"name": "X", "labels": "a,b"}, "labels"),
+        ({"name": "X", "labels": [0.1, 5e16]}, "labels"),  # numbers are not class names
     ],
 )
 def test_bad_project_settings_are_a_400_naming_the_problem(staff, as_user, payload, fragment):
