@@ -172,35 +172,7 @@ def review_decide(
                 review.save(update_fields=["state"])
                 stale = True
             else:
-                if image.gold_label is not None and decision != Decision.CONFIRM:
-                    raise Conflict(
-                        "this image is a gold question: its label is its gold answer "
-                        "(change the gold label instead)",
-                        code="gold",
-                    )
-                if decision == Decision.RELABEL:
-                    new = _current_label(label, labels, renames)
-                    if new == given:
-                        raise ValidationFailed(
-                            f"{new!r} is already the image's label; to keep it, confirm",
-                            code="same_label",
-                        )
-                    _relabel(image, user, new, decision_id)
-                    review.label_after = new
-                elif decision == Decision.SEND_BACK:
-                    _send_back(image)
-                review.state = _DECIDED[Decision(decision)]
-                review.decided_by, review.decided_at = user, timezone.now()
-                review.decision_id = decision_id
-                review.save(
-                    update_fields=[
-                        "state",
-                        "decided_by",
-                        "decided_at",
-                        "label_after",
-                        "decision_id",
-                    ]
-                )
+                _apply(review, image, user, decision, label, labels, renames, given, decision_id)
     except LabelReview.DoesNotExist:
         raise NotFound("review not found") from None
     except IntegrityError:
@@ -218,6 +190,31 @@ def review_decide(
             details={"given_label": review.given_label, "label_now": image.consensus_label},
         )
     return _with_people(review)
+
+
+def _apply(review, image, user, decision, label, labels, renames, given, decision_id) -> None:
+    """The decision on a review whose label still stands, under both locks."""
+    if image.gold_label is not None and decision != Decision.CONFIRM:
+        raise Conflict(
+            "this image is a gold question: its label is its gold answer "
+            "(change the gold label instead)",
+            code="gold",
+        )
+    if decision == Decision.RELABEL:
+        new = _current_label(label, labels, renames)
+        if new == given:
+            raise ValidationFailed(
+                f"{new!r} is already the image's label; to keep it, confirm", code="same_label"
+            )
+        _relabel(image, user, new, decision_id)
+        review.label_after = new
+    elif decision == Decision.SEND_BACK:
+        _send_back(image)
+    review.state = _DECIDED[Decision(decision)]
+    review.decided_by, review.decided_at = user, timezone.now()
+    review.decision_id = decision_id
+    fields = ["state", "decided_by", "decided_at", "label_after", "decision_id"]
+    review.save(update_fields=fields)
 
 
 def _replayed(review_id: int, decision_id: uuid.UUID) -> LabelReview | None:

@@ -300,13 +300,8 @@ def annotation_submit(
             mine = [a for a in history if a.annotator_id == user.pk and a.discarded_at is None]
             if locked.gold_label is not None and not mine and source == AnnotationSource.MANUAL:
                 # A gold question: an answer, never a label (annotations.gold).
-                answered = gold.gold_answer_submit(
-                    image=locked,
-                    user=user,
-                    label=label,
-                    client_id=client_id,
-                    duration_ms=duration_ms,
-                )
+                given = {"label": label, "client_id": client_id, "duration_ms": duration_ms}
+                answered = gold.gold_answer_submit(image=locked, user=user, **given)
                 return Submission(annotation=answered.annotation, created=answered.created)
             if mine and mine[-1].label == label and mine[-1].source == source:
                 # The same label again (a second tab, a re-sent form): nothing changes.
