@@ -90,44 +90,13 @@ def gold_mark(*, image: Image, label: str | None) -> Image:
 # The gold questions ``user`` may be served: a gold image they have neither answered nor
 # voted on (a vote before it became gold: they would know it), that nobody holds (or whose
 # lease ran out). Picked on the image_gold partial index from a random point.
-# The gold images from a random point on, then wrapping round (fixed texts, values as
-# parameters).
-_GOLD_LEASE_FROM = """
+# The gold images from a random point on (after), then wrapping round (before it).
+_GOLD_LEASE_SQL = """
 WITH picked AS (
     SELECT i.id FROM images_image i
     WHERE i.project_id = %(project)s AND i.gold_label IS NOT NULL
       AND (i.lease_expires IS NULL OR i.lease_expires <= now())
-      AND i.random_key >= %(start)s
-      AND NOT EXISTS (
-          SELECT 1 FROM annotations_goldanswer g
-          WHERE g.image_id = i.id AND g.annotator_id = %(user)s
-      )
-      AND NOT EXISTS (
-          SELECT 1 FROM annotations_annotation a
-          WHERE a.image_id = i.id AND a.annotator_id = %(user)s
-      )
-    ORDER BY i.random_key
-    LIMIT %(count)s
-    FOR UPDATE OF i SKIP LOCKED
-), leased AS (
-    UPDATE images_image i
-    SET leased_to_id = %(user)s,
-        lease_expires = now() + make_interval(secs => %(ttl)s),
-        lease_exploration = %(exploration)s
-    FROM picked WHERE i.id = picked.id
-    RETURNING i.id, i.lease_expires, i.predicted_label, i.random_key
-), logged AS (
-    INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
-    SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
-)
-SELECT id, lease_expires, predicted_label FROM leased ORDER BY random_key
-"""
-_GOLD_LEASE_BEFORE = """
-WITH picked AS (
-    SELECT i.id FROM images_image i
-    WHERE i.project_id = %(project)s AND i.gold_label IS NOT NULL
-      AND (i.lease_expires IS NULL OR i.lease_expires <= now())
-      AND i.random_key < %(start)s
+      AND (i.random_key >= %(start)s) = %(after)s
       AND NOT EXISTS (
           SELECT 1 FROM annotations_goldanswer g
           WHERE g.image_id = i.id AND g.annotator_id = %(user)s
@@ -182,10 +151,10 @@ def gold_lease(
         "exploration": explore,
         "start": rng.random(),
     }
-    cursor.execute(_GOLD_LEASE_FROM, {**params, "count": count})
+    cursor.execute(_GOLD_LEASE_SQL, {**params, "after": True, "count": count})
     rows: list = cursor.fetchall()
     if len(rows) < count:
-        cursor.execute(_GOLD_LEASE_BEFORE, {**params, "count": count - len(rows)})
+        cursor.execute(_GOLD_LEASE_SQL, {**params, "after": False, "count": count - len(rows)})
         rows += cursor.fetchall()
     return [GoldLease(row[0], row[1], explore, row[2]) for row in rows]
 
