@@ -29,7 +29,7 @@ from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_
 from training.contracts import EmbedResult, EmbedSpec, ImageRef
 from training.data import load_items
 from training.inference import pick_device
-from training.progress import Progress, board_beside_the_driver, follow_task
+from training.progress import Progress, board_beside_the_driver, follow_task, settle
 
 # Images read from the cache per step of the task: 4,096 x 3 x 224 x 224 uint8 is 600 MB, the
 # most a photo pool should hold in the task's memory at once; 32 px RGB is 12 MB.
@@ -119,6 +119,7 @@ def embed_task(
         keys.extend(chunk[i].key for i in kept)
         failed.extend(bad)
         board.post.remote("embed", min(1.0, (start + len(chunk)) / len(items)))
+    settle(board)
     dim = int(model.embed_dim)
     embeddings = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=np.float16)
     return keys, embeddings, failed

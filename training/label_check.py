@@ -22,7 +22,7 @@ from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_
 from training.contracts import ImageRef
 from training.data import ArrayCache
 from training.inference import pick_device
-from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay
+from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay, settle
 from training.suspects import (
     CheckConfig,
     CheckResult,
@@ -84,7 +84,9 @@ def fold_task(
     def post(stage: str, fraction: float) -> None:
         board.post.remote("fold", fraction)
 
-    return fold_probabilities(spec, shas, y, train, test, fold_seed, post)
+    probabilities = fold_probabilities(spec, shas, y, train, test, fold_seed, post)
+    settle(board)
+    return probabilities
 
 
 def run_label_check(

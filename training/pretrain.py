@@ -30,7 +30,7 @@ from training.cluster import cluster_gpus, ensure_ray, fill_cache, largest_node_
 from training.contracts import BACKBONE_ARCHS, PRETRAIN_METHODS, PretrainResult, PretrainSpec
 from training.data import load_items
 from training.inference import pick_device
-from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay
+from training.progress import RELAY_EVERY_S, Progress, board_beside_the_driver, relay, settle
 from training.ssl import BackboneFactory, ShouldStop, pretrain_arrays
 
 MIN_POOL = 16  # decodable images below which contrastive pretraining learns nothing useful
@@ -157,7 +157,7 @@ def pretrain_task(
     def post(stage: str, fraction: float) -> None:
         board.post.remote(stage, fraction)
 
-    return pretrain_and_save(
+    result = pretrain_and_save(
         spec,
         failed,
         make_backbone=make_backbone,
@@ -166,6 +166,8 @@ def pretrain_task(
         progress=post,
         should_stop=_stop_poller(board),
     )
+    settle(board)
+    return result
 
 
 def _follow(

@@ -60,6 +60,14 @@ def read_board(board: ray.actor.ActorHandle, last: State | None) -> State | None
         return last
 
 
+def settle(board: ray.actor.ActorHandle) -> None:
+    """Wait until `board` has taken every post this process sent. Ray runs one caller's calls
+    to an actor in order, so one answered read means the posts before it are in. Call it last
+    in a task: posts are fire-and-forget, and the driver's final read after the task returns
+    would otherwise race them (and miss the end state). A board that cannot answer is let go."""
+    read_board(board, None)
+
+
 def relay(
     board: ray.actor.ActorHandle, progress: Progress | None, last: State | None
 ) -> State | None:

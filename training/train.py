@@ -43,7 +43,13 @@ from training.models import (
     load_checkpoint,
     save_checkpoint,
 )
-from training.progress import Progress, board_beside_the_driver, follow_future, follow_task
+from training.progress import (
+    Progress,
+    board_beside_the_driver,
+    follow_future,
+    follow_task,
+    settle,
+)
 
 DEFAULT_CONFIG = TrainConfig()
 
@@ -227,7 +233,9 @@ def train_task(
     def post(stage: str, fraction: float) -> None:
         board.post.remote(stage, fraction)
 
-    return train_from_arrays(spec, failed, device=pick_device(spec.config.use_gpu), progress=post)
+    result = train_from_arrays(spec, failed, device=pick_device(spec.config.use_gpu), progress=post)
+    settle(board)
+    return result
 
 
 def train_loop_per_worker(config: dict) -> None:
@@ -253,6 +261,8 @@ def train_loop_per_worker(config: dict) -> None:
         world_size=world_size,
         wrap=ray.train.torch.prepare_model,
     )
+    if rank == 0:
+        settle(board)
     ray.train.report(result.metrics)
 
 

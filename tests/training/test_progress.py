@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ray
 
-from training.progress import ProgressBoard, State, follow_task, read_board, relay
+from training.progress import ProgressBoard, State, follow_task, read_board, relay, settle
 
 
 def test_a_lost_progress_board_does_not_fail_the_run(ray_local: None) -> None:
@@ -42,3 +42,23 @@ def test_following_a_task_relays_the_state_it_left_when_it_finished(ray_local: N
     follow_task(post_then_finish.remote(board), board, lambda s, f: seen.append((s, f)))
     assert seen[-1] == ("checkpoint", 1.0)  # read after the task was done, not before
     ray.kill(board)
+
+
+@ray.remote
+def post_fire_and_forget_then_settle(board: ray.actor.ActorHandle) -> None:
+    board.post.remote("embed", 0.0)
+    board.post.remote("embed", 1.0)
+    settle(board)
+
+
+def test_a_settled_task_leaves_its_last_post_on_the_board_before_it_returns(
+    ray_local: None,
+) -> None:
+    # Posts are fire-and-forget: without `settle`, the driver's read right after the task
+    # returned missed them about half the time on a fresh board (CI once saw ("queued", 0.0)
+    # after an embedding run). Twenty fresh boards make that a sure failure.
+    for _ in range(20):
+        board = ProgressBoard.remote()
+        ray.get(post_fire_and_forget_then_settle.remote(board))
+        assert ray.get(board.read.remote()) == ("embed", 1.0)
+        ray.kill(board)
