@@ -8,8 +8,9 @@ crowd. Each variant of a crowd run says how the project collects and cleans its 
 
 - ``clean``: one annotator who is always right (the reference curve);
 - ``noisy``: one vote per image, each from a crowd member drawn at random;
-- ``noisy+review``: the same, and after every round a reviewer who knows the truth decides
-  the review queue the round's label check filled (confirm or relabel);
+- ``noisy+review``: the same, and before every round a label check fills the review queue
+  and a reviewer who knows the truth decides it (confirm or relabel): the round trains on
+  the reviewed labels;
 - ``majority<N>`` / ``weighted<N>``: N votes per image from different crowd members, made one
   label by majority vote or by the annotators' fitted reliability (Dawid-Skene).
 """

@@ -239,10 +239,12 @@ class Command(BaseCommand):
             votes = reviews = 0
 
             def measure() -> None:
-                labels, accuracy = self._round(project, seed, test_x, test_y)
                 nonlocal reviews
                 if variant.review:
+                    # The reviewer goes through the label check's queue before the round
+                    # trains: each point is the model trained after review.
                     reviews += self._review(project, user, truth, names)
+                labels, accuracy = self._round(project, seed, test_x, test_y)
                 right = consensus_accuracy(project, truth, names)
                 curve.append((labels, accuracy, right, votes, reviews))
                 self.stdout.write(
