@@ -22,6 +22,11 @@ Classes with no label yet are left out of the fit and get weight 0 and bias
 while softmax stays finite (a bias of -inf would give NaN logits differences and NaN
 gradients when the head is fine-tuned).
 
+`head_from_checkpoint(path)` reads back the head of a round's checkpoint (arch "backbone")
+without its ResNet: a `training.models.Classifier` whose trunk is only the backbone's last
+step (the L2 normalisation), so `training.score.score_arrays` runs it on stored embeddings
+instead of pixels, with the same dropout masks for BALD (`training.score.score_features`).
+
 `probe(features, labels)` is the backbone's score on the labels so far: k-NN (cosine, weighted
 vote) and linear-probe accuracy by stratified k-fold cross-fitting, each with n and a 95%
 Wilson interval.
@@ -35,6 +40,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.metrics import accuracy_interval
+from training.models import BACKBONE_CLASSIFIER, CHECKPOINT_FORMAT, Classifier
 
 # -1e4: far below any labeled class's logit (|weight| stays ~10-30 under the default L2 on unit
 # features), exactly 0 after softmax in float32, and still finite in float16 (max 65504).
@@ -178,6 +184,45 @@ def head_probabilities(head: LinearHead, features: np.ndarray) -> np.ndarray:
     device = head.fc.weight.device
     logits = head.eval()(torch.as_tensor(x, dtype=torch.float32, device=device))
     return F.softmax(logits, dim=1).cpu().numpy().astype(np.float32)
+
+
+class FeatureTrunk(nn.Module):
+    """What a backbone classifier's trunk does after its ResNet: nothing, or scale the features
+    to unit length (`unit_features`, as `training.backbones.Backbone.forward` does)."""
+
+    def __init__(self, unit_features: bool) -> None:
+        super().__init__()
+        self.unit_features = unit_features
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        x = features.float()
+        return F.normalize(x, dim=1) if self.unit_features else x
+
+
+def head_from_checkpoint(path: str) -> tuple[Classifier, dict]:
+    """(classifier on stored features, meta) from a backbone classifier's checkpoint: its
+    `fc` and dropout as saved, its trunk a `FeatureTrunk`, no pixel normalisation. The ResNet's
+    weights are read from the file and dropped."""
+    payload = torch.load(path, map_location="cpu", weights_only=True)
+    if payload.get("format") != CHECKPOINT_FORMAT:
+        raise ValueError(f"{path}: checkpoint format {payload.get('format')} is not supported")
+    meta = payload["meta"]
+    if meta["arch"] != BACKBONE_CLASSIFIER:
+        raise ValueError(
+            f"{path}: a {meta['arch']!r} model has no backbone features to score from; "
+            "score it on pixels (training.score.run_scoring)"
+        )
+    weight, bias = payload["state_dict"]["fc.weight"], payload["state_dict"]["fc.bias"]
+    trunk = FeatureTrunk(bool(meta.get("arch_options", {}).get("unit_features", False)))
+    # The fc's random initialisation is overwritten below: drawn from a forked RNG, so reading
+    # a checkpoint leaves the caller's torch random state as it was.
+    with torch.random.fork_rng(devices=[]):
+        model = Classifier(
+            trunk, weight.shape[1], weight.shape[0], dropout=meta["dropout"], mean=[0.0], std=[1.0]
+        )
+    model.normalize = nn.Identity()  # features, not pixels: nothing to normalise per channel
+    model.fc.load_state_dict({"weight": weight, "bias": bias})
+    return model.eval(), meta
 
 
 def _stratified_folds(y: np.ndarray, scored: np.ndarray, folds: int, seed: int) -> np.ndarray:

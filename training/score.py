@@ -9,6 +9,12 @@ cluster has GPUs. Each actor reads model-ready arrays from the shared cache, so 
 the first never touches a JPEG. `score_arrays()` is the same computation on arrays in memory,
 used by the simulations and by each actor. Pools under `ScoreSpec.inline_below` images are
 scored by one Ray task in a warm worker process instead (no actor start-up).
+
+`score_features(spec, keys, features)` scores a model on a backbone (`training.rounds`) from
+the backbone's stored features instead: its head alone over (N, D) rows, in this process. It
+returns what `run_scoring` returns for those features (the acquisition strategies see the same
+probabilities and the same unit-length embeddings), at the cost of a matrix product instead of
+a ResNet pass over every image.
 """
 
 from __future__ import annotations
@@ -28,11 +34,15 @@ from training import acquisition
 from training.cluster import cluster_cpus, cluster_gpus, ensure_ray, fill_cache
 from training.contracts import STRATEGIES, ScoreResult, ScoreSpec
 from training.data import ArrayCache
+from training.head import head_from_checkpoint
 from training.inference import pick_device
 from training.models import Classifier, load_checkpoint
 from training.progress import Progress
 
 BLOCKS_PER_ACTOR = 8
+# Stored features scored at a time (`score_features`): 32 MB of float32 at 512 dimensions, so
+# a pool of a million is never held whole in float32 (the result keeps float16 embeddings).
+FEATURE_CHUNK = 16_384
 
 
 @torch.inference_mode()
@@ -126,11 +136,7 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
     started = time.perf_counter()
     ensure_ray()
     meta = load_checkpoint(spec.checkpoint_path)[1]
-    items = list(spec.items)
-    if spec.sample_fraction is not None and spec.sample_fraction < 1.0:
-        rng = np.random.default_rng(spec.seed)
-        size = round(len(items) * spec.sample_fraction)
-        items = [items[i] for i in np.sort(rng.choice(len(items), size=size, replace=False))]
+    items = _sampled(spec)
     if progress:
         progress("cache", 0.0)
     _, failed = fill_cache(
@@ -174,8 +180,33 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
             if progress:
                 progress("score", done / n)
         by_key = _merge(parts, [it.key for it in items])
+    return _result(spec, items, by_key, failed, meta["classes"], started, progress)
+
+
+def _sampled(spec: ScoreSpec) -> list:
+    """`spec.items`, or the random share of them `spec.sample_fraction` asks for."""
+    items = list(spec.items)
+    if spec.sample_fraction is not None and spec.sample_fraction < 1.0:
+        rng = np.random.default_rng(spec.seed)
+        size = round(len(items) * spec.sample_fraction)
+        items = [items[i] for i in np.sort(rng.choice(len(items), size=size, replace=False))]
+    return items
+
+
+def _result(
+    spec: ScoreSpec,
+    items: list,
+    by_key: dict[str, np.ndarray],
+    failed: Sequence[str],
+    classes: Sequence[str],
+    started: float,
+    progress: Progress | None,
+) -> ScoreResult:
+    """The scored rows (`score_arrays`' fields, in the order of `items`) in acquisition order:
+    what both paths, pixels and stored features, hand back."""
+    n = len(items)
     keys = tuple(it.key for it in items)
-    k = len(meta["classes"])
+    k = len(classes)
     d = by_key["embeddings"].shape[1] if n else 0
     scores = by_key["scores"] if n else np.zeros(0, np.float32)
     embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float16)
@@ -192,8 +223,61 @@ def run_scoring(spec: ScoreSpec, *, progress: Progress | None = None) -> ScoreRe
         priority=acquisition.priorities(order),
         failed_items=tuple(failed),
         seconds=time.perf_counter() - started,
-        classes=tuple(meta["classes"]),
+        classes=tuple(classes),
     )
+
+
+def score_features(
+    spec: ScoreSpec,
+    keys: Sequence[str],
+    features: np.ndarray,
+    *,
+    failed: Sequence[str] = (),
+    progress: Progress | None = None,
+) -> ScoreResult:
+    """`run_scoring` for a model on a backbone (arch "backbone") from the backbone's stored
+    features of `spec.items` instead of their pixels: the head only, in this process (a
+    matrix product and a softmax; no Ray, no image read). `features[i]` is the backbone's raw
+    output (float16 is fine) for `keys[i]`; `failed` are the items that could not be read.
+    Same rows, order, scores, BALD masks, embeddings (the unit features the trunk ends in)
+    and acquisition batch as `run_scoring` gives for the same features."""
+    if spec.strategy not in STRATEGIES:
+        raise ValueError(f"unknown strategy {spec.strategy!r}; known: {STRATEGIES}")
+    if len(keys) != len(features):
+        raise ValueError(f"{len(keys)} keys for {len(features)} feature rows")
+    started = time.perf_counter()
+    model, meta = head_from_checkpoint(spec.checkpoint_path)
+    row = {key: i for i, key in enumerate(keys)}
+    lost = set(failed)
+    items = _sampled(spec)
+    unknown = [it.key for it in items if it.key not in row and it.key not in lost]
+    if unknown:
+        raise ValueError(f"no features and no failure for {len(unknown)} items, e.g. {unknown[0]}")
+    failed = [it.key for it in items if it.key in lost and it.key not in row]
+    items = [it for it in items if it.key in row]
+    if progress:
+        progress("score", 0.0)
+    idx = np.array([row[it.key] for it in items], dtype=np.int64)
+    features = np.asarray(features)
+    masks = model.dropout_masks(spec.mc_samples, spec.seed) if spec.strategy == "bald" else None
+    parts = []
+    for start in range(0, len(idx), FEATURE_CHUNK):
+        at = idx[start : start + FEATURE_CHUNK]
+        out = score_arrays(
+            model,
+            features[at],
+            strategy=spec.strategy,
+            keys=[items[i].key for i in range(start, start + len(at))],
+            masks=masks,
+            seed=spec.seed,
+            batch_size=FEATURE_CHUNK,
+        )
+        out["embeddings"] = out["embeddings"].astype(np.float16)  # as the actors send them
+        parts.append(out)
+    by_key = (
+        {field: np.concatenate([p[field] for p in parts]) for field in parts[0]} if parts else {}
+    )
+    return _result(spec, items, by_key, failed, meta["classes"], started, progress)
 
 
 @ray.remote

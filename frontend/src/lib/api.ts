@@ -348,7 +348,10 @@ export interface Backbone extends BackboneRef {
     seconds?: number;
     loss_curve?: number[];
     stopped?: string; // "epochs" | "budget" | "cancelled"
-    probe?: Probe;
+    probe?: Probe; // the latest: measured again by each round on the backbone
+    probe_labels?: number; // the labels that latest probe was computed on
+    probe_version?: number; // the model version whose round measured it
+    probe_at_registration?: Probe | null; // kept from registration once a round re-measured
   } | null;
   file_sha256: string;
   created_at: string;

@@ -1,15 +1,27 @@
 """Scoring the whole pool with one model, for the jobs that re-order the queue (training and
 activation): every image is scored (labeled ones too, so disagreements with people show), the
-acquisition batch is chosen from the waiting ones."""
+acquisition batch is chosen from the waiting ones.
+
+A model on the project's current backbone is scored from the backbone's stored embeddings:
+its head alone over the (N, D) vectors (``training.score.score_features``), no image read and
+no ResNet pass, except over the images without a stored vector yet (uploaded since), which are
+embedded first and stored (``jobs/head.py::embeddings_for``). Any other model - trained from
+scratch, or on an older backbone whose vectors were replaced - is scored on pixels on Ray
+(``training.score.run_scoring``).
+"""
 
 from __future__ import annotations
 
+import numpy as np
+
 from labeling.images.models import QUEUE_STATUSES, Image
+from labeling.learning.backbones import backbone_newest, embeddings_read
 from labeling.learning.jobs.base import Job
-from labeling.learning.models import ModelVersion
+from labeling.learning.jobs.head import embeddings_for
+from labeling.learning.models import Backbone, ModelVersion
 from labeling.learning.writeback import cache_dir, copy_scores, image_refs, local_checkpoint
-from training.contracts import ScoreSpec
-from training.score import run_scoring
+from training.contracts import ImageRef, ScoreResult, ScoreSpec
+from training.score import run_scoring, score_features
 
 # Images the acquisition strategy picks together (diversity acts within this batch); the rest
 # of the queue follows by score.
@@ -22,25 +34,61 @@ def score_pool(job: Job, version: ModelVersion):
     rows = list(
         Image.objects.filter(project=project).values_list("id", "sha256", "storage_key", "status")
     )
-    items = tuple(image_refs([row[:3] for row in rows]))
     pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
-    if not items:
+    if not rows:
         return None
-    result = run_scoring(
-        ScoreSpec(
-            checkpoint_path=local_checkpoint(version.checkpoint_key),
-            items=items,
-            cache_dir=str(cache_dir()),
-            strategy=project.strategy,
-            select_size=SELECT_SIZE,
-            # The acquisition batch comes from the pool only; labeled images are scored
-            # for their predictions (disagreements with humans), not for selection.
-            candidates=tuple(sorted(pool)),
-            seed=run.pk,
-        ),
-        progress=lambda s, f: job.progress("score", f),
+    backbone = version.backbone
+    # Stored vectors are the newest backbone's only (one row per image): a model on an older
+    # one goes through its own ResNet rather than overwrite them.
+    stored = backbone is not None and backbone == backbone_newest(project)
+    # From stored vectors no image is read: no paths (a remote store would copy every image).
+    items = (
+        tuple(ImageRef(key=str(i), sha256=sha, path="") for i, sha, _, _ in rows)
+        if stored
+        else tuple(image_refs([row[:3] for row in rows]))
     )
-    return result, pool
+    spec = ScoreSpec(
+        checkpoint_path=local_checkpoint(version.checkpoint_key),
+        items=items,
+        cache_dir=str(cache_dir()),
+        strategy=project.strategy,
+        select_size=SELECT_SIZE,
+        # The acquisition batch comes from the pool only; labeled images are scored
+        # for their predictions (disagreements with humans), not for selection.
+        candidates=tuple(sorted(pool)),
+        seed=run.pk,
+    )
+    if stored:
+        return score_from_embeddings(job, backbone, spec, rows), pool
+    return run_scoring(spec, progress=lambda s, f: job.progress("score", f)), pool
+
+
+def score_from_embeddings(
+    job: Job, backbone: Backbone, spec: ScoreSpec, rows: list[tuple]
+) -> ScoreResult:
+    """``run_scoring``'s result for a model on ``backbone``, from its stored embeddings; the
+    images without one (``rows``: id, sha256, storage key, ...) are embedded and stored first."""
+    vectors = embeddings_read(backbone, [int(item.key) for item in spec.items])
+    missing = image_refs([row[:3] for row in rows if row[0] not in vectors])
+    failed: tuple[str, ...] = ()
+    if missing:
+        more, failed = embeddings_for(
+            job, backbone, missing, progress=lambda s, f: job.progress("score", 0.9 * f)
+        )
+        vectors.update(more)
+    keys = [item.key for item in spec.items if int(item.key) in vectors]
+    features = (
+        np.stack([vectors[int(key)] for key in keys])
+        if keys
+        else np.zeros((0, backbone.embed_dim), dtype=np.float16)
+    )
+    return score_features(
+        spec,
+        keys,
+        features,
+        failed=failed,
+        progress=lambda s, f: job.progress("score", 0.9 + f / 10),
+    )
 
 
 def write_pool_scores(job: Job, scorer: ModelVersion, scored, *, promote: bool) -> None:

@@ -20,7 +20,7 @@ from labeling.annotations.consensus import consensus_refit
 from labeling.learning import runs
 from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.base import Job
-from labeling.learning.jobs.head import train_head
+from labeling.learning.jobs.head import backbone_probe_record, train_head
 from labeling.learning.jobs.scoring import score_pool, write_pool_scores
 from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.snapshot import Snapshot, take_snapshot, train_config
@@ -69,6 +69,7 @@ class TrainJob(Job):
 
     def write_back(self, result: Trained) -> dict:
         write_pool_scores(self, result.scorer, result.scored, promote=result.promote)
+        backbone_probe_record(version=result.version, metrics=result.metrics)
         if result.promote:
             runs.version_promote(version=result.version)  # model.activated goes out with it
         return {**result.metrics, "promoted": result.promote, "version": result.version.number}

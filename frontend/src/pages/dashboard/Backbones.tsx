@@ -5,7 +5,7 @@
 import { ErrorNote } from "../../components/ErrorNote";
 import type { Backbone, Project } from "../../lib/api";
 import { BackboneActions } from "./BackboneActions";
-import { describeBackbone, lossPoints, probeText } from "./backboneFormat";
+import { describeBackbone, lossPoints, probeHistory, probeText } from "./backboneFormat";
 import { useBackbones } from "./useBackbones";
 
 const CURVE = { width: 240, height: 48 }; // px: a sparkline, the trend is what matters
@@ -48,6 +48,11 @@ function CurrentBackbone({ backbone }: { backbone: Backbone }) {
       </p>
       <p data-testid="backbone-probe">{probeText(probe)}</p>
       {probe?.note && (probe.knn || probe.linear) && <p className="muted small">{probe.note}</p>}
+      {probeHistory(backbone.metrics) && (
+        <p className="muted small" data-testid="backbone-probe-history">
+          {probeHistory(backbone.metrics)}
+        </p>
+      )}
       <LossCurve values={curve} />
     </>
   );

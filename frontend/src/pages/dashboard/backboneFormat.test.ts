@@ -1,7 +1,14 @@
 import { describe, expect, it } from "vitest";
 
 import type { Backbone } from "../../lib/api";
-import { backboneLabel, describeBackbone, duration, lossPoints, probeText } from "./backboneFormat";
+import {
+  backboneLabel,
+  describeBackbone,
+  duration,
+  lossPoints,
+  probeHistory,
+  probeText,
+} from "./backboneFormat";
 
 function backbone(fields: Partial<Backbone>): Backbone {
   return {
@@ -82,5 +89,31 @@ describe("backbone format", () => {
   it("names the backbone a model version used, or scratch", () => {
     expect(backboneLabel(null)).toBe("scratch");
     expect(backboneLabel({ id: 9, number: 2, source: "pretrain", arch: "resnet18", origin: "" })).toBe("backbone #2");
+  });
+});
+
+describe("a probe measured again by the rounds", () => {
+  it("says which round measured the probe again, and what it was at registration", () => {
+    const probe = {
+      n: 32,
+      labels: 32,
+      knn: { accuracy: 0.5, n: 32, interval: [0.34, 0.66] as [number, number] },
+      linear: { accuracy: 0.56, n: 32, interval: [0.39, 0.72] as [number, number] },
+    };
+    const knn = { accuracy: 0.4, n: 20, interval: [0.22, 0.61] as [number, number] };
+    const first = { ...probe, n: 20, labels: 20, knn };
+    const measured = { probe, probe_labels: 32, probe_version: 3, probe_at_registration: first };
+    expect(probeHistory(measured)).toBe(
+      "Measured by the round of v3; at registration: k-NN 40% (22–61%) · linear 56% on 20 labels.",
+    );
+    const none = { n: 0, note: "no labels yet" };
+    expect(probeHistory({ probe, probe_version: 2, probe_at_registration: none })).toBe(
+      "Measured by the round of v2; at registration: not scored: no labels yet.",
+    );
+    expect(probeHistory({ probe, probe_version: 2, probe_at_registration: null })).toBe(
+      "Measured by the round of v2; at registration: not scored.",
+    );
+    expect(probeHistory({ probe })).toBe("");
+    expect(probeHistory(null)).toBe("");
   });
 });

@@ -63,6 +63,18 @@ export function probeText(p: Probe | null | undefined): string {
 }
 
 /**
+ * Where the probe score comes from, once a round measured it again on its labels:
+ * "Measured by the round of v3; at registration: k-NN 40% (31–50%) on 20 labels." ("" while
+ * the score is still the registration's).
+ */
+export function probeHistory(m: Backbone["metrics"]): string {
+  if (!m || typeof m.probe_version !== "number") return "";
+  const first = m.probe_at_registration;
+  const then = first ? probeText(first).replace(/^Not scored/, "not scored") : "not scored";
+  return `Measured by the round of v${m.probe_version}; at registration: ${then.replace(/\.$/, "")}.`;
+}
+
+/**
  * SVG polyline points of a loss curve in a width x height box (y down, the highest loss at the
  * top, the lowest at the bottom); "" for fewer than two values, or any that is not finite (a
  * diverged run has no curve worth drawing).
