@@ -173,33 +173,7 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
         <ProjectFields form={form} set={set} classRows={Math.min(12, Math.max(4, project.labels.length))} />
         <QueueFields form={form} set={set} />
         {project.consensus_method !== undefined && <QualityFields form={form} set={set} />}
-        {project.show_suggestions !== undefined && (
-          <>
-            <span />
-            <label className="checkbox">
-              <input
-                type="checkbox"
-                checked={form.show_suggestions}
-                onChange={(e) => set("show_suggestions", e.target.checked)}
-              />
-              Show the model’s suggestion to annotators (Enter accepts it). Off by default:
-              suggestions anchor annotators.
-            </label>
-          </>
-        )}
-        {project.semi_supervised !== undefined && (
-          <>
-            <span />
-            <label className="checkbox">
-              <input
-                type="checkbox"
-                checked={form.semi_supervised}
-                onChange={(e) => set("semi_supervised", e.target.checked)}
-              />
-              {SEMI_SUPERVISED_TEXT}
-            </label>
-          </>
-        )}
+        <OptionFields project={project} form={form} set={set} />
         <span />
         <div className="row">
           <button type="submit" className="btn btn-primary">
@@ -211,6 +185,41 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
       {error && <ErrorNote error={error} />}
       <RenameClass project={project} onRenamed={onRenamed} />
     </section>
+  );
+}
+
+/** The on/off settings, each shown only where the server has it. */
+function OptionFields({ project, form, set }: { project: Project; form: Form; set: SetField }) {
+  return (
+    <>
+      {project.show_suggestions !== undefined && (
+        <>
+          <span />
+          <label className="checkbox">
+            <input
+              type="checkbox"
+              checked={form.show_suggestions}
+              onChange={(e) => set("show_suggestions", e.target.checked)}
+            />
+            Show the model’s suggestion to annotators (Enter accepts it). Off by default:
+            suggestions anchor annotators.
+          </label>
+        </>
+      )}
+      {project.semi_supervised !== undefined && (
+        <>
+          <span />
+          <label className="checkbox">
+            <input
+              type="checkbox"
+              checked={form.semi_supervised}
+              onChange={(e) => set("semi_supervised", e.target.checked)}
+            />
+            {SEMI_SUPERVISED_TEXT}
+          </label>
+        </>
+      )}
+    </>
   );
 }
 
