@@ -304,6 +304,10 @@ LABELLOOP_TRAIN_MIN_STEPS = env_int("LABELLOOP_TRAIN_MIN_STEPS", 1000, minimum=1
 # a quarter fewer labels to 90% on MNIST (docs/benchmarks.md, "Affine augmentation"). Turn it
 # off where a small rotation or zoom would change a class.
 LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
+# Images nobody labeled that a round of a project with `semi_supervised` on learns from
+# (FixMatch): a random sample of its pool, drawn anew each round. More images, more variety
+# for the same steps; the training cost does not grow with it, the decoding and memory do.
+LABELLOOP_SEMI_SUPERVISED_POOL = env_int("LABELLOOP_SEMI_SUPERVISED_POOL", 5000, minimum=1)
 
 # Suspect labels (docs/operations.md, "Suspect labels"): after a training round succeeds, a
 # project with at least this many consensus labels queues a label check (confident learning

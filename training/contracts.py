@@ -67,6 +67,12 @@ class TrainConfig:
     distributed: bool = False  # force the Ray Train TorchTrainer path even with one worker
     max_failures: int = 2  # Ray Train restarts of a failed worker group before giving up
     use_gpu: bool | None = None  # None: use GPUs exactly when the cluster has them
+    # FixMatch (`training/semi.py`), used when the spec brings `unlabeled_items`. The defaults
+    # are the measured ones (docs/benchmarks.md, "Semi-supervised training"): a pool image
+    # teaches only where the model is this sure of it under the weak view (Sohn et al. 2020);
+    fixmatch_threshold: float = 0.95
+    fixmatch_mu: int = 3  # unlabeled images per labeled one in a step; 0: supervised only
+    fixmatch_weight: float = 1.0  # the consistency loss's weight beside the labeled batch's
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,9 @@ class TrainSpec:
     checkpoint_path: str  # where the checkpoint is written (atomically)
     val_items: tuple[ImageRef, ...] = ()  # held-out set; empty -> split `val_fraction` off train
     val_labels: tuple[int, ...] = ()
+    # A sample of the pool nobody labeled: non-empty -> semi-supervised (FixMatch) training
+    # with the same steps. Images that cannot be decoded are left out, never a failed run.
+    unlabeled_items: tuple[ImageRef, ...] = ()
     arch: str = "seed_cnn"
     config: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0

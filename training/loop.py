@@ -20,6 +20,7 @@ from torch import nn
 from training.batches import augment, epoch_order, one_cycle
 from training.contracts import TrainConfig
 from training.inference import bf16_ok
+from training.semi import FixMatch
 
 
 def seed_everything(seed: int) -> None:
@@ -91,8 +92,10 @@ def train_one_epoch(
     max_steps: int,
     rank: int = 0,
     world_size: int = 1,
+    semi: FixMatch | None = None,
 ) -> tuple[float, int]:
-    """One pass (or `max_steps` steps) over this rank's shard; returns (mean loss, steps)."""
+    """One pass (or `max_steps` steps) over this rank's shard; returns (mean loss, steps).
+    With `semi`, each step also learns from pool images (FixMatch) and the loss is its sum."""
     net.train()
     device = x.device
     amp_dtype = torch.bfloat16 if bf16_ok(device) else torch.float16
@@ -105,7 +108,10 @@ def train_one_epoch(
         idx = order[start : start + config.batch_size]
         xb = augment(x[idx], config, gen)
         with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
-            loss = F.cross_entropy(net(xb), y[idx], label_smoothing=config.label_smoothing)
+            if semi is None:
+                loss = F.cross_entropy(net(xb), y[idx], label_smoothing=config.label_smoothing)
+            else:
+                loss = semi.loss(net, xb, y[idx], gen, label_smoothing=config.label_smoothing)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
         scaler.step(optimizer)

@@ -8,7 +8,8 @@ cluster has GPUs, CPU otherwise: the same code) or, when `config.num_workers > 1
 failure). Both call `train_from_arrays()`, which calls `fit()`, which is what the
 active-learning simulations call directly on in-memory arrays. `fit()` is assembled from
 `training/loop.py` (step budget, optimizer, one epoch, early stopping); the driver follows a
-run through `training/progress.py`.
+run through `training/progress.py`. A spec with `unlabeled_items` trains semi-supervised
+(FixMatch, `training/semi.py`) on the same steps, on either path.
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ from training.progress import (
     follow_task,
     settle,
 )
+from training.semi import FixMatch
 
 DEFAULT_CONFIG = TrainConfig()
 
@@ -69,12 +71,15 @@ def fit(
     rank: int = 0,
     world_size: int = 1,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
+    unlabeled: np.ndarray | None = None,
 ) -> tuple[Classifier, dict]:
     """Train on uint8 arrays (N, C, H, W); returns (best model on val, metrics).
 
     Early stopping watches validation loss when a validation set is given; without one the
     model trains for the full budget and the metrics are computed on the training set.
     `wrap` is Ray Train's `prepare_model` under TorchTrainer (DDP); identity otherwise.
+    `unlabeled` (uint8 arrays of pool images nobody labeled) makes it FixMatch, with the same
+    step budget (`training/semi.py`); the metrics then say so under "fixmatch".
     """
     started = time.perf_counter()
     seed_everything(seed)
@@ -90,23 +95,16 @@ def fit(
     optimizer, scheduler = build_optimizer(net.parameters(), config, total_steps=budget.total_steps)
     scaler = grad_scaler(config, device)
     gen = torch.Generator().manual_seed(seed)
+    semi = FixMatch.for_rank(unlabeled, config, device=device, rank=rank, world_size=world_size)
     stopping = EarlyStopping(config.patience)
     history: dict[str, list[float]] = {"train_loss": [], "val_loss": [], "val_accuracy": []}
     steps_done = epochs_run = 0
     for epoch in range(budget.epochs):
         loss, steps = train_one_epoch(
-            net,
-            xt,
-            yt,
-            optimizer=optimizer,
-            scheduler=scheduler,
-            scaler=scaler,
-            config=config,
-            gen=gen,
-            max_steps=budget.total_steps - steps_done,
-            rank=rank,
-            world_size=world_size,
-        )
+            net, xt, yt, optimizer=optimizer, scheduler=scheduler, scaler=scaler, config=config,
+            gen=gen, max_steps=budget.total_steps - steps_done, rank=rank, world_size=world_size,
+            semi=semi,
+        )  # fmt: skip
         steps_done += steps
         epochs_run = epoch + 1
         history["train_loss"].append(loss)
@@ -132,7 +130,7 @@ def fit(
         "device": str(device),
         "world_size": world_size,
         "history": history,
-    }
+    } | ({"fixmatch": semi.metrics()} if semi else {})
 
 
 def model_for(x: np.ndarray, *, arch: str, num_classes: int, dropout: float) -> Classifier:
@@ -191,6 +189,7 @@ def train_from_arrays(
         rank=rank,
         world_size=world_size,
         wrap=wrap,
+        unlabeled=_unlabeled_arrays(spec, cache, bad),
     )
     half = (lambda s, f: progress(s, f / 2)) if progress and refit else progress
     model, metrics = fit(x, y, x_val=x_val, y_val=y_val, progress=half, **common)
@@ -203,7 +202,10 @@ def train_from_arrays(
             "n_train": final["n_train"],
             "seconds": round(metrics["seconds"] + final["seconds"], 3),
         }
-    metrics["failed"] = len(failed)
+    labeled_failed = _labeled_failures(spec, failed)
+    metrics["failed"] = len(labeled_failed)
+    if spec.unlabeled_items:  # undecodable pool images are left out, not failures of the run
+        metrics["unlabeled_failed"] = len(failed) - len(labeled_failed)
     if rank == 0:
         if progress:
             progress("checkpoint", 1.0)
@@ -219,7 +221,19 @@ def train_from_arrays(
             seed=spec.seed,
         )
         save_checkpoint(spec.checkpoint_path, model, meta)
-    return TrainResult(spec.checkpoint_path, metrics, tuple(failed))
+    return TrainResult(spec.checkpoint_path, metrics, tuple(labeled_failed))
+
+
+def _unlabeled_arrays(spec: TrainSpec, cache: ArrayCache, bad: set[str]) -> np.ndarray | None:
+    """The decodable part of the spec's unlabeled sample (None: a supervised round)."""
+    shas = [it.sha256 for it in spec.unlabeled_items if it.key not in bad]
+    return cache.get(shas) if shas else None
+
+
+def _labeled_failures(spec: TrainSpec, failed: list[str]) -> list[str]:
+    """The failed keys that are labeled (or validation) images: what the run reports."""
+    unlabeled = {it.key for it in spec.unlabeled_items}
+    return [key for key in failed if key not in unlabeled]
 
 
 @ray.remote
@@ -283,12 +297,12 @@ def run_training(spec: TrainSpec, *, progress: Progress | None = None) -> TrainR
     if progress:
         progress("cache", 0.0)
     _, failed = fill_cache(
-        (*spec.items, *spec.val_items),
+        (*spec.items, *spec.val_items, *spec.unlabeled_items),
         cache_dir=spec.cache_dir,
         size=spec.input_size,
         channels=spec.input_channels,
     )
-    if len(failed) == len(spec.items) + len(spec.val_items):
+    if len(_labeled_failures(spec, failed)) == len(spec.items) + len(spec.val_items):
         raise ValueError("no image in the training set could be read")
     config = spec.config
     gpus = cluster_gpus() if config.use_gpu is not False else 0
@@ -356,4 +370,4 @@ def _run_ray_train(
     # Ray Train v2 keeps reported metrics only alongside Ray checkpoints; rank 0 already wrote
     # ours, with the metrics inside, to the shared path.
     metrics = load_checkpoint(spec.checkpoint_path)[1]["metrics"]
-    return TrainResult(spec.checkpoint_path, metrics, tuple(failed))
+    return TrainResult(spec.checkpoint_path, metrics, tuple(_labeled_failures(spec, failed)))

@@ -24,6 +24,15 @@ class ClassNameField(serializers.CharField):
         return super().to_internal_value(data)
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """A JSON true or false: 1, "yes" or "true" are refused, not coerced."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
+
+
 class ProjectSerializer(serializers.ModelSerializer):
     labels = serializers.ListField(
         child=ClassNameField(max_length=100), min_length=2, max_length=1000
@@ -58,6 +67,11 @@ class ProjectSerializer(serializers.ModelSerializer):
         help_text="gold accuracy below which an annotator is announced "
         "(annotator.quality_low); 0 = never",
     )
+    semi_supervised = JsonBooleanField(
+        required=False,
+        help_text="rounds trained from scratch also learn from a sample of the unlabeled "
+        "images (FixMatch; about five times the training compute); off by default",
+    )
     image_count = serializers.IntegerField(read_only=True)
     role = serializers.SerializerMethodField()
     label_renames = serializers.ListField(
@@ -86,6 +100,7 @@ class ProjectSerializer(serializers.ModelSerializer):
             "consensus_method",
             "gold_rate",
             "gold_alert_accuracy",
+            "semi_supervised",
             "image_count",
             "role",
             "created_at",

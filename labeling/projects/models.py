@@ -51,6 +51,10 @@ class Project(models.Model):
     # An annotator whose accuracy on gold falls below this (after enough gold answers) is
     # announced (webhook annotator.quality_low); 0 turns the alert off.
     gold_alert_accuracy = models.FloatField(default=0.7)
+    # Rounds trained from scratch also learn from a sample of the images nobody labeled
+    # (FixMatch: training/semi.py; LABELLOOP_SEMI_SUPERVISED_POOL images), at about five times
+    # the training compute. Off until the product-level measurement says where it helps.
+    semi_supervised = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -30,6 +30,7 @@ EDITABLE = (
     "consensus_method",
     "gold_rate",
     "gold_alert_accuracy",
+    "semi_supervised",
 )
 
 

@@ -259,12 +259,16 @@ def test_ray_train_torch_trainer_path_trains_and_writes_a_checkpoint(
         labels=store.labels[:400],
         val_items=store.items[400:500],
         val_labels=store.labels[400:500],
+        # A semi-supervised round (FixMatch) on this path too: each rank draws its own share.
+        unlabeled_items=store.items[500:600],
         cache_dir=store.cache_dir,
         checkpoint_path=str(tmp_path / "ddp.pt"),
-        config=TrainConfig(epochs=2, distributed=True, num_workers=1, num_threads=1),
+        # Two epochs, not the small-set minimum of steps: what is tested is the path.
+        config=TrainConfig(epochs=2, min_steps=0, distributed=True, num_workers=1, num_threads=1),
     )
     result = run_training(spec)
     assert result.metrics["world_size"] == 1 and result.metrics["n_val"] == 100
+    assert result.metrics["fixmatch"]["unlabeled"] == 100
     assert result.metrics["accuracy"] > 0.5
     model, meta = load_checkpoint(result.checkpoint_path)
     assert meta["arch"] == "seed_cnn" and not math.isnan(meta["metrics"]["loss"])

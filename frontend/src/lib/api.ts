@@ -192,6 +192,8 @@ export interface Project {
   consensus_method?: ConsensusMethod;
   gold_rate?: number; // 0..0.5: share of tasks that are gold questions
   gold_alert_accuracy?: number; // 0..1: gold accuracy below this is flagged
+  // Rounds also learn from a sample of the unlabeled pool (issue 25); absent on a server from before it.
+  semi_supervised?: boolean;
   image_count: number;
   role: Role | null;
 }

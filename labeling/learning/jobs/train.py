@@ -97,6 +97,7 @@ class TrainJob(Job):
             labels=tuple(snap.labels),
             val_items=tuple(snap.val_items),
             val_labels=tuple(snap.val_labels),
+            unlabeled_items=tuple(snap.unlabeled_items),  # FixMatch when the project asks
             cache_dir=str(cache_dir()),
             checkpoint_path=str(workdir / "model.pt"),
             config=train_config(),
@@ -105,7 +106,7 @@ class TrainJob(Job):
         backbone = backbone_newest(project)
         if backbone is not None:
             # Frozen features and a head: seconds, and the pool's structure in every feature.
-            spec = replace(spec, arch=f"backbone:{backbone.arch}")
+            spec = replace(spec, arch=f"backbone:{backbone.arch}", unlabeled_items=())
             result = train_head(self, backbone, snap, spec)
         else:
             progress = lambda s, f: self.progress("train", f)  # noqa: E731
@@ -117,6 +118,8 @@ class TrainJob(Job):
             "labels": snap.total,
             "failed_items": len(result.failed_items),
             "backbone": backbone.number if backbone is not None else None,
+            "semi_supervised": bool(spec.unlabeled_items),
+            "unlabeled_images": len(spec.unlabeled_items),
         }
         verdict = self.stage(
             "evaluate", lambda: self._promotion_verdict(spec, snap, result.checkpoint_path)

@@ -41,6 +41,10 @@ const CONSENSUS_METHODS: { value: string; title: string; help: string }[] = [
 const GOLD_RATE_HELP =
   "Share of an annotator's tasks that are gold questions (0-50%). Annotators cannot tell them apart.";
 const GOLD_ALERT_HELP = "An annotator whose gold accuracy falls below this is flagged (and a webhook fires).";
+const SEMI_SUPERVISED_TEXT =
+  "Semi-supervised rounds: training also learns from a sample of the unlabeled images (FixMatch), " +
+  "at about five times the training time. Off by default. Rounds on a backbone fit their head " +
+  "on the labels alone.";
 
 interface Form {
   name: string;
@@ -52,6 +56,7 @@ interface Form {
   exploration_fraction: string;
   lease_seconds: string;
   show_suggestions: boolean;
+  semi_supervised: boolean;
   consensus_method: string;
   gold_rate: string; // percent
   gold_alert_accuracy: string; // percent
@@ -70,6 +75,7 @@ function formOf(p: Project): Form {
     exploration_fraction: String(p.exploration_fraction),
     lease_seconds: String(p.lease_seconds),
     show_suggestions: p.show_suggestions ?? false,
+    semi_supervised: p.semi_supervised ?? false,
     consensus_method: p.consensus_method ?? "weighted",
     gold_rate: toPercentField(p.gold_rate),
     gold_alert_accuracy: toPercentField(p.gold_alert_accuracy),
@@ -97,6 +103,9 @@ function changesOf(form: Form, project: Project): Record<string, unknown> {
   if (form.strategy !== original.strategy) body.strategy = form.strategy;
   if (project.show_suggestions !== undefined && form.show_suggestions !== original.show_suggestions) {
     body.show_suggestions = form.show_suggestions;
+  }
+  if (project.semi_supervised !== undefined && form.semi_supervised !== original.semi_supervised) {
+    body.semi_supervised = form.semi_supervised;
   }
   if (project.consensus_method !== undefined && form.consensus_method !== original.consensus_method) {
     body.consensus_method = form.consensus_method;
@@ -164,20 +173,7 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
         <ProjectFields form={form} set={set} classRows={Math.min(12, Math.max(4, project.labels.length))} />
         <QueueFields form={form} set={set} />
         {project.consensus_method !== undefined && <QualityFields form={form} set={set} />}
-        {project.show_suggestions !== undefined && (
-          <>
-            <span />
-            <label className="checkbox">
-              <input
-                type="checkbox"
-                checked={form.show_suggestions}
-                onChange={(e) => set("show_suggestions", e.target.checked)}
-              />
-              Show the model’s suggestion to annotators (Enter accepts it). Off by default:
-              suggestions anchor annotators.
-            </label>
-          </>
-        )}
+        <OptionFields project={project} form={form} set={set} />
         <span />
         <div className="row">
           <button type="submit" className="btn btn-primary">
@@ -189,6 +185,41 @@ function ProjectSettings({ project, onSaved }: { project: Project; onSaved: () =
       {error && <ErrorNote error={error} />}
       <RenameClass project={project} onRenamed={onRenamed} />
     </section>
+  );
+}
+
+/** The on/off settings, each shown only where the server has it. */
+function OptionFields({ project, form, set }: { project: Project; form: Form; set: SetField }) {
+  return (
+    <>
+      {project.show_suggestions !== undefined && (
+        <>
+          <span />
+          <label className="checkbox">
+            <input
+              type="checkbox"
+              checked={form.show_suggestions}
+              onChange={(e) => set("show_suggestions", e.target.checked)}
+            />
+            Show the model’s suggestion to annotators (Enter accepts it). Off by default:
+            suggestions anchor annotators.
+          </label>
+        </>
+      )}
+      {project.semi_supervised !== undefined && (
+        <>
+          <span />
+          <label className="checkbox">
+            <input
+              type="checkbox"
+              checked={form.semi_supervised}
+              onChange={(e) => set("semi_supervised", e.target.checked)}
+            />
+            {SEMI_SUPERVISED_TEXT}
+          </label>
+        </>
+      )}
+    </>
   );
 }
 

@@ -13,13 +13,16 @@ crowd. Each variant of a crowd run says how the project collects and cleans its 
   the reviewed labels;
 - ``majority<N>`` / ``weighted<N>``: N votes per image from different crowd members, made one
   label by majority vote or by the annotators' fitted reliability (Dawid-Skene).
+
+Any of them with ``+fixmatch`` (``fixmatch`` alone: ``clean+fixmatch``) runs its projects with
+``semi_supervised`` on: every round also learns from a sample of the unlabeled pool.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from django.contrib.auth import get_user_model
@@ -31,7 +34,8 @@ from labeling.annotations.services import annotation_submit, task_lease_next
 from labeling.images.models import Image, ImageStatus
 from labeling.projects.models import ConsensusMethod, Membership, Project, Role
 
-_VARIANT = re.compile(r"^(clean|noisy|noisy\+review|majority[2-9]|weighted[2-9])$")
+_VARIANT = re.compile(r"^(clean|noisy|noisy\+review|majority[2-9]|weighted[2-9])(\+fixmatch)?$")
+SEMI = "+fixmatch"  # the suffix that turns a variant's projects semi-supervised
 
 
 @dataclass(frozen=True)
@@ -41,13 +45,19 @@ class Variant:
     method: str  # ConsensusMethod
     crowd: bool  # False: the perfect oracle
     review: bool  # a reviewer who knows the truth decides the review queue
+    semi: bool = False  # the projects train semi-supervised (Project.semi_supervised)
 
 
 def parse_variant(name: str) -> Variant:
+    if name == "fixmatch":
+        return replace(parse_variant("clean" + SEMI), name=name)
     if not _VARIANT.match(name):
         raise CommandError(
-            f"unknown variant {name!r}: clean, noisy, noisy+review, majorityN, weightedN (N 2-9)"
+            f"unknown variant {name!r}: clean, noisy, noisy+review, majorityN, weightedN (N 2-9), "
+            f"each optionally with {SEMI}; or fixmatch"
         )
+    if name.endswith(SEMI):
+        return replace(parse_variant(name.removesuffix(SEMI)), name=name, semi=True)
     if name == "clean":
         return Variant(name, 1, ConsensusMethod.MAJORITY, crowd=False, review=False)
     if name.startswith("noisy"):

@@ -17,6 +17,9 @@ made from MNIST-5k's 4,000-image pool (1,000 held out as the test set) and start
 would, with no labels: every round the oracle labels the next `--batch` tasks the queue
 serves (the first round, the project's cold-start order), a training run retrains and
 re-prioritises, and the new model is measured on the held-out test set.
+`--variants clean fixmatch` compares the same rounds trained on the labels alone and trained
+semi-supervised (the project setting `semi_supervised`: FixMatch on a sample of the unlabeled
+pool; `LABELLOOP_SEMI_SUPERVISED_POOL` images).
 `--initial-per-class N` instead hands the project N random labels of every class first (the
 class-balanced start of Gal et al. 2017, which no real project gets). Writes
 `<out>/<name>.csv` (strategy, seed, labels, test accuracy) and `<out>/<name>.png`, and prints
@@ -119,7 +122,8 @@ class Command(BaseCommand):
             nargs="*",
             default=[],
             help="how labels are collected: clean, noisy, noisy+review, majorityN, weightedN "
-            "(default: clean only, the perfect oracle)",
+            "(default: clean only, the perfect oracle); +fixmatch (or fixmatch: clean+fixmatch) "
+            "trains the rounds semi-supervised",
         )
         parser.add_argument("--out", type=Path, default=Path("var/simulation"))
         parser.add_argument("--name", default=None, help="file name stem for the CSV and PNG")
@@ -218,6 +222,7 @@ class Command(BaseCommand):
             exploration_fraction=0.1 if strategy != "random" else 0.0,
             annotations_per_image=variant.overlap,
             consensus_method=variant.method,
+            semi_supervised=variant.semi,
         )
         Membership.objects.create(project=project, user=user, role=Role.ADMIN)
         crowd = parse_crowd(options["crowd"], project.labels) if variant.crowd else []
