@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.db.models import Count
+from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
@@ -25,12 +26,19 @@ class ClassNameField(serializers.CharField):
 
 
 class JsonBooleanField(serializers.BooleanField):
-    """A JSON true or false: 1, "yes" or "true" are refused, not coerced."""
+    """A JSON true or false: 1, "yes" or "true" are refused, not coerced. A form (which has
+    no types) may say "true" or "false"."""
+
+    FORM_WORDS = {"true": True, "false": False}
 
     def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
+        if isinstance(data, bool):
+            return data
+        # A form's fields arrive as a QueryDict, a JSON body's as a dict.
+        is_form = isinstance(getattr(self.root, "initial_data", None), QueryDict)
+        if is_form and isinstance(data, str) and data.lower() in self.FORM_WORDS:
+            return self.FORM_WORDS[data.lower()]
+        self.fail("invalid")
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -67,6 +75,7 @@ class ProjectSerializer(serializers.ModelSerializer):
         help_text="gold accuracy below which an annotator is announced "
         "(annotator.quality_low); 0 = never",
     )
+    show_suggestions = JsonBooleanField(required=False)
     semi_supervised = JsonBooleanField(
         required=False,
         help_text="rounds trained from scratch also learn from a sample of the unlabeled "

@@ -60,3 +60,35 @@ def test_a_value_that_is_not_a_boolean_is_a_400_naming_the_field(alice, as_user,
     assert "semi_supervised" in response.json()["error"]["message"]
     project.refresh_from_db()
     assert project.semi_supervised is False
+
+
+@pytest.mark.parametrize("field", ["semi_supervised", "show_suggestions"])
+def test_json_numbers_and_words_are_refused_for_either_switch(alice, as_user, project, field):
+    # show_suggestions took 1 and "yes" as true before: the schema says boolean.
+    for value in (1, "yes", "true"):
+        response = patch(as_user(alice), project, {field: value})
+        assert response.status_code == 400, (field, value, response.content)
+        assert field in response.json()["error"]["message"]
+
+
+def test_a_form_says_true_or_false_in_words(staff, as_user):
+    # A form has no types: its words are the only way to say it there.
+    response = as_user(staff).post(
+        "/api/projects/",
+        {
+            "name": "Form",
+            "labels": ["a", "b"],
+            "semi_supervised": "true",
+            "show_suggestions": "false",
+        },
+        format="multipart",
+    )
+    assert response.status_code == 201, response.content
+    project = Project.objects.get(name="Form")
+    assert (project.semi_supervised, project.show_suggestions) == (True, False)
+    refused = as_user(staff).post(
+        "/api/projects/",
+        {"name": "Form 2", "labels": ["a", "b"], "semi_supervised": "yes"},
+        format="multipart",
+    )
+    assert refused.status_code == 400 and "semi_supervised" in refused.json()["error"]["message"]
