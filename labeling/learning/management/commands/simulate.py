@@ -211,19 +211,7 @@ class Command(BaseCommand):
         variant = options["variant"]
         user, _ = get_user_model().objects.get_or_create(username="oracle")
         folder = Path(tempfile.mkdtemp(prefix="labelloop-sim-"))
-        project = Project.objects.create(
-            name=f"simulation {strategy} {variant.name} {seed}",
-            slug=f"sim-{strategy}-{seed}-{uuid.uuid4().hex[:6]}",
-            labels=list(options["data"].classes),
-            input_size=options["data"].size,
-            input_channels=options["data"].channels,
-            strategy=strategy,
-            retrain_every=0,
-            exploration_fraction=0.1 if strategy != "random" else 0.0,
-            annotations_per_image=variant.overlap,
-            consensus_method=variant.method,
-            semi_supervised=variant.semi,
-        )
+        project = self._project(strategy, seed, options)
         Membership.objects.create(project=project, user=user, role=Role.ADMIN)
         crowd = parse_crowd(options["crowd"], project.labels) if variant.crowd else []
         users = members(project, crowd)
@@ -286,6 +274,23 @@ class Command(BaseCommand):
         finally:
             project_delete(project=project)
             shutil.rmtree(folder, ignore_errors=True)
+
+    def _project(self, strategy, seed, options) -> Project:
+        """The simulated project, set up as the variant asks."""
+        variant = options["variant"]
+        return Project.objects.create(
+            name=f"simulation {strategy} {variant.name} {seed}",
+            slug=f"sim-{strategy}-{seed}-{uuid.uuid4().hex[:6]}",
+            labels=list(options["data"].classes),
+            input_size=options["data"].size,
+            input_channels=options["data"].channels,
+            strategy=strategy,
+            retrain_every=0,
+            exploration_fraction=0.1 if strategy != "random" else 0.0,
+            annotations_per_image=variant.overlap,
+            consensus_method=variant.method,
+            semi_supervised=variant.semi,
+        )
 
     def _review(self, project, reviewer, truth, names) -> int:
         """A label check on the labels so far, then the reviewer decides its queue."""
