@@ -24,7 +24,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
-from labeling.annotations.lease_log import lease_log_end
+from labeling.annotations.lease_log import NOT_SKIPPED_SQL, lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, GoldAnswer
 from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
@@ -105,6 +105,7 @@ WITH picked AS (
           SELECT 1 FROM annotations_annotation a
           WHERE a.image_id = i.id AND a.annotator_id = %(user)s
       )
+      {not_skipped}
     ORDER BY i.random_key
     LIMIT %(count)s
     FOR UPDATE OF i SKIP LOCKED
@@ -120,7 +121,7 @@ WITH picked AS (
     SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
 )
 SELECT id, lease_expires, predicted_label FROM leased ORDER BY random_key
-"""
+""".replace("{not_skipped}", NOT_SKIPPED_SQL)
 
 
 @dataclass(frozen=True)

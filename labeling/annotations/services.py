@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from labeling.annotations import gold
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
-from labeling.annotations.lease_log import lease_log_end
+from labeling.annotations.lease_log import NOT_SKIPPED_SQL, lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
 from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
@@ -48,7 +48,7 @@ _QUEUE_FILTER = """
         WHERE a.image_id = i.id AND a.annotator_id = %(user)s
           AND a.discarded_at IS NULL  -- sent back by a reviewer: they may vote again
     )
-"""
+""" + NOT_SKIPPED_SQL
 
 # Lease the k best eligible images. One statement: pick on the partial index, lock what is
 # picked (skipping rows another transaction is leasing right now), lease, log.
@@ -218,15 +218,18 @@ def _renew_refusal(image: Image, user: AbstractBaseUser, *, live: bool) -> Confl
     return Conflict("you hold no lease on this image; leases come from tasks/next", code="no_lease")
 
 
-def task_release(*, image: Image, user: AbstractBaseUser) -> None:
-    """Give a leased image back (skip): it is eligible again for everyone else at once."""
+def task_release(*, image: Image, user: AbstractBaseUser, skip: bool = True) -> None:
+    """Give a leased image back: it is eligible again for everyone else at once. A skip (the
+    default) sticks: the queue does not serve it to ``user`` again for
+    ``lease_log.SKIP_HOLD_SECONDS``; ``skip=False`` only gives the lease back (a client
+    returning tasks it prefetched and will not show)."""
     with transaction.atomic():
         updated = Image.objects.filter(pk=image.pk, leased_to=user).update(
             leased_to=None, lease_expires=None, lease_exploration=False
         )
         if not updated:
             raise Conflict("you do not hold a lease on this image", code="no_lease")
-        lease_log_end(image_id=image.pk, user_ids=[user.pk])
+        lease_log_end(image_id=image.pk, user_ids=[user.pk], skipped=skip)
 
 
 @dataclass(frozen=True)
