@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, IntegerField, QuerySet, Value
+from datetime import datetime
+
+from django.conf import settings
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, Floor, Least
+from django.utils import timezone
 
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
@@ -98,3 +102,53 @@ def learning_stats(*, project: Project) -> dict[str, object]:
             project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
         ).count(),
     }
+
+
+def run_wait(*, run: TrainingRun, now: datetime | None = None) -> dict[str, object] | None:
+    """Why a queued run waits, or None when it does not: its place in its lane's line (runs
+    are claimed oldest first, one at a time per project and lane), what is running, and a
+    sentence that says it. Other projects are counted, never named."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    now = now or timezone.now()
+    lane = TrainingRun.objects.filter(lane=run.lane)
+    running = list(lane.filter(status=RunStatus.RUNNING).values("id", "project_id", "started_at"))
+    ahead = (
+        lane.filter(status=RunStatus.QUEUED)
+        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, id__lt=run.pk))
+        .count()
+    )
+    mine = [r for r in running if r["project_id"] == run.project_id]
+    others = len(running) - len(mine)
+    waited = (now - run.created_at).total_seconds()
+    if mine:
+        reason = "project_busy"
+        message = f"Waits for this project's run #{mine[0]['id']} to finish (one at a time)."
+    elif others or ahead:
+        reason = "worker_busy"
+        parts = []
+        if others:
+            parts.append(f"the worker is busy with {_runs(others)} of other projects")
+        if ahead:
+            parts.append(f"{_runs(ahead)} {'is' if ahead == 1 else 'are'} ahead in line")
+        message = "Waits its turn: " + "; ".join(parts) + "."
+    elif waited > settings.LABELLOOP_WORKER_STALE_SECONDS:
+        reason = "no_worker"
+        message = (
+            f"No worker has picked it up in {round(waited)} s: is a worker (manage.py worker) running?"
+        )
+    else:
+        reason = "starting"
+        message = "A worker picks it up in a moment."
+    return {
+        "reason": reason,
+        "position": ahead + 1,
+        "ahead": ahead,
+        "running_elsewhere": others,
+        "waited_seconds": round(waited),
+        "message": message,
+    }
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"

@@ -295,6 +295,15 @@ export interface TrainingRun {
   started_at: string | null;
   finished_at: string | null;
   model_version: number | null;
+  // A queued run: why it waits (its place in the lane's line, what runs); null otherwise.
+  wait?: {
+    reason: "project_busy" | "worker_busy" | "no_worker" | "starting";
+    position: number;
+    ahead: number;
+    running_elsewhere: number;
+    waited_seconds: number;
+    message: string;
+  } | null;
 }
 
 export interface ModelVersion {

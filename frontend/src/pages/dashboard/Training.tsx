@@ -121,6 +121,11 @@ export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?
           {percent}%
         </progress>
       )}
+      {run.status === "queued" && run.wait && (
+        <p className="small" data-testid={`${testId}-wait`} data-reason={run.wait.reason}>
+          {run.wait.message} (place in line: {run.wait.position})
+        </p>
+      )}
       {run.status === "failed" && run.error && (
         <p className="form-error" role="alert">
           {run.error}
