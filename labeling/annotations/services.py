@@ -39,7 +39,8 @@ class Task:
     suggestion: str | None
 
 
-_QUEUE_FILTER = """
+_QUEUE_FILTER = (
+    """
     i.project_id = %(project)s
     AND i.status IN ('unlabeled', 'partial')
     AND (i.lease_expires IS NULL OR i.lease_expires <= now())
@@ -48,7 +49,9 @@ _QUEUE_FILTER = """
         WHERE a.image_id = i.id AND a.annotator_id = %(user)s
           AND a.discarded_at IS NULL  -- sent back by a reviewer: they may vote again
     )
-""" + NOT_SKIPPED_SQL
+"""
+    + NOT_SKIPPED_SQL
+)
 
 # Lease the k best eligible images. One statement: pick on the partial index, lock what is
 # picked (skipping rows another transaction is leasing right now), lease, log.

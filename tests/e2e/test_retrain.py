@@ -91,7 +91,9 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     held_out = version.metrics["n_val"]
     assert held_out == 10
     expect(page.get_by_test_id("active-model")).to_contain_text(
-        re.compile(rf"accuracy likely \d+\u2013\d+% \(measured [\d.]+% on {held_out} held-out labels\)")
+        re.compile(
+            rf"accuracy likely \d+\u2013\d+% \(measured [\d.]+% on {held_out} held-out labels\)"
+        )
     )
     expect(page.get_by_test_id("few-held-out")).to_contain_text(f"Only {held_out} held-out labels")
     expect(page.get_by_role("row", name=re.compile(r"^v1"))).to_contain_text(str(held_out))

@@ -31,9 +31,7 @@ def wait_of(client, run) -> dict | None:
     return response.json()["wait"]
 
 
-def test_a_run_behind_other_projects_says_the_worker_is_busy_and_its_place(
-    alice, as_user, project
-):
+def test_a_run_behind_other_projects_says_the_worker_is_busy_and_its_place(alice, as_user, project):
     other, third = ProjectFactory(), ProjectFactory()
     _run(other, RunStatus.RUNNING, age_s=120)
     _run(third, age_s=90)  # queued before ours
