@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from django.db import connection
 
-
 # A skipped image is not served to the one who skipped it again for this long (8 hours: a
 # working day, so a skip sticks for the session). Without it the queue hands the best-ranked
 # image straight back after a skip, and the skip loops (issue 28: 9 releases of one image over

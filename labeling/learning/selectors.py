@@ -134,7 +134,10 @@ def run_wait(*, run: TrainingRun, now: datetime | None = None) -> dict[str, obje
         message = "Waits its turn: " + "; ".join(parts) + "."
     elif waited > settings.LABELLOOP_WORKER_STALE_SECONDS:
         reason = "no_worker"
-        message = f"No worker has picked it up in {round(waited)} s: is a worker (manage.py worker) running?"
+        message = (
+            f"No worker has picked it up in {round(waited)} s: "
+            "is a worker (manage.py worker) running?"
+        )
     else:
         reason = "starting"
         message = "A worker picks it up in a moment."
