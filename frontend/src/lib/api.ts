@@ -195,7 +195,9 @@ export interface Project {
   // Rounds also learn from a sample of the unlabeled pool (issue 25); absent on a server from before it.
   semi_supervised?: boolean;
   image_count: number;
+  labeled_count?: number | null; // in the project list only
   role: Role | null;
+  created_at?: string;
 }
 
 export interface Task {
