@@ -34,6 +34,7 @@ class TaskSerializer(serializers.Serializer):
     lease_expires = serializers.DateTimeField()
     suggestion = serializers.CharField(allow_null=True)
     exploration = serializers.BooleanField()
+    name = serializers.CharField(help_text="the file name the image was uploaded as")
 
     def get_file_url(self, task: services.Task) -> str:
         return reverse("image-file", args=[task.image_id])

@@ -37,6 +37,7 @@ class Task:
     lease_expires: datetime
     exploration: bool
     suggestion: str | None
+    name: str = ""  # the file name it was uploaded as (the annotator's context strip)
 
 
 _QUEUE_FILTER = (
@@ -68,12 +69,13 @@ WITH picked AS (
         lease_expires = now() + make_interval(secs => %(ttl)s),
         lease_exploration = %(exploration)s
     FROM picked WHERE i.id = picked.id
-    RETURNING i.id, i.lease_expires, i.priority, i.random_key, i.predicted_label
+    RETURNING i.id, i.lease_expires, i.priority, i.random_key, i.predicted_label,
+              i.original_name
 ), logged AS (
     INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
     SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
 )
-SELECT id, lease_expires, predicted_label FROM leased ORDER BY {order}
+SELECT id, lease_expires, predicted_label, original_name FROM leased ORDER BY {order}
 """
 
 # The caller's own unexpired leases (a second tab, a reload): handed back first, renewed.
@@ -93,7 +95,7 @@ WITH mine AS (
     SET lease_expires = now() + make_interval(secs => %(ttl)s)
     FROM mine WHERE i.id = mine.id
     RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority,
-              i.random_key
+              i.random_key, i.original_name
 ), logged AS (
     -- Only the live lease's log row: an older lease of the same image that simply ran out
     -- also has no ended_at, and stretching it would claim the time a colleague held it.
@@ -126,10 +128,16 @@ def task_lease_next(
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(_MINE_SQL, {**params, "count": count})
         mine = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5]))
-        tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None) for row in mine]
+        tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None, row[6]) for row in mine]
         held = len(tasks)
         golden = [
-            Task(g.image_id, g.lease_expires, g.exploration, g.predicted_label if suggest else None)
+            Task(
+                g.image_id,
+                g.lease_expires,
+                g.exploration,
+                g.predicted_label if suggest else None,
+                g.name,
+            )
             for g in gold.gold_lease(
                 cursor, project=project, user=user, wanted=count - held, rng=rng
             )
@@ -154,7 +162,7 @@ def _lease(cursor, params: dict, *, order: str, suggest: bool, extra: str = "") 
     sql = _LEASE_SQL.format(where=_QUEUE_FILTER, extra=extra, order=order)
     cursor.execute(sql, params)
     return [
-        Task(row[0], row[1], params["exploration"], row[2] if suggest else None)
+        Task(row[0], row[1], params["exploration"], row[2] if suggest else None, row[3])
         for row in cursor.fetchall()
     ]
 

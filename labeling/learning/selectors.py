@@ -9,8 +9,8 @@ from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
 from django.db.models.functions import Cast, Floor, Least
 from django.utils import timezone
 
-from labeling.images.models import QUEUE_STATUSES, Image
-from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.projects.labels import follow_renames
 from labeling.projects.models import Project
 from training.metrics import accuracy_interval
@@ -32,6 +32,34 @@ def held_out(metrics: dict) -> dict[str, object]:
         return {"val_images": n or None, "accuracy_interval": None}
     low, high = accuracy_interval(round(accuracy * n), n)
     return {"val_images": n, "accuracy_interval": [round(low, 4), round(high, 4)]}
+
+
+# Runs that train no round on new labels: their snapshots do not count toward retrain_every.
+NOT_ROUNDS = (
+    RunTrigger.ACTIVATION,
+    RunTrigger.LABEL_CHECK,
+    RunTrigger.COLD_START,
+    RunTrigger.NEW_IMAGES,
+)
+
+
+def last_round_snapshot(*, project: Project) -> int:
+    """The consensus labels the project's last successful round trained on (0: none yet)."""
+    return (
+        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .exclude(trigger__in=NOT_ROUNDS)
+        .values_list("labels_snapshot", flat=True)
+        .first()
+    ) or 0
+
+
+def next_round(*, project: Project, labeled: int) -> dict[str, int] | None:
+    """How many more consensus labels queue the next automatic round (``retrain_every``
+    since the last round's snapshot); None when automatic rounds are off."""
+    if project.retrain_every <= 0:
+        return None
+    since = labeled - last_round_snapshot(project=project)
+    return {"every": project.retrain_every, "labels_until": max(0, project.retrain_every - since)}
 
 
 def learning_stats(*, project: Project) -> dict[str, object]:
@@ -77,8 +105,10 @@ def learning_stats(*, project: Project) -> dict[str, object]:
         .annotate(n=Count("id"))
         .order_by()
     )
+    labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
     return {
         "learning_curve": curve,
+        "next_round": next_round(project=project, labeled=labeled),
         "active_model": (
             {
                 "version": active["number"],

@@ -24,7 +24,15 @@ def test_next_tasks_come_best_first_with_everything_the_ui_needs(bob, as_user, p
     by_priority = sorted(images, key=lambda i: -i.priority)
     assert [t["image"] for t in tasks] == [i.id for i in by_priority[:3]]
     first = tasks[0]
-    assert set(first) == {"image", "file_url", "lease_expires", "suggestion", "exploration"}
+    assert set(first) == {
+        "image",
+        "file_url",
+        "lease_expires",
+        "suggestion",
+        "exploration",
+        "name",
+    }
+    assert first["name"] == by_priority[0].original_name  # the annotator's context strip
     assert first["file_url"] == f"/api/images/{first['image']}/file/"
     assert first["suggestion"] is None and first["exploration"] is False
 

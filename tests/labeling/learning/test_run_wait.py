@@ -67,3 +67,21 @@ def test_a_run_nobody_picks_up_asks_whether_a_worker_runs(alice, as_user, projec
     assert "manage.py worker" in wait["message"]
     listed = as_user(alice).get(f"/api/projects/{project.id}/training-runs/").json()
     assert listed[0]["wait"]["reason"] == "no_worker"
+
+
+def test_stats_say_how_many_labels_until_the_next_automatic_round(bob, as_user, project):
+    from tests.factories import ImageFactory
+
+    project.retrain_every = 5
+    project.save()
+    ImageFactory.create_batch(3, project=project, status="labeled", consensus_label="1")
+    stats = as_user(bob).get(f"/api/projects/{project.id}/stats/").json()
+    assert stats["next_round"] == {"every": 5, "labels_until": 2}
+    TrainingRun.objects.create(
+        project=project, trigger=RunTrigger.MANUAL, status=RunStatus.SUCCEEDED, labels_snapshot=3
+    )
+    stats = as_user(bob).get(f"/api/projects/{project.id}/stats/").json()
+    assert stats["next_round"]["labels_until"] == 5
+    project.retrain_every = 0
+    project.save()
+    assert as_user(bob).get(f"/api/projects/{project.id}/stats/").json()["next_round"] is None
