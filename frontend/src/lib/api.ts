@@ -203,6 +203,7 @@ export interface Project {
 export interface Task {
   image: number;
   file_url: string;
+  name?: string; // the file name it was uploaded as
   lease_expires: string;
   suggestion: string | null;
   exploration: boolean;
@@ -278,6 +279,7 @@ export interface Stats {
     accuracy_interval?: [number, number] | null;
   } | null;
   uncertainty_histogram?: unknown; // [{from, to, images}]; other shapes are read too
+  next_round?: { every: number; labels_until: number } | null; // null: automatic rounds off
   runs_in_progress?: number;
 }
 
