@@ -112,6 +112,15 @@ def test_the_annotator_on_a_phone_shows_the_image_above_every_class_button(page,
         box = button.bounding_box()
         assert box["y"] >= image_box["y"] + image_box["height"] - 1, (box, image_box)
         assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], box
+    # The context strip: progress, the next round, the model, the file; zoom and contrast.
+    expect(page.get_by_test_id("context-progress")).to_contain_text("0 of 6 labeled")
+    expect(page.get_by_test_id("context-next-round")).to_contain_text("next model round in")
+    expect(page.get_by_test_id("context-model")).to_have_text("no model yet")
+    expect(page.get_by_test_id("context-file")).to_have_text(re.compile(r"^digit-\d{4}\.png$"))
+    page.get_by_role("button", name=re.compile("^Zoom")).click()
+    expect(image).to_have_attribute("style", re.compile(r"scale\(2\)"))
+    page.get_by_role("button", name="Contrast").click()
+    expect(image).to_have_attribute("style", re.compile(r"contrast"))
     screenshot(page, "walk-phone-annotator")
     # the keys and the buttons work there
     first = image.get_attribute("data-image-id")
