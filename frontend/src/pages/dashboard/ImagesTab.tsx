@@ -123,6 +123,12 @@ export function ImagesTab({ project }: { project: Project }) {
   const pages = useImagePages(project.id, filters);
   const { images, loading, error, count } = pages;
   const select = (id: number | null) => set({ image: id === null ? null : String(id) });
+  const detail = useRef<HTMLElement>(null);
+  // On a phone the details are under the grid: a tap brings them into view.
+  const showDetail = (id: number) => {
+    select(id);
+    if (window.matchMedia("(max-width: 720px)").matches) detail.current?.scrollIntoView({ block: "start" });
+  };
   const change = (key: string, value: string) => set({ [key]: value, image: null });
 
   return (
@@ -149,14 +155,14 @@ export function ImagesTab({ project }: { project: Project }) {
         </p>
         {error && <ErrorNote error={error} />}
         {!loading && images.length === 0 && !error && <p className="muted">No images match.</p>}
-        <Thumbs images={images} selected={selected} onSelect={select} loading={loading} />
+        <Thumbs images={images} selected={selected} onSelect={select} onPick={showDetail} loading={loading} />
         {pages.next && (
           <button type="button" className="btn" onClick={() => void pages.more()} disabled={loading}>
             {loading ? "Loading…" : "Load more"}
           </button>
         )}
       </div>
-      <aside className="card detail" aria-label="Image details">
+      <aside className="card detail" aria-label="Image details" ref={detail}>
         {selected === null ? (
           <p className="muted">Choose an image to see its labels and the model’s prediction.</p>
         ) : (
@@ -217,11 +223,13 @@ function Thumbs({
   images,
   selected,
   onSelect,
+  onPick,
   loading,
 }: {
   images: ImageRow[];
   selected: number | null;
-  onSelect: (id: number) => void;
+  onSelect: (id: number) => void; // the arrow keys
+  onPick: (id: number) => void; // a click or tap
   loading: boolean;
 }) {
   const list = useRef<HTMLUListElement>(null);
@@ -241,7 +249,7 @@ function Thumbs({
           <button
             type="button"
             className={`thumb${selected === img.id ? " selected" : ""}`}
-            onClick={() => onSelect(img.id)}
+            onClick={() => onPick(img.id)}
             aria-pressed={selected === img.id}
             data-uncertainty={img.uncertainty ?? ""}
             aria-label={`Image ${img.id}, ${img.status}${img.consensus_label ? `, label ${img.consensus_label}` : ""}${img.predicted_label ? `, predicted ${img.predicted_label}` : ""}`}
