@@ -69,7 +69,7 @@ def seed(project: Project, admin) -> None:
     model_version(project, 1, metrics={"accuracy": 1.0, "n_val": 2}, labels_used=12, active=True)
 
 
-def test_every_page_fits_a_phone_without_sideways_scrolling(page, console, alice, project):
+def test_login_projects_annotator_and_404_fit_a_phone(page, console, alice, project):
     console.allow(r"status of 404 .*/admin/nonsense")  # the not-found page, on purpose
     page.set_viewport_size(PHONE)
     seed(project, alice)
@@ -81,6 +81,15 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(page, console, alice
     page.goto(f"/projects/{project.id}/label")
     expect(page.locator("img[data-image-id]")).to_be_visible()
     assert_fits(page, "annotator")
+    page.goto(f"/projects/{project.id}/admin/nonsense")
+    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
+    assert_fits(page, "404")
+
+
+def test_every_dashboard_tab_fits_a_phone_without_sideways_scrolling(page, alice, project):
+    page.set_viewport_size(PHONE)
+    seed(project, alice)
+    log_in(page, "alice")
     for tab in DASHBOARD_TABS:
         page.goto(f"/projects/{project.id}/admin/{tab}")
         current = page.get_by_role("navigation", name="Dashboard sections").locator(
@@ -93,9 +102,6 @@ def test_every_page_fits_a_phone_without_sideways_scrolling(page, console, alice
             expect(page.get_by_role("heading", name="Annotations")).to_be_visible()
         assert_fits(page, tab)
     screenshot(page, "walk-phone-settings")
-    page.goto(f"/projects/{project.id}/admin/nonsense")
-    expect(page.get_by_role("heading", name="Page not found")).to_be_visible()
-    assert_fits(page, "404")
 
 
 def test_the_annotator_on_a_phone_shows_the_image_above_every_class_button(page, bob, project):
