@@ -19,6 +19,7 @@ from labeling.core.schema import ErrorSerializer
 from labeling.images.api import ImageSerializer
 from labeling.images.models import Image
 from labeling.images.selectors import gold_masked, image_get_for_user
+from labeling.projects.api import JsonBooleanField
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -33,6 +34,7 @@ class TaskSerializer(serializers.Serializer):
     lease_expires = serializers.DateTimeField()
     suggestion = serializers.CharField(allow_null=True)
     exploration = serializers.BooleanField()
+    name = serializers.CharField(help_text="the file name the image was uploaded as")
 
     def get_file_url(self, task: services.Task) -> str:
         return reverse("image-file", args=[task.image_id])
@@ -115,15 +117,27 @@ class TaskRenewView(APIView):
         return Response(LeaseSerializer(services.task_renew(image=image, user=request.user)).data)
 
 
+class ReleaseSerializer(serializers.Serializer):
+    skip = JsonBooleanField(
+        default=True,
+        help_text="true (default): a skip, the image is not served to you again for 8 hours; "
+        "false: only give the lease back (prefetched tasks you will not show)",
+    )
+
+
 class TaskReleaseView(APIView):
+    parser_classes = [JSONParser]
+
     @extend_schema(
-        request=None,
+        request=ReleaseSerializer,
         responses={204: None, 409: ErrorSerializer},
-        summary="Give the image back (skip; 409 when you hold no lease on it)",
+        summary="Give the image back (a skip that sticks; 409 when you hold no lease on it)",
     )
     def post(self, request: Request, image_id: int) -> Response:
+        body = ReleaseSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
         image = image_get_for_user(user=request.user, image_id=image_id, role=Role.ANNOTATOR)
-        services.task_release(image=image, user=request.user)
+        services.task_release(image=image, user=request.user, skip=body.validated_data["skip"])
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

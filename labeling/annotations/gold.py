@@ -24,7 +24,7 @@ from django.db.models import Count, Q
 from django.utils import timezone
 
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
-from labeling.annotations.lease_log import lease_log_end
+from labeling.annotations.lease_log import NOT_SKIPPED_SQL, lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, GoldAnswer
 from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
@@ -105,6 +105,7 @@ WITH picked AS (
           SELECT 1 FROM annotations_annotation a
           WHERE a.image_id = i.id AND a.annotator_id = %(user)s
       )
+      {not_skipped}
     ORDER BY i.random_key
     LIMIT %(count)s
     FOR UPDATE OF i SKIP LOCKED
@@ -114,13 +115,13 @@ WITH picked AS (
         lease_expires = now() + make_interval(secs => %(ttl)s),
         lease_exploration = %(exploration)s
     FROM picked WHERE i.id = picked.id
-    RETURNING i.id, i.lease_expires, i.predicted_label, i.random_key
+    RETURNING i.id, i.lease_expires, i.predicted_label, i.random_key, i.original_name
 ), logged AS (
     INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
     SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
 )
-SELECT id, lease_expires, predicted_label FROM leased ORDER BY random_key
-"""
+SELECT id, lease_expires, predicted_label, original_name FROM leased ORDER BY random_key
+""".replace("{not_skipped}", NOT_SKIPPED_SQL)
 
 
 @dataclass(frozen=True)
@@ -129,6 +130,7 @@ class GoldLease:
     lease_expires: datetime
     exploration: bool
     predicted_label: str | None
+    name: str
 
 
 def gold_lease(
@@ -156,7 +158,7 @@ def gold_lease(
     if len(rows) < count:
         cursor.execute(_GOLD_LEASE_SQL, {**params, "after": False, "count": count - len(rows)})
         rows += cursor.fetchall()
-    return [GoldLease(row[0], row[1], explore, row[2]) for row in rows]
+    return [GoldLease(row[0], row[1], explore, row[2], row[3]) for row in rows]
 
 
 def gold_mix(tasks: list, gold: list, rng: random.Random) -> list:

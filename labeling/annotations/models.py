@@ -61,12 +61,20 @@ class LeaseLog(models.Model):
     # When it was given back: by a submission or a release; null while open or if it expired.
     ended_at = models.DateTimeField(null=True, blank=True)
     exploration = models.BooleanField(default=False)
+    # Ended by a skip (a release): the queue does not serve the image to this user again for
+    # a while (lease_log.SKIP_HOLD_SECONDS). A database default: the queue inserts in SQL.
+    skipped = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         indexes = [
             models.Index(
                 fields=["image", "user"], condition=Q(ended_at__isnull=True), name="leaselog_open"
-            )
+            ),
+            models.Index(
+                fields=["user", "image", "ended_at"],
+                condition=Q(skipped=True),
+                name="leaselog_skipped",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -22,6 +22,7 @@ from labeling.annotations import gold
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
 from labeling.annotations.lease_log import lease_log_end
 from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
+from labeling.annotations.queue_sql import LEASE_SQL, MINE_SQL, QUEUE_FILTER
 from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
@@ -37,70 +38,7 @@ class Task:
     lease_expires: datetime
     exploration: bool
     suggestion: str | None
-
-
-_QUEUE_FILTER = """
-    i.project_id = %(project)s
-    AND i.status IN ('unlabeled', 'partial')
-    AND (i.lease_expires IS NULL OR i.lease_expires <= now())
-    AND NOT EXISTS (
-        SELECT 1 FROM annotations_annotation a
-        WHERE a.image_id = i.id AND a.annotator_id = %(user)s
-          AND a.discarded_at IS NULL  -- sent back by a reviewer: they may vote again
-    )
-"""
-
-# Lease the k best eligible images. One statement: pick on the partial index, lock what is
-# picked (skipping rows another transaction is leasing right now), lease, log.
-_LEASE_SQL = """
-WITH picked AS (
-    SELECT i.id FROM images_image i
-    WHERE {where} {extra}
-    ORDER BY {order}
-    LIMIT %(count)s
-    FOR UPDATE OF i SKIP LOCKED
-), leased AS (
-    UPDATE images_image i
-    SET leased_to_id = %(user)s,
-        lease_expires = now() + make_interval(secs => %(ttl)s),
-        lease_exploration = %(exploration)s
-    FROM picked WHERE i.id = picked.id
-    RETURNING i.id, i.lease_expires, i.priority, i.random_key, i.predicted_label
-), logged AS (
-    INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
-    SELECT id, %(user)s, clock_timestamp(), lease_expires, %(exploration)s FROM leased
-)
-SELECT id, lease_expires, predicted_label FROM leased ORDER BY {order}
-"""
-
-# The caller's own unexpired leases (a second tab, a reload): handed back first, renewed.
-_MINE_SQL = """
-WITH mine AS (
-    SELECT i.id FROM images_image i
-    WHERE i.leased_to_id = %(user)s AND i.project_id = %(project)s
-      AND i.lease_expires > now()
-      -- a gold question held is handed back like any task (gold.py)
-      AND (i.status IN ('unlabeled', 'partial') OR i.gold_label IS NOT NULL)
-    ORDER BY i.priority DESC, i.random_key
-    LIMIT %(count)s
-    FOR UPDATE OF i SKIP LOCKED
-)
-, renewed AS (
-    UPDATE images_image i
-    SET lease_expires = now() + make_interval(secs => %(ttl)s)
-    FROM mine WHERE i.id = mine.id
-    RETURNING i.id, i.lease_expires, i.lease_exploration, i.predicted_label, i.priority,
-              i.random_key
-), logged AS (
-    -- Only the live lease's log row: an older lease of the same image that simply ran out
-    -- also has no ended_at, and stretching it would claim the time a colleague held it.
-    UPDATE annotations_leaselog l SET expires_at = r.lease_expires
-    FROM renewed r
-    WHERE l.image_id = r.id AND l.user_id = %(user)s AND l.ended_at IS NULL
-      AND l.expires_at > now()
-)
-SELECT * FROM renewed
-"""
+    name: str = ""  # the file name it was uploaded as (the annotator's context strip)
 
 
 def task_lease_next(
@@ -121,12 +59,18 @@ def task_lease_next(
     params = {"project": project.id, "user": user.pk, "ttl": project.lease_seconds}
     suggest = project.show_suggestions
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(_MINE_SQL, {**params, "count": count})
+        cursor.execute(MINE_SQL, {**params, "count": count})
         mine = sorted(cursor.fetchall(), key=lambda row: (-row[4], row[5]))
-        tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None) for row in mine]
+        tasks = [Task(row[0], row[1], row[2], row[3] if suggest else None, row[6]) for row in mine]
         held = len(tasks)
         golden = [
-            Task(g.image_id, g.lease_expires, g.exploration, g.predicted_label if suggest else None)
+            Task(
+                g.image_id,
+                g.lease_expires,
+                g.exploration,
+                g.predicted_label if suggest else None,
+                g.name,
+            )
             for g in gold.gold_lease(
                 cursor, project=project, user=user, wanted=count - held, rng=rng
             )
@@ -148,10 +92,10 @@ def task_lease_next(
 
 
 def _lease(cursor, params: dict, *, order: str, suggest: bool, extra: str = "") -> list[Task]:
-    sql = _LEASE_SQL.format(where=_QUEUE_FILTER, extra=extra, order=order)
+    sql = LEASE_SQL.format(where=QUEUE_FILTER, extra=extra, order=order)
     cursor.execute(sql, params)
     return [
-        Task(row[0], row[1], params["exploration"], row[2] if suggest else None)
+        Task(row[0], row[1], params["exploration"], row[2] if suggest else None, row[3])
         for row in cursor.fetchall()
     ]
 
@@ -196,7 +140,7 @@ def task_renew(*, image: Image, user: AbstractBaseUser) -> Image:
         ):
             raise Conflict("this image needs no more labels from you", code="not_needed")
         expires = now + timezone.timedelta(seconds=locked.project.lease_seconds)
-        # Only the live lease's log row (see _MINE_SQL).
+        # Only the live lease's log row (see MINE_SQL).
         LeaseLog.objects.filter(
             image=locked, user=user, ended_at__isnull=True, expires_at__gt=now
         ).update(expires_at=expires)
@@ -218,15 +162,18 @@ def _renew_refusal(image: Image, user: AbstractBaseUser, *, live: bool) -> Confl
     return Conflict("you hold no lease on this image; leases come from tasks/next", code="no_lease")
 
 
-def task_release(*, image: Image, user: AbstractBaseUser) -> None:
-    """Give a leased image back (skip): it is eligible again for everyone else at once."""
+def task_release(*, image: Image, user: AbstractBaseUser, skip: bool = True) -> None:
+    """Give a leased image back: it is eligible again for everyone else at once. A skip (the
+    default) sticks: the queue does not serve it to ``user`` again for
+    ``lease_log.SKIP_HOLD_SECONDS``; ``skip=False`` only gives the lease back (a client
+    returning tasks it prefetched and will not show)."""
     with transaction.atomic():
         updated = Image.objects.filter(pk=image.pk, leased_to=user).update(
             leased_to=None, lease_expires=None, lease_exploration=False
         )
         if not updated:
             raise Conflict("you do not hold a lease on this image", code="no_lease")
-        lease_log_end(image_id=image.pk, user_ids=[user.pk])
+        lease_log_end(image_id=image.pk, user_ids=[user.pk], skipped=skip)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import zipfile
 from collections.abc import Iterator
 
 import django_filters
-from django.db.models import F
+from django.db.models import F, Q
 from django.http import FileResponse
 from django.urls import reverse
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -114,6 +114,11 @@ class ImageFilter(django_filters.FilterSet):
         method="filter_model_disagrees",
         help_text="the active model's prediction differs from the consensus label",
     )
+    search = django_filters.CharFilter(
+        method="filter_search",
+        max_length=200,
+        help_text="part of the file name (any case), or an image id",
+    )
 
     class Meta:
         model = Image
@@ -124,6 +129,7 @@ class ImageFilter(django_filters.FilterSet):
             "min_uncertainty",
             "disagreement",
             "model_disagrees",
+            "search",
         ]
 
     def filter_disagreement(self, queryset, name, value):
@@ -136,12 +142,57 @@ class ImageFilter(django_filters.FilterSet):
         differs = both.exclude(shown_label=F("predicted_label"))
         return differs if value == "true" else both.filter(shown_label=F("predicted_label"))
 
+    def filter_search(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        match = Q(original_name__icontains=value)
+        if value.isdigit() and len(value) < 19:  # an id (bigint range)
+            match |= Q(pk=int(value))
+        return queryset.filter(match)
+
 
 class ImageCursorPagination(CursorPagination):
+    """Cursor pages; with ``with_count=true`` the first page also says how many images match
+    the filters (``count``): one COUNT query, so only when asked."""
+
     page_size = 50
     page_size_query_param = "page_size"
     max_page_size = 500
     ordering = "-id"
+
+    def paginate_queryset(self, queryset, request, view=None):
+        self.count = None
+        flag = request.query_params.get("with_count", "false")
+        if flag not in ("true", "false"):
+            raise ValidationFailed(
+                "with_count must be true or false",
+                code="invalid_parameter",
+                details={"parameter": "with_count"},
+            )
+        if flag == "true" and request.query_params.get(self.cursor_query_param) is None:
+            self.count = queryset.count()
+        return super().paginate_queryset(queryset, request, view)
+
+    def get_paginated_response(self, data):
+        response = super().get_paginated_response(data)
+        if self.count is not None:
+            response.data["count"] = self.count
+        return response
+
+    def get_paginated_response_schema(self, schema):
+        described = super().get_paginated_response_schema(schema)
+        described["properties"]["count"] = {
+            "type": "integer",
+            "description": "images matching the filters; on the first page, with with_count=true",
+        }
+        return described
+
+
+# Orderings on a field that is null until a model scored the image: a cursor cannot point
+# between nulls and numbers, and "most uncertain first" means the scored images, so ordering by
+# one of these lists only the images that have it.
+NULLABLE_ORDERINGS = ("uncertainty", "confidence")
 
 
 class UploadResultSerializer(serializers.Serializer):
@@ -177,7 +228,7 @@ class ProjectImagesView(generics.ListAPIView):
     pagination_class = ImageCursorPagination
     filterset_class = ImageFilter
     filter_backends = [django_filters.rest_framework.DjangoFilterBackend, StrictOrderingFilter]
-    ordering_fields = ["id", "created_at", "priority", "confidence"]
+    ordering_fields = ["id", "created_at", "priority", "confidence", "uncertainty"]
     parser_classes = [MultiPartParser, FormParser]
 
     def get_queryset(self):
@@ -192,7 +243,23 @@ class ProjectImagesView(generics.ListAPIView):
     def get_serializer_context(self) -> dict:
         return {**super().get_serializer_context(), "mask_gold": getattr(self, "mask_gold", True)}
 
-    @extend_schema(summary="List images (cursor-paginated)")
+    def filter_queryset(self, queryset):
+        queryset = super().filter_queryset(queryset)
+        terms = self.request.query_params.get("ordering", "").split(",")
+        for name in {term.strip().lstrip("-") for term in terms} & set(NULLABLE_ORDERINGS):
+            queryset = queryset.exclude(**{f"{name}__isnull": True})
+        return queryset
+
+    @extend_schema(
+        summary="List images (cursor-paginated)",
+        parameters=[
+            OpenApiParameter(
+                "with_count",
+                bool,
+                description="true: the first page also has count, the images matching",
+            )
+        ],
+    )
     def get(self, request: Request, *args, **kwargs) -> Response:
         return super().get(request, *args, **kwargs)
 

@@ -8,7 +8,7 @@
 from __future__ import annotations
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
@@ -28,8 +28,23 @@ from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
 
+class RunWaitSerializer(serializers.Serializer):
+    reason = serializers.ChoiceField(
+        ["project_busy", "worker_busy", "no_worker", "starting"],
+        help_text="project_busy: this project's other run in the lane goes first; worker_busy: "
+        "runs of other projects run or are ahead in line; no_worker: nothing picked it up "
+        "within the worker's stale time; starting: a worker picks it up in a moment",
+    )
+    position = serializers.IntegerField(help_text="its place in the lane's line, 1 = next")
+    ahead = serializers.IntegerField(help_text="queued runs of the lane that go first")
+    running_elsewhere = serializers.IntegerField(help_text="runs of other projects running now")
+    waited_seconds = serializers.IntegerField()
+    message = serializers.CharField()
+
+
 class TrainingRunSerializer(serializers.ModelSerializer):
     model_version = serializers.SerializerMethodField()
+    wait = serializers.SerializerMethodField()
 
     class Meta:
         model = TrainingRun
@@ -52,7 +67,13 @@ class TrainingRunSerializer(serializers.ModelSerializer):
             "heartbeat_at",
             "finished_at",
             "model_version",
+            "wait",
         ]
+
+    @extend_schema_field(RunWaitSerializer(allow_null=True))
+    def get_wait(self, run: TrainingRun) -> dict | None:
+        """Why a queued run waits (null unless queued)."""
+        return selectors.run_wait(run=run)
 
     def get_model_version(self, run: TrainingRun) -> int | None:
         version = getattr(run, "model_version", None)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, F, IntegerField, QuerySet, Value
-from django.db.models.functions import Cast, Floor, Least
+from datetime import datetime
 
-from labeling.images.models import QUEUE_STATUSES, Image
-from labeling.learning.models import ModelVersion, RunStatus, TrainingRun
+from django.conf import settings
+from django.db.models import Count, F, IntegerField, Q, QuerySet, Value
+from django.db.models.functions import Cast, Floor, Least
+from django.utils import timezone
+
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
+from labeling.learning.models import ModelVersion, RunStatus, RunTrigger, TrainingRun
 from labeling.projects.labels import follow_renames
 from labeling.projects.models import Project
 from training.metrics import accuracy_interval
@@ -28,6 +32,35 @@ def held_out(metrics: dict) -> dict[str, object]:
         return {"val_images": n or None, "accuracy_interval": None}
     low, high = accuracy_interval(round(accuracy * n), n)
     return {"val_images": n, "accuracy_interval": [round(low, 4), round(high, 4)]}
+
+
+# Runs that train no round on new labels: their snapshots do not count toward retrain_every.
+NOT_ROUNDS = (
+    RunTrigger.ACTIVATION,
+    RunTrigger.LABEL_CHECK,
+    RunTrigger.FINE_TUNE,
+    RunTrigger.COLD_START,
+    RunTrigger.NEW_IMAGES,
+)
+
+
+def last_round_snapshot(*, project: Project) -> int:
+    """The consensus labels the project's last successful round trained on (0: none yet)."""
+    return (
+        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
+        .exclude(trigger__in=NOT_ROUNDS)
+        .values_list("labels_snapshot", flat=True)
+        .first()
+    ) or 0
+
+
+def next_round(*, project: Project, labeled: int) -> dict[str, int] | None:
+    """How many more consensus labels queue the next automatic round (``retrain_every``
+    since the last round's snapshot); None when automatic rounds are off."""
+    if project.retrain_every <= 0:
+        return None
+    since = labeled - last_round_snapshot(project=project)
+    return {"every": project.retrain_every, "labels_until": max(0, project.retrain_every - since)}
 
 
 def learning_stats(*, project: Project) -> dict[str, object]:
@@ -73,8 +106,10 @@ def learning_stats(*, project: Project) -> dict[str, object]:
         .annotate(n=Count("id"))
         .order_by()
     )
+    labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
     return {
         "learning_curve": curve,
+        "next_round": next_round(project=project, labeled=labeled),
         "active_model": (
             {
                 "version": active["number"],
@@ -98,3 +133,54 @@ def learning_stats(*, project: Project) -> dict[str, object]:
             project=project, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
         ).count(),
     }
+
+
+def run_wait(*, run: TrainingRun, now: datetime | None = None) -> dict[str, object] | None:
+    """Why a queued run waits, or None when it does not: its place in its lane's line (runs
+    are claimed oldest first, one at a time per project and lane), what is running, and a
+    sentence that says it. Other projects are counted, never named."""
+    if run.status != RunStatus.QUEUED:
+        return None
+    now = now or timezone.now()
+    lane = TrainingRun.objects.filter(lane=run.lane)
+    running = list(lane.filter(status=RunStatus.RUNNING).values("id", "project_id", "started_at"))
+    ahead = (
+        lane.filter(status=RunStatus.QUEUED)
+        .filter(Q(created_at__lt=run.created_at) | Q(created_at=run.created_at, id__lt=run.pk))
+        .count()
+    )
+    mine = [r for r in running if r["project_id"] == run.project_id]
+    others = len(running) - len(mine)
+    waited = (now - run.created_at).total_seconds()
+    if mine:
+        reason = "project_busy"
+        message = f"Waits for this project's run #{mine[0]['id']} to finish (one at a time)."
+    elif others or ahead:
+        reason = "worker_busy"
+        parts = []
+        if others:
+            parts.append(f"the worker is busy with {_runs(others)} of other projects")
+        if ahead:
+            parts.append(f"{_runs(ahead)} {'is' if ahead == 1 else 'are'} ahead in line")
+        message = "Waits its turn: " + "; ".join(parts) + "."
+    elif waited > settings.LABELLOOP_WORKER_STALE_SECONDS:
+        reason = "no_worker"
+        message = (
+            f"No worker has picked it up in {round(waited)} s: "
+            "is a worker (manage.py worker) running?"
+        )
+    else:
+        reason = "starting"
+        message = "A worker picks it up in a moment."
+    return {
+        "reason": reason,
+        "position": ahead + 1,
+        "ahead": ahead,
+        "running_elsewhere": others,
+        "waited_seconds": round(waited),
+        "message": message,
+    }
+
+
+def _runs(count: int) -> str:
+    return f"{count} run" if count == 1 else f"{count} runs"

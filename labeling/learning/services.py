@@ -13,6 +13,7 @@ from django.db import transaction
 
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import Image, ImageStatus
+from labeling.learning import selectors
 from labeling.learning.backbones import backbone_newest
 from labeling.learning.models import (
     FOLLOW_UPS,
@@ -126,12 +127,7 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     )
     if busy.exists():
         return None
-    last = (
-        TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(trigger__in=[RunTrigger.ACTIVATION, *FOLLOW_UPS, *ORDERING_ONLY])
-        .values_list("labels_snapshot", flat=True)
-        .first()
-    ) or 0
+    last = selectors.last_round_snapshot(project=project)
     labeled = Image.objects.filter(project=project, status=ImageStatus.LABELED).count()
     if labeled - last < project.retrain_every:
         return None

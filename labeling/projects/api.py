@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import QueryDict
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
@@ -82,6 +82,9 @@ class ProjectSerializer(serializers.ModelSerializer):
         "images (FixMatch; about five times the training compute); off by default",
     )
     image_count = serializers.IntegerField(read_only=True)
+    labeled_count = serializers.SerializerMethodField(
+        help_text="images with a consensus label; in the project list only (null elsewhere)"
+    )
     role = serializers.SerializerMethodField()
     label_renames = serializers.ListField(
         child=serializers.ListField(child=serializers.CharField(), min_length=2, max_length=2),
@@ -111,11 +114,15 @@ class ProjectSerializer(serializers.ModelSerializer):
             "gold_alert_accuracy",
             "semi_supervised",
             "image_count",
+            "labeled_count",
             "role",
             "created_at",
             "updated_at",
         ]
         read_only_fields = ["id", "created_at", "updated_at"]
+
+    def get_labeled_count(self, project: Project) -> int | None:
+        return getattr(project, "labeled_count", None)
 
     def get_role(self, project: Project) -> str | None:
         return self.context.get("roles", {}).get(project.id)
@@ -151,7 +158,11 @@ class ProjectListView(APIView):
     @extend_schema(responses=ProjectSerializer(many=True), summary="List my projects")
     def get(self, request: Request) -> Response:
         projects = list(
-            selectors.project_list_for_user(user=request.user).annotate(image_count=Count("images"))
+            selectors.project_list_for_user(user=request.user).annotate(
+                image_count=Count("images"),
+                # "labeled": ImageStatus.LABELED (images is a higher app: named, not imported)
+                labeled_count=Count("images", filter=Q(images__status="labeled")),
+            )
         )
         context = {"roles": _roles_for(request, projects)}
         return Response(ProjectSerializer(projects, many=True, context=context).data)

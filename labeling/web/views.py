@@ -6,6 +6,8 @@ assets are served under ``/static/`` by whitenoise (``frontend/dist`` is a stati
 
 from __future__ import annotations
 
+import re
+
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils.html import json_script
@@ -25,6 +27,15 @@ Staff: <a href="/admin/">/admin/</a>.</p>
 """
 
 
+# The web UI's routes (frontend/src/main.tsx and the dashboard's tabs in
+# frontend/src/pages/dashboard/Dashboard.tsx). Any other path still gets the app, which shows
+# its "Page not found", but with a 404 status: a mistyped URL is not a page.
+DASHBOARD_TABS = "overview|review|model|images|upload|members|export|webhooks|settings"
+CLIENT_ROUTES = re.compile(
+    rf"^/(?:login|projects|projects/\d+(?:/label|/admin(?:/(?:{DASHBOARD_TABS}))?)?)?/?$"
+)
+
+
 @require_safe
 @never_cache  # index.html names the current hashed assets; a stale copy would load old ones
 @ensure_csrf_cookie  # the SPA reads the csrftoken cookie for its X-CSRFToken header
@@ -39,4 +50,5 @@ def spa_index(request: HttpRequest) -> HttpResponse:
     user = request.user
     me = {"username": user.username, "is_staff": user.is_staff} if user.is_authenticated else None
     html = html.replace("</head>", f"{json_script(me, 'labelloop-me')}</head>", 1)
-    return HttpResponse(html, content_type="text/html; charset=utf-8")
+    status = 200 if CLIENT_ROUTES.match(request.path) else 404
+    return HttpResponse(html, status=status, content_type="text/html; charset=utf-8")

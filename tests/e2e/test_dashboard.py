@@ -120,7 +120,7 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(
     screenshot(page, "dashboard-upload")
     assert Image.objects.filter(project=project).count() == 70 + 3
 
-    # Settings: change the retraining interval; see the members
+    # Settings: change the retraining interval
     tab(page, "Settings").click()
     page.get_by_label("Retrain every").fill("25")
     page.get_by_role("button", name="Save settings").click()
@@ -155,6 +155,8 @@ def test_admin_dashboard_overview_model_images_upload_and_settings(
     expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
     project.refresh_from_db()
     assert (project.retrain_every, project.labels[3]) == (30, "three")
+    # The members have their own tab.
+    tab(page, "Members").click()
     expect(page.get_by_label("Role of bob")).to_have_value("annotator")
 
 

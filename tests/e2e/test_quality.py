@@ -261,7 +261,10 @@ def test_admin_sets_consensus_and_gold_settings_as_percents(page, alice, project
     assert (project.consensus_method, project.gold_rate) == ("majority", pytest.approx(0.1))
     assert project.gold_alert_accuracy == pytest.approx(0.8)
 
-    # The reviewer role, with what it may do, in the member picker
+    # The reviewer role, with what it may do, in the member picker (the Members tab)
+    page.get_by_role("navigation", name="Dashboard sections").get_by_role(
+        "link", name="Members"
+    ).click()
     page.get_by_label("Username to add").fill("bob")
     page.locator("#m-role").select_option("reviewer")
     expect(page.locator("#m-role")).to_have_accessible_description(

@@ -85,14 +85,17 @@ def test_admin_retrains_watches_the_run_succeed_and_the_curve_gains_a_point(
     # One point makes no band: its interval shows as a bar through the point.
     expect(page.get_by_test_id("learning-curve")).to_have_attribute("data-interval", "bar")
     expect(page.get_by_test_id("active-model")).to_contain_text("Active model v1")
-    # How far to trust the accuracy: the labels it was measured on (10% of 100) and its
-    # 95% interval, which is wide on ten.
+    # How far to trust the accuracy: led by its 95% interval, which is wide on ten labels (10%
+    # of 100), with the labels it was measured on and a warning that they are few.
     version = ModelVersion.objects.get(project=project, number=1)
     held_out = version.metrics["n_val"]
     assert held_out == 10
     expect(page.get_by_test_id("active-model")).to_contain_text(
-        re.compile(rf"on {held_out} held-out labels \(95% interval \d+%\u2013\d+%\)")
+        re.compile(
+            rf"accuracy likely \d+\u2013\d+% \(measured [\d.]+% on {held_out} held-out labels\)"
+        )
     )
+    expect(page.get_by_test_id("few-held-out")).to_contain_text(f"Only {held_out} held-out labels")
     expect(page.get_by_role("row", name=re.compile(r"^v1"))).to_contain_text(str(held_out))
     screenshot(page, "dashboard-model-trained")
 

@@ -14,6 +14,8 @@ export function Stage({
   suggestions,
   labeledCount,
   pending,
+  zoom = 1,
+  contrast = false,
 }: {
   task: QueueTask | null;
   classes: Classes;
@@ -21,6 +23,8 @@ export function Stage({
   suggestions: boolean;
   labeledCount: number;
   pending: number;
+  zoom?: number; // the view's magnification (the image centred, its edges cut)
+  contrast?: boolean; // the view's stronger contrast
 }) {
   if (!queue || !task) return <NoTask queue={queue} labeledCount={labeledCount} pending={pending} />;
   const suggested = task.suggestion ? currentName(task.suggestion, classes) : null;
@@ -34,6 +38,7 @@ export function Stage({
             src={task.src}
             alt={`Image ${task.image} to label`}
             className={small ? "pixelated" : undefined}
+            style={zoom !== 1 || contrast ? { transform: `scale(${zoom})`, filter: contrast ? "contrast(1.8)" : undefined } : undefined}
             data-image-id={task.image}
             draggable={false}
           />

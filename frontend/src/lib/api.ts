@@ -195,12 +195,15 @@ export interface Project {
   // Rounds also learn from a sample of the unlabeled pool (issue 25); absent on a server from before it.
   semi_supervised?: boolean;
   image_count: number;
+  labeled_count?: number | null; // in the project list only
   role: Role | null;
+  created_at?: string;
 }
 
 export interface Task {
   image: number;
   file_url: string;
+  name?: string; // the file name it was uploaded as
   lease_expires: string;
   suggestion: string | null;
   exploration: boolean;
@@ -276,6 +279,7 @@ export interface Stats {
     accuracy_interval?: [number, number] | null;
   } | null;
   uncertainty_histogram?: unknown; // [{from, to, images}]; other shapes are read too
+  next_round?: { every: number; labels_until: number } | null; // null: automatic rounds off
   runs_in_progress?: number;
 }
 
@@ -295,6 +299,15 @@ export interface TrainingRun {
   started_at: string | null;
   finished_at: string | null;
   model_version: number | null;
+  // A queued run: why it waits (its place in the lane's line, what runs); null otherwise.
+  wait?: {
+    reason: "project_busy" | "worker_busy" | "no_worker" | "starting";
+    position: number;
+    ahead: number;
+    running_elsewhere: number;
+    waited_seconds: number;
+    message: string;
+  } | null;
 }
 
 export interface ModelVersion {
@@ -307,8 +320,7 @@ export interface ModelVersion {
     classes?: string[] | null; // the model's classes, the confusion matrix's order
     ece?: number | null;
     n_val?: number | null; // the held-out labels the accuracy was measured on
-    trained?: string | null; // on a backbone: "head on frozen backbone features" or "fine-tuned"
-    base_version?: number | null; // a fine-tune: the version it started from
+    trained?: string | null; base_version?: number | null; // a head, or fine-tuned from v...
   } | null;
   labels_used: number | null;
   created_at: string;

@@ -26,7 +26,10 @@ Chart.register(
 );
 Chart.defaults.font.family =
   'system-ui, -apple-system, "Segoe UI", Roboto, "Helvetica Neue", Arial, sans-serif';
-Chart.defaults.color = "#334155";
+// Text and grid lines follow the theme (the page's dark theme follows the system setting).
+const dark = typeof window !== "undefined" && window.matchMedia?.("(prefers-color-scheme: dark)").matches;
+Chart.defaults.color = dark ? "#cbd5e1" : "#334155";
+Chart.defaults.borderColor = dark ? "rgba(203, 213, 225, 0.18)" : "rgba(0, 0, 0, 0.1)";
 Chart.defaults.maintainAspectRatio = false;
 Chart.defaults.animation = false; // dashboards refresh often; motion only distracts
 

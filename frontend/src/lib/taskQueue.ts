@@ -158,10 +158,9 @@ export class TaskQueue {
     this.loading = false;
     const have = new Set(this.tasks.map((task) => task.image));
     const fresh = got.filter((task) => !have.has(task.image) && !this.options.isHandled(task.image));
-    for (const task of fresh.filter((t) => this.skipped.has(t.image))) {
-      // Skipped earlier and handed out again: give it back once more.
-      this.options.source.release(task.image).catch(() => {});
-    }
+    // A skip sticks on the server (it does not hand the image to this annotator again), so a
+    // skipped image here came from a refill that raced its release: dropped, not released
+    // again (that was the skip loop of issue 28: 9 releases of one image over 30 labels).
     const usable = fresh.filter((task) => !this.skipped.has(task.image));
     for (const task of usable) this.add(task);
     this.exhausted = this.tasks.length === 0;

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import random
 import uuid
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
-from labeling.annotations.models import Annotation, AnnotationSource
+from labeling.annotations.lease_log import SKIP_HOLD_SECONDS
+from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
 from labeling.images.models import Image, ImageStatus
 from labeling.projects.models import Membership, Role
 from tests.factories import ImageFactory, ProjectFactory, UserFactory
@@ -21,7 +24,15 @@ def test_next_tasks_come_best_first_with_everything_the_ui_needs(bob, as_user, p
     by_priority = sorted(images, key=lambda i: -i.priority)
     assert [t["image"] for t in tasks] == [i.id for i in by_priority[:3]]
     first = tasks[0]
-    assert set(first) == {"image", "file_url", "lease_expires", "suggestion", "exploration"}
+    assert set(first) == {
+        "image",
+        "file_url",
+        "lease_expires",
+        "suggestion",
+        "exploration",
+        "name",
+    }
+    assert first["name"] == by_priority[0].original_name  # the annotator's context strip
     assert first["file_url"] == f"/api/images/{first['image']}/file/"
     assert first["suggestion"] is None and first["exploration"] is False
 
@@ -57,6 +68,46 @@ def test_release_gives_the_image_back_at_once(bob, carol, as_user, project, imag
     response = as_user(bob).post(f"/api/tasks/{task['image']}/release/")
     assert response.status_code == 409
     assert response.json()["error"]["code"] == "no_lease"
+
+
+def test_a_skip_sticks_the_skipped_image_is_not_served_again_to_whoever_skipped_it(
+    bob, carol, as_user, project, images
+):
+    """Before: the best-ranked image came straight back after a skip, and the annotator's
+    browser released it again (issue 28: 9 releases of one image over 30 labels)."""
+    client = as_user(bob)
+    (best,) = next_tasks(client, project)
+    assert client.post(f"/api/tasks/{best['image']}/release/").status_code == 204
+    again = [t["image"] for t in next_tasks(client, project, count=9)]
+    assert best["image"] not in again and len(again) == 9
+    log = LeaseLog.objects.get(image_id=best["image"], user=bob)
+    assert log.skipped and log.ended_at is not None
+    # Everyone else gets it at once, and it is best for them.
+    assert next_tasks(as_user(carol), project)[0]["image"] == best["image"]
+
+
+def test_a_skip_holds_for_eight_hours_then_the_image_comes_back(bob, as_user, project, images):
+    client = as_user(bob)
+    (best,) = next_tasks(client, project)
+    client.post(f"/api/tasks/{best['image']}/release/")
+    assert next_tasks(client, project)[0]["image"] != best["image"]
+    expire_leases([i.id for i in images])
+    LeaseLog.objects.filter(user=bob, skipped=True).update(
+        ended_at=timezone.now() - timedelta(seconds=SKIP_HOLD_SECONDS + 1)
+    )
+    assert SKIP_HOLD_SECONDS == 8 * 3600
+    assert next_tasks(client, project)[0]["image"] == best["image"]
+
+
+def test_a_release_that_is_not_a_skip_only_gives_the_lease_back(bob, as_user, project, images):
+    client = as_user(bob)
+    (best,) = next_tasks(client, project)
+    response = client.post(f"/api/tasks/{best['image']}/release/", {"skip": False}, format="json")
+    assert response.status_code == 204
+    assert next_tasks(client, project)[0]["image"] == best["image"]
+    refused = client.post(f"/api/tasks/{best['image']}/release/", {"skip": "yes"}, format="json")
+    assert refused.status_code == 400
+    assert "skip" in refused.json()["error"]["details"]
 
 
 def test_the_queue_is_empty_when_everything_is_labeled(bob, as_user, project):

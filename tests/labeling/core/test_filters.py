@@ -23,9 +23,15 @@ def test_an_unknown_ordering_is_a_400_naming_the_allowed_values(as_user, alice, 
     assert response.status_code == 400, response.content[:300]
     error = response.json()["error"]
     assert error["code"] == "invalid_parameter"
-    assert "id, created_at, priority, confidence" in error["message"]
+    assert "id, created_at, priority, confidence, uncertainty" in error["message"]
     assert error["details"]["parameter"] == "ordering"
-    assert error["details"]["choices"] == ["id", "created_at", "priority", "confidence"]
+    assert error["details"]["choices"] == [
+        "id",
+        "created_at",
+        "priority",
+        "confidence",
+        "uncertainty",
+    ]
 
 
 def test_known_orderings_still_sort(as_user, alice, project):
@@ -43,3 +49,4 @@ def test_the_schema_lists_the_orderings():
     parameters = schema["paths"]["/api/projects/{project_id}/images/"]["get"]["parameters"]
     ordering = next(p for p in parameters if p["name"] == "ordering")
     assert "-confidence" in ordering["schema"]["enum"]
+    assert "-uncertainty" in ordering["schema"]["enum"]

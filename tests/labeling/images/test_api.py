@@ -134,3 +134,48 @@ def test_stats_count_images_classes_and_annotators(bob, alice, as_user, project)
     assert body["annotators"] == [
         {"username": "bob", "annotations": 1, "last_hour": 1, "last_24h": 1}
     ]
+
+
+def test_most_uncertain_first_follows_the_score_not_the_queue_priority(bob, as_user, project):
+    """The diverse strategy's queue priority is not the uncertainty: "most uncertain first"
+    must sort by the uncertainty itself, across cursor pages, and leave out unscored images."""
+    made = [
+        ImageFactory(project=project, uncertainty=u, priority=p)
+        for u, p in [(0.505, 9.0), (0.9, 1.0), (0.7, 5.0), (None, 8.0), (0.61, 2.0), (0.2, 7.0)]
+    ]
+    client, seen = as_user(bob), []
+    url = f"/api/projects/{project.id}/images/?ordering=-uncertainty&page_size=2&with_count=true"
+    first = client.get(url).json()
+    assert first["count"] == 5  # the scored ones
+    body = first
+    while True:
+        seen += [row["uncertainty"] for row in body["results"]]
+        if not body["next"]:
+            break
+        body = client.get(body["next"]).json()
+        assert "count" not in body  # counted once, on the first page
+    assert seen == [0.9, 0.7, 0.61, 0.505, 0.2]
+    assert made[3].id not in seen
+
+
+def test_images_are_found_by_file_name_or_id_and_counted(bob, as_user, project):
+    cat = ImageFactory(project=project, original_name="Holiday/CAT-01.png")
+    dog = ImageFactory(project=project, original_name="dog.png")
+    client = as_user(bob)
+
+    def found(term: str) -> tuple[set[int], int]:
+        response = client.get(
+            f"/api/projects/{project.id}/images/", {"search": term, "with_count": "true"}
+        )
+        assert response.status_code == 200, response.content
+        body = response.json()
+        return {row["id"] for row in body["results"]}, body["count"]
+
+    assert found("cat-0") == ({cat.id}, 1)
+    assert found(str(dog.id)) == ({dog.id}, 1)
+    assert found(".PNG") == ({cat.id, dog.id}, 2)
+    assert found("zebra") == (set(), 0)
+    assert "count" not in client.get(f"/api/projects/{project.id}/images/").json()
+    refused = client.get(f"/api/projects/{project.id}/images/?with_count=perhaps")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["details"] == {"parameter": "with_count"}

@@ -176,3 +176,13 @@ def test_adding_a_member_does_not_tell_an_unknown_username_from_a_disabled_accou
     bodies = {name: r.content.decode().replace(name, "NAME") for name, r in answers.items()}
     assert bodies["gone"] == bodies["ghost"]
     assert not Membership.objects.filter(project=project, user__username="gone").exists()
+
+
+def test_the_project_list_says_how_many_images_are_labeled(bob, as_user, project):
+    from tests.factories import ImageFactory
+
+    ImageFactory.create_batch(3, project=project)
+    ImageFactory.create_batch(2, project=project, status="labeled", consensus_label="1")
+    (listed,) = as_user(bob).get("/api/projects/").json()
+    assert (listed["image_count"], listed["labeled_count"]) == (5, 2)
+    assert as_user(bob).get(f"/api/projects/{project.id}/").json()["labeled_count"] is None

@@ -29,11 +29,23 @@ def not_built(settings, tmp_path):
 
 
 @pytest.mark.parametrize(
-    "path", ["/", "/login", "/projects/1/label", "/projects/7/admin/model", "/anything/else"]
+    "path,status",
+    [
+        ("/", 200),
+        ("/login", 200),
+        ("/projects/1/label", 200),
+        ("/projects/7/admin", 200),
+        ("/projects/7/admin/model", 200),
+        ("/projects/7/admin/webhooks/", 200),
+        # Unknown URLs get the app (it says "Page not found") with a 404, not a silent 200.
+        ("/projects/7/admin/nonsense", 404),
+        ("/projects/7/labels", 404),
+        ("/anything/else", 404),
+    ],
 )
-def test_client_routes_get_the_app_with_a_csrf_cookie(built, path):
+def test_client_routes_get_the_app_with_a_csrf_cookie(built, path, status):
     response = Client().get(path)
-    assert response.status_code == 200
+    assert response.status_code == status
     assert response["Content-Type"].startswith("text/html")
     assert '<div id="root">' in response.content.decode()
     assert "csrftoken" in response.cookies

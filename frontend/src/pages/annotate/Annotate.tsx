@@ -16,6 +16,7 @@ import { canLabel, type Project } from "../../lib/api";
 import { currentName } from "../../lib/classChanges";
 import { classKeys } from "../../lib/hotkeys";
 import type { Outbox } from "../../lib/outbox";
+import { ContextStrip, type View } from "./ContextStrip";
 import { ClassButtons, Commands, Counters, DroppedLabels, OutboxNotes } from "./Panel";
 import { useAnnotatorKeys } from "./useAnnotatorKeys";
 import { useClassChange } from "./useClassChange";
@@ -68,6 +69,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
   const outbox = useOutbox();
   useOutboxVersion(outbox);
   const [status, setStatus] = useState("");
+  const [view, setView] = useState<View>({ zoom: 1, contrast: false });
   const session = useSessionCount(project.id);
   const keys = useMemo(() => classKeys(project.labels), [project.labels]);
   const suggestions = project.show_suggestions === true;
@@ -96,11 +98,12 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     <section className="annotate" aria-label={`Label images of ${project.name}`}>
       <div className="annotate-main">
         <header className="annotate-head">
-          <h1>{project.name}</h1>
+          <h1><bdi>{project.name}</bdi></h1>
           <Link to="/" className="small">
             All projects
           </Link>
         </header>
+        <ContextStrip project={project} task={current} view={view} setView={setView} />
         <Stage
           task={current}
           classes={classes}
@@ -108,6 +111,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
           suggestions={suggestions}
           labeledCount={session.count}
           pending={pending}
+          zoom={view.zoom} contrast={view.contrast}
         />
       </div>
 

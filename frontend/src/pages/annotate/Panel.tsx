@@ -149,8 +149,8 @@ export function Counters({
           </span>
         </dd>
       </div>
-      <div>
-        <dt>Ready</dt>
+      <div title="Images leased to you and already loaded: they show the moment you press a key">
+        <dt>Ready (loaded ahead)</dt>
         <dd data-testid="ready-count">{ready}</dd>
       </div>
     </dl>

@@ -58,7 +58,7 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
             <Options values={project.labels} />
           </select>
           <button type="submit" className="btn" disabled={!resolveTo}>
-            Resolve
+            {img.consensus_label ? "Override the label" : "Label it"}
           </button>
         </div>
         {message && <p role="status">{message}</p>}
@@ -125,7 +125,9 @@ function Facts({ img }: { img: ImageDetail }) {
   return (
     <dl className="facts">
       <dt>File</dt>
-      <dd title={img.original_name}>{img.original_name}</dd>
+      <dd title={img.original_name}>
+        <bdi>{img.original_name}</bdi>
+      </dd>
       <dt>Size</dt>
       <dd>
         {img.width}×{img.height}px · {img.format} · {(img.size_bytes / 1024).toFixed(1)} KiB

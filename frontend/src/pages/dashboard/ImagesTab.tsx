@@ -1,7 +1,9 @@
-// Image browser: thumbnails with filters, and a detail panel (annotations, prediction,
-// resolving a disagreement).
+// Image browser: thumbnails with filters (kept in the URL: a reload or a shared link shows the
+// same images), a match count, search by file name or id, arrow-key navigation, and a detail
+// panel (annotations, prediction, setting the label).
 
-import { useCallback, useEffect, useRef, useState } from "react";
+import { type KeyboardEvent, useCallback, useEffect, useRef, useState } from "react";
+import { useSearchParams } from "react-router";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { Options } from "../../components/Options";
@@ -21,70 +23,113 @@ const SHOW_OPTIONS: { value: Show; title: string }[] = [
 ];
 
 const PAGE = 60; // thumbnails per page
+const SEARCH_DELAY_MS = 300; // typing pauses this long before the search runs
 
-function query(show: Show, predicted: string, label: string): URLSearchParams {
-  const params = new URLSearchParams({ page_size: String(PAGE) });
-  if (show === "unlabeled") {
+export interface Filters {
+  show: Show;
+  predicted: string;
+  label: string;
+  search: string;
+}
+
+export function query({ show, predicted, label, search }: Filters): URLSearchParams {
+  const params = new URLSearchParams({ page_size: String(PAGE), with_count: "true" });
+  if (show === "unlabeled" || show === "uncertain") {
     params.append("status", "unlabeled");
     params.append("status", "partial");
-  } else if (show === "labeled") {
+  } else if (show === "labeled" || show === "model_disagrees") {
     params.append("status", "labeled");
-  } else if (show === "model_disagrees") {
-    // Likely label errors: the active model predicts another class than the consensus,
-    // its most confident disagreements first.
-    params.append("status", "labeled");
-    params.set("model_disagrees", "true");
-    params.set("ordering", "-confidence");
   } else if (show === "disputed") {
     params.append("status", "disputed");
   } else if (show === "disagreement") {
     params.set("disagreement", "true");
+  }
+  if (show === "model_disagrees") {
+    // Likely label errors: the model predicts another class, its surest disagreements first.
+    params.set("model_disagrees", "true");
+    params.set("ordering", "-confidence");
   } else if (show === "uncertain") {
-    // The queue's order is the acquisition score: the most informative images first.
-    params.append("status", "unlabeled");
-    params.append("status", "partial");
-    params.set("ordering", "-priority");
+    // By the model's uncertainty itself (the queue's priority mixes in diversity).
+    params.set("ordering", "-uncertainty");
   }
   if (predicted) params.set("predicted", predicted);
   if (label) params.set("label", label);
+  if (search.trim()) params.set("search", search.trim());
   return params;
 }
 
-export function ImagesTab({ project }: { project: Project }) {
-  const [show, setShow] = useState<Show>("all");
-  const [predicted, setPredicted] = useState("");
-  const [label, setLabel] = useState("");
+/** The filters as the URL has them (?show=&predicted=&label=&q=&image=). */
+function useUrlFilters() {
+  const [params, setParams] = useSearchParams();
+  const shown = params.get("show") as Show | null;
+  const filters: Filters = {
+    show: SHOW_OPTIONS.some((o) => o.value === shown) ? (shown as Show) : "all",
+    predicted: params.get("predicted") ?? "",
+    label: params.get("label") ?? "",
+    search: params.get("q") ?? "",
+  };
+  const selected = Number(params.get("image")) || null;
+  const set = useCallback(
+    (changes: Record<string, string | null>) =>
+      setParams(
+        (old) => {
+          const next = new URLSearchParams(old);
+          for (const [key, value] of Object.entries(changes)) {
+            if (value) next.set(key, value);
+            else next.delete(key);
+          }
+          return next;
+        },
+        { replace: true },
+      ),
+    [setParams],
+  );
+  return { filters, selected, set };
+}
+
+function useImagePages(projectId: number, filters: Filters) {
   const [images, setImages] = useState<ImageRow[]>([]);
   const [next, setNext] = useState<string | null>(null);
+  const [count, setCount] = useState<number | null>(null);
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
-  const [selected, setSelected] = useState<number | null>(null);
-
   // Each fetch's number: a slow answer to an older filter must not overwrite a newer one.
   const latest = useRef(0);
-  const fetchPage = useCallback(
-    async (url: string, append: boolean) => {
-      const mine = ++latest.current;
-      setLoading(true);
-      try {
-        const page = await api<Page<ImageRow>>(url);
-        if (mine !== latest.current) return;
-        setImages((old) => (append ? [...old, ...page.results] : page.results));
-        setNext(page.next);
-        setError(null);
-      } catch (caught) {
-        if (mine === latest.current) setError(asApiError(caught));
-      } finally {
-        if (mine === latest.current) setLoading(false);
-      }
-    },
-    [],
-  );
-
+  const fetchPage = useCallback(async (url: string, append: boolean) => {
+    const mine = ++latest.current;
+    setLoading(true);
+    try {
+      const page = await api<Page<ImageRow> & { count?: number }>(url);
+      if (mine !== latest.current) return;
+      setImages((old) => (append ? [...old, ...page.results] : page.results));
+      setNext(page.next);
+      if (!append) setCount(page.count ?? null);
+      setError(null);
+    } catch (caught) {
+      if (mine === latest.current) setError(asApiError(caught));
+    } finally {
+      if (mine === latest.current) setLoading(false);
+    }
+  }, []);
+  const key = query(filters).toString();
   useEffect(() => {
-    setSelected(null);
-    void fetchPage(`/api/projects/${project.id}/images/?${query(show, predicted, label)}`, false);
-  }, [project.id, show, predicted, label, fetchPage]);
+    void fetchPage(`/api/projects/${projectId}/images/?${key}`, false);
+  }, [projectId, key, fetchPage]);
+  return { images, next, count, loading, error, more: () => next && fetchPage(next, true) };
+}
+
+export function ImagesTab({ project }: { project: Project }) {
+  const { filters, selected, set } = useUrlFilters();
+  const pages = useImagePages(project.id, filters);
+  const { images, loading, error, count } = pages;
+  const select = (id: number | null) => set({ image: id === null ? null : String(id) });
+  const detail = useRef<HTMLElement>(null);
+  // On a phone the details are under the grid: a tap brings them into view.
+  const showDetail = (id: number) => {
+    select(id);
+    if (window.matchMedia("(max-width: 720px)").matches) detail.current?.scrollIntoView({ block: "start" });
+  };
+  const change = (key: string, value: string) => set({ [key]: value, image: null });
 
   return (
     <div className="browser">
@@ -92,7 +137,7 @@ export function ImagesTab({ project }: { project: Project }) {
         <form className="filters" role="search" aria-label="Filter images" onSubmit={(e) => e.preventDefault()}>
           <label>
             Show
-            <select value={show} onChange={(e) => setShow(e.target.value as Show)}>
+            <select value={filters.show} onChange={(e) => change("show", e.target.value === "all" ? "" : e.target.value)}>
               {SHOW_OPTIONS.map((o) => (
                 <option key={o.value} value={o.value}>
                   {o.title}
@@ -100,19 +145,24 @@ export function ImagesTab({ project }: { project: Project }) {
               ))}
             </select>
           </label>
-          <ClassFilter title="Predicted class" labels={project.labels} value={predicted} onChange={setPredicted} />
-          <ClassFilter title="Label" labels={project.labels} value={label} onChange={setLabel} />
+          <ClassFilter title="Predicted class" labels={project.labels} value={filters.predicted} onChange={(v) => change("predicted", v)} />
+          <ClassFilter title="Label" labels={project.labels} value={filters.label} onChange={(v) => change("label", v)} />
+          <SearchBox value={filters.search} onChange={(v) => change("q", v)} />
         </form>
+        <p className="muted small" role="status" data-testid="match-count">
+          {count === null ? "" : `${count.toLocaleString()} image${count === 1 ? "" : "s"} match`}
+          {images.length > 0 && " · ←/→ move between images"}
+        </p>
         {error && <ErrorNote error={error} />}
         {!loading && images.length === 0 && !error && <p className="muted">No images match.</p>}
-        <Thumbs images={images} selected={selected} onSelect={setSelected} loading={loading} />
-        {next && (
-          <button type="button" className="btn" onClick={() => fetchPage(next, true)} disabled={loading}>
+        <Thumbs images={images} selected={selected} onSelect={select} onPick={showDetail} loading={loading} />
+        {pages.next && (
+          <button type="button" className="btn" onClick={() => void pages.more()} disabled={loading}>
             {loading ? "Loading…" : "Load more"}
           </button>
         )}
       </div>
-      <aside className="card detail" aria-label="Image details">
+      <aside className="card detail" aria-label="Image details" ref={detail}>
         {selected === null ? (
           <p className="muted">Choose an image to see its labels and the model’s prediction.</p>
         ) : (
@@ -120,6 +170,26 @@ export function ImagesTab({ project }: { project: Project }) {
         )}
       </aside>
     </div>
+  );
+}
+
+/** Search by file name or id; the URL changes once typing pauses. */
+function SearchBox({ value, onChange }: { value: string; onChange: (value: string) => void }) {
+  const [text, setText] = useState(value);
+  const latest = useRef(onChange);
+  useEffect(() => {
+    latest.current = onChange;
+  });
+  useEffect(() => {
+    if (text === value) return;
+    const timer = window.setTimeout(() => latest.current(text), SEARCH_DELAY_MS);
+    return () => window.clearTimeout(timer);
+  }, [text, value]);
+  return (
+    <label>
+      Search
+      <input type="search" value={text} onChange={(e) => setText(e.target.value)} placeholder="file name or id" />
+    </label>
   );
 }
 
@@ -146,26 +216,42 @@ function ClassFilter({
   );
 }
 
+// Keys that move the selection in the grid, by how many places.
+const MOVES: Record<string, number> = { ArrowRight: 1, ArrowDown: 1, j: 1, ArrowLeft: -1, ArrowUp: -1, k: -1 };
+
 function Thumbs({
   images,
   selected,
   onSelect,
+  onPick,
   loading,
 }: {
   images: ImageRow[];
   selected: number | null;
-  onSelect: (id: number) => void;
+  onSelect: (id: number) => void; // the arrow keys
+  onPick: (id: number) => void; // a click or tap
   loading: boolean;
 }) {
+  const list = useRef<HTMLUListElement>(null);
+  function onKeyDown(event: KeyboardEvent) {
+    const step = MOVES[event.key];
+    if (!step || images.length === 0) return;
+    event.preventDefault();
+    const at = images.findIndex((img) => img.id === selected);
+    const to = Math.min(images.length - 1, Math.max(0, at < 0 ? 0 : at + step));
+    onSelect(images[to].id);
+    list.current?.querySelectorAll<HTMLButtonElement>("button.thumb")[to]?.focus();
+  }
   return (
-    <ul className="thumbs" aria-label="Images" aria-busy={loading}>
+    <ul className="thumbs" aria-label="Images" aria-busy={loading} ref={list} onKeyDown={onKeyDown}>
       {images.map((img) => (
         <li key={img.id}>
           <button
             type="button"
             className={`thumb${selected === img.id ? " selected" : ""}`}
-            onClick={() => onSelect(img.id)}
+            onClick={() => onPick(img.id)}
             aria-pressed={selected === img.id}
+            data-uncertainty={img.uncertainty ?? ""}
             aria-label={`Image ${img.id}, ${img.status}${img.consensus_label ? `, label ${img.consensus_label}` : ""}${img.predicted_label ? `, predicted ${img.predicted_label}` : ""}`}
           >
             <img
@@ -175,8 +261,13 @@ function Thumbs({
               className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
             />
             <span className={`thumb-tag status-${img.status}`}>
-              {img.consensus_label ?? img.status}
+              <bdi>{img.consensus_label ?? img.status}</bdi>
             </span>
+            {img.predicted_label && (
+              <span className="thumb-pred" data-testid="thumb-predicted" title="the model’s prediction">
+                → <bdi>{img.predicted_label}</bdi>
+              </span>
+            )}
           </button>
         </li>
       ))}

@@ -19,7 +19,7 @@ export function OverviewTab({ project }: { project: Project }) {
   const s = stats.data;
   return (
     <div className="grid-2">
-      <StatusCard s={s} />
+      <StatusCard s={s} oneLabelEach={project.annotations_per_image === 1} />
       <ClassBalance s={s} classes={project.labels} />
       <Annotators s={s} />
       <Agreement s={s} classes={project.labels} oneLabelEach={project.annotations_per_image === 1} />
@@ -28,8 +28,12 @@ export function OverviewTab({ project }: { project: Project }) {
   );
 }
 
-function StatusCard({ s }: { s: Stats }) {
+function StatusCard({ s, oneLabelEach }: { s: Stats; oneLabelEach: boolean }) {
   const byStatus = s.images.by_status;
+  // With one label per image no image is ever partial or disputed: the legend leaves them out.
+  const statuses = STATUS_ORDER.filter(
+    (k) => !oneLabelEach || k === "unlabeled" || k === "labeled" || (byStatus[k] ?? 0) > 0,
+  );
   const labeled = byStatus.labeled ?? 0;
   return (
     <section className="card" aria-labelledby="status-title">
@@ -53,14 +57,14 @@ function StatusCard({ s }: { s: Stats }) {
       </dl>
       <div className="chart chart-small">
         <Doughnut
-          aria-label={`Images by status: ${STATUS_ORDER.map((k) => `${k} ${byStatus[k] ?? 0}`).join(", ")}`}
+          aria-label={`Images by status: ${statuses.map((k) => `${k} ${byStatus[k] ?? 0}`).join(", ")}`}
           role="img"
           data={{
-            labels: STATUS_ORDER.map((k) => k),
+            labels: [...statuses],
             datasets: [
               {
-                data: STATUS_ORDER.map((k) => byStatus[k] ?? 0),
-                backgroundColor: STATUS_ORDER.map((k) => STATUS_COLORS[k]),
+                data: statuses.map((k) => byStatus[k] ?? 0),
+                backgroundColor: statuses.map((k) => STATUS_COLORS[k]),
               },
             ],
           }}
@@ -137,13 +141,22 @@ function Annotators({ s }: { s: Stats }) {
 }
 
 function Agreement({ s, classes, oneLabelEach }: { s: Stats; classes: string[]; oneLabelEach: boolean }) {
+  if (oneLabelEach) {
+    // One label per image agrees with itself: a chart of 100% bars would say nothing.
+    return (
+      <section className="card" aria-labelledby="agreement-title">
+        <h2 id="agreement-title">Agreement per class</h2>
+        <p className="muted" data-testid="agreement-none">
+          Each image gets one label in this project, so there is no agreement to measure. Ask for
+          two or more labels per image (Settings) to see where annotators disagree.
+        </p>
+      </section>
+    );
+  }
   return (
     <section className="card" aria-labelledby="agreement-title">
       <h2 id="agreement-title">Agreement per class</h2>
-      <p className="muted small">
-        Mean share of annotators who gave the consensus label
-        {oneLabelEach ? " (one label per image: always 100%)" : ""}.
-      </p>
+      <p className="muted small">Mean share of annotators who gave the consensus label.</p>
       <div className="chart">
         <Bar
           aria-label={`Agreement per class: ${classes.map((c) => `${c} ${percent(s.agreement.per_class[c])}`).join(", ")}`}

@@ -6,7 +6,6 @@ import { ErrorNote } from "../../components/ErrorNote";
 import { Field } from "../../components/Field";
 import { api, type ApiError, asApiError, type Project } from "../../lib/api";
 import { fromPercentField, toPercentField } from "./quality";
-import { Members } from "./Members";
 import { RenameClass } from "./RenameClass";
 
 const STRATEGIES: { value: string; title: string }[] = [
@@ -124,7 +123,6 @@ export function SettingsTab({ project, onSaved }: { project: Project; onSaved: (
   return (
     <div className="grid-2">
       <ProjectSettings project={project} onSaved={onSaved} />
-      <Members project={project} />
     </div>
   );
 }

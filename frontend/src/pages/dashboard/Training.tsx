@@ -4,7 +4,7 @@
 
 import { ErrorNote } from "../../components/ErrorNote";
 import type { ApiError, ModelVersion, Project, Stats, TrainingRun } from "../../lib/api";
-import { heldOut, laneName, pct, runKind } from "./format";
+import { accuracyRange, FEW_HELD_OUT, heldOut, laneName, pct, runKind } from "./format";
 import { ACTIVE } from "./useModel";
 
 export function TrainingCard({
@@ -32,21 +32,7 @@ export function TrainingCard({
     <section className="card" aria-labelledby="train-title">
       <h2 id="train-title">Training</h2>
       {error && <ErrorNote error={error} />}
-      <p data-testid="active-model">
-        {active ? (
-          <>
-            Active model <strong>v{active.number}</strong>: accuracy{" "}
-            <strong>{pct(active.metrics?.accuracy)}</strong>{" "}
-            {heldOut(activeStats?.val_images ?? active.metrics?.n_val, activeStats?.accuracy_interval)}
-            {active.metrics?.ece !== undefined && active.metrics?.ece !== null
-              ? `, calibration error ${active.metrics.ece.toFixed(3)}`
-              : ""}
-            , trained on {active.labels_used?.toLocaleString() ?? "?"} labels.
-          </>
-        ) : (
-          <>No model yet.</>
-        )}
-      </p>
+      <ActiveModel active={active} activeStats={activeStats} />
       {trainingAvailable === false ? (
         <p className="muted">Training is not available on this server yet.</p>
       ) : (
@@ -78,6 +64,46 @@ export function TrainingCard({
   );
 }
 
+/** The active model, led by the range its accuracy is likely in (a point figure on a handful
+ * of held-out labels misleads), with a warning while the held-out set is small. */
+function ActiveModel({
+  active,
+  activeStats,
+}: {
+  active: ModelVersion | null;
+  activeStats: Stats["active_model"] | null;
+}) {
+  if (!active) return <p data-testid="active-model">No model yet.</p>;
+  const accuracy = active.metrics?.accuracy;
+  const n = activeStats?.val_images ?? active.metrics?.n_val ?? null;
+  const range = accuracyRange(accuracy, n, activeStats?.accuracy_interval);
+  return (
+    <>
+      <p data-testid="active-model">
+        Active model <strong>v{active.number}</strong>:{" "}
+        {range ? (
+          <>
+            accuracy likely <strong data-testid="accuracy-range">{range}</strong> (measured{" "}
+            {pct(accuracy)} {heldOut(n)})
+          </>
+        ) : (
+          <>accuracy {pct(accuracy)} {heldOut(n)}</>
+        )}
+        {active.metrics?.ece !== undefined && active.metrics?.ece !== null
+          ? `, calibration error ${active.metrics.ece.toFixed(3)}`
+          : ""}
+        , trained on {active.labels_used?.toLocaleString() ?? "?"} labels.
+      </p>
+      {n !== null && n < FEW_HELD_OUT && (
+        <p className="note note-warn" data-testid="few-held-out">
+          Only {n} held-out label{n === 1 ? "" : "s"}: the accuracy can be far off. It firms up as
+          more labels come from the random exploration slice (aim for {FEW_HELD_OUT} or more).
+        </p>
+      )}
+    </>
+  );
+}
+
 /** A run's status, stage and progress; `testId` prefixes the test ids ("run": the round's). */
 export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?: string }) {
   const progress = Math.max(0, Math.min(1, run.progress ?? 0));
@@ -94,6 +120,11 @@ export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?
         <progress max={100} value={percent} aria-label={`${laneName(run.lane)} progress, ${run.stage ?? run.status}`}>
           {percent}%
         </progress>
+      )}
+      {run.status === "queued" && run.wait && (
+        <p className="small" data-testid={`${testId}-wait`} data-reason={run.wait.reason}>
+          {run.wait.message} (place in line: {run.wait.position})
+        </p>
       )}
       {run.status === "failed" && run.error && (
         <p className="form-error" role="alert">

@@ -35,3 +35,27 @@ export function runKind(trigger: string | null | undefined): string {
 export function laneName(lane: string | null | undefined): string {
   return lane === "background" ? "Backbone run" : "Round";
 }
+
+// Below this many held-out labels an accuracy can be off by 20 points or more: the model tab
+// says so beside it (a 95% interval on 30 labels at 90% spans about 74–97%).
+export const FEW_HELD_OUT = 30;
+
+/** The 95% Wilson score interval of `accuracy` measured on `n` labels. */
+export function wilson(accuracy: number, n: number): [number, number] {
+  const z = 1.96;
+  const denominator = 1 + (z * z) / n;
+  const centre = (accuracy + (z * z) / (2 * n)) / denominator;
+  const half = (z / denominator) * Math.sqrt((accuracy * (1 - accuracy)) / n + (z * z) / (4 * n * n));
+  return [Math.max(0, centre - half), Math.min(1, centre + half)];
+}
+
+/** "73–100%": an accuracy as the range it is likely in; null without held-out labels. */
+export function accuracyRange(
+  accuracy: number | null | undefined,
+  n: number | null | undefined,
+  interval?: [number, number] | null,
+): string | null {
+  if (accuracy === null || accuracy === undefined || !n) return null;
+  const [low, high] = interval ?? wilson(accuracy, n);
+  return `${pct(low, 0).replace("%", "")}–${pct(high, 0)}`;
+}
