@@ -1,4 +1,4 @@
-"""Export a model version as one file: ``python manage.py export_model PROJECT [--version N]
+"""Export a model version as one file: ``python manage.py export_model PROJECT [--number N]
 --format onnx|torchscript [--quantize int8] [--output PATH]``.
 
 The same file ``GET /api/model-versions/{id}/export/`` serves, made in this process
@@ -28,13 +28,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("project", help="the project's id or slug")
-        parser.add_argument("--version", type=int, help="version number (default: the active)")
+        parser.add_argument(
+            "--number", type=int, help="the model version's number (default: the active one)"
+        )
         parser.add_argument("--format", required=True, choices=list(model_exports.FORMATS))
         parser.add_argument("--quantize", choices=list(model_exports.QUANTIZATIONS))
         parser.add_argument("--output", "-o", help="where to write it (default: its own name)")
 
     def handle(self, *args, **opts) -> None:
-        version = _version(opts["project"], opts["version"])
+        version = _version(opts["project"], opts["number"])
         params = {"format": opts["format"], "quantize": opts["quantize"] or ""}
         try:
             fmt, quantize = model_exports.model_export_options_parse(params=params)
