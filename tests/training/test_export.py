@@ -50,8 +50,8 @@ def backbone_model(digits: Digits) -> tuple[Classifier, dict]:
     backbone = Backbone(resnet, mean=[120.0] * 3, std=[60.0] * 3, input_size=32).eval()
     x, y = digits.train
     with torch.no_grad():
-        features = backbone(torch.as_tensor(x[:1000])).numpy()
-    head = fit_head(features, y[:1000], len(CLASSES))
+        features = backbone(torch.as_tensor(x[:500])).numpy()
+    head = fit_head(features, y[:500], len(CLASSES))
     model = classifier_from_backbone(
         backbone,
         backbone.info(),
@@ -125,7 +125,7 @@ def test_a_model_on_a_backbone_exports_to_onnx_float_and_int8_and_torchscript(
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-4)
     export_model(
         model, meta, tmp_path / "int8", fmt="onnx", quantize="int8",
-        calibration=digits.train[0][:256],
+        calibration=digits.train[0][:128],
     )  # fmt: skip
     agreement = (run_exported(tmp_path / "int8", x).argmax(1) == expected.argmax(1)).mean()
     # 95.4% measured: a head on a random backbone's features decides many digits by a hair,
