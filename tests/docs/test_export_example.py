@@ -53,7 +53,7 @@ def png(pixels: np.ndarray) -> bytes:
 
 
 def test_the_example_is_ten_lines():
-    assert len(example_code().strip().splitlines()) == 10
+    assert len([line for line in example_code().splitlines() if line.strip()]) == 10
 
 
 def test_the_onnxruntime_example_in_the_api_guide_labels_a_folder_of_images(
