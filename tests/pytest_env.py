@@ -28,3 +28,7 @@ os.environ.setdefault("LABELLOOP_TRAIN_MIN_STEPS", "300")
 # No automatic pretraining of backbones in the suite: an hour-long background run per project
 # that reaches 1,000 images. tests/labeling/learning/test_backbones.py turns it on.
 os.environ.setdefault("LABELLOOP_PRETRAIN_MIN_IMAGES", "0")
+# No fine-tune after each round on a backbone (a ResNet trained on Ray, scored on pixels):
+# tests of head rounds count what goes through the ResNet. tests/labeling/learning/
+# test_fine_tune.py turns it on and checks the product's default.
+os.environ.setdefault("LABELLOOP_FINE_TUNE_STEPS", "0")

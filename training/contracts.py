@@ -17,6 +17,11 @@ import numpy as np
 # uncertainty spends the budget on junk, and this one does not (tests/training/test_simulation.py).
 DEFAULT_STRATEGY = "diverse"
 STRATEGIES = ("random", "least_confidence", "margin", "entropy", "bald", "diverse")
+# metrics["trained"] of a model that is a head on a backbone's frozen features
+# (`training.rounds.head_round`): it scores from the backbone's stored embeddings, and a
+# fine-tune may follow it. A fine-tuned model says "fine-tuned".
+HEAD_FIT = "head on frozen backbone features"
+FINE_TUNED = "fine-tuned"
 
 
 @dataclass(frozen=True)
@@ -90,6 +95,9 @@ class TrainSpec:
     # with the same steps. Images that cannot be decoded are left out, never a failed run.
     unlabeled_items: tuple[ImageRef, ...] = ()
     arch: str = "seed_cnn"
+    # A fine-tune: train every layer of this checkpoint's model (a backbone with the head a
+    # round fitted on its frozen features) instead of a fresh `arch`. "" trains from scratch.
+    init_checkpoint: str = ""
     config: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from training.backbones import load_backbone
 from training.batches import stratified_split
-from training.contracts import TrainResult
+from training.contracts import HEAD_FIT, TrainResult
 from training.head import fit_head, head_probabilities
 from training.metrics import classification_metrics
 from training.models import (
@@ -71,7 +71,7 @@ def head_round(
     metrics |= {
         "seconds": round(time.perf_counter() - start, 3),
         "device": "cpu",
-        "trained": "head on frozen backbone features",
+        "trained": HEAD_FIT,
         "failed": 0,
     }
     meta = checkpoint_meta(

@@ -14,6 +14,7 @@ run through `training/progress.py`. A spec with `unlabeled_items` trains semi-su
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,7 @@ from training.loop import (
     train_one_epoch,
 )
 from training.models import (
+    BACKBONE_CLASSIFIER,
     Classifier,
     build_model,
     checkpoint_meta,
@@ -72,6 +74,7 @@ def fit(
     world_size: int = 1,
     wrap: Callable[[nn.Module], nn.Module] | None = None,
     unlabeled: np.ndarray | None = None,
+    init: Classifier | None = None,
 ) -> tuple[Classifier, dict]:
     """Train on uint8 arrays (N, C, H, W); returns (best model on val, metrics).
 
@@ -80,11 +83,13 @@ def fit(
     `wrap` is Ray Train's `prepare_model` under TorchTrainer (DDP); identity otherwise.
     `unlabeled` (uint8 arrays of pool images nobody labeled) makes it FixMatch, with the same
     step budget (`training/semi.py`); the metrics then say so under "fixmatch".
+    `init` (a fine-tune): train a copy of this model - all of it, its own normalisation -
+    instead of a fresh `arch`; `init` itself is left as it was.
     """
     started = time.perf_counter()
     seed_everything(seed)
     device = device or pick_device(config.use_gpu)
-    model = model_for(x_train, arch=arch, num_classes=len(classes), dropout=config.dropout)
+    model = starting_model(x_train, arch=arch, classes=classes, config=config, init=init)
     model = model.to(device)
     net = wrap(model) if wrap else model
     xt = torch.as_tensor(x_train).to(device)
@@ -131,6 +136,23 @@ def fit(
         "world_size": world_size,
         "history": history,
     } | ({"fixmatch": semi.metrics()} if semi else {})
+
+
+def starting_model(
+    x: np.ndarray,
+    *,
+    arch: str,
+    classes: tuple[str, ...],
+    config: TrainConfig,
+    init: Classifier | None,
+) -> Classifier:
+    """A copy of `init` to fine-tune (with the recipe's dropout, which BALD samples later), or
+    a fresh `arch` for these arrays."""
+    if init is None:
+        return model_for(x, arch=arch, num_classes=len(classes), dropout=config.dropout)
+    model = copy.deepcopy(init).train()
+    model.dropout.p = config.dropout
+    return model
 
 
 def model_for(x: np.ndarray, *, arch: str, num_classes: int, dropout: float) -> Classifier:
@@ -190,6 +212,7 @@ def train_from_arrays(
         world_size=world_size,
         wrap=wrap,
         unlabeled=_unlabeled_arrays(spec, cache, bad),
+        init=load_checkpoint(spec.init_checkpoint)[0] if spec.init_checkpoint else None,
     )
     half = (lambda s, f: progress(s, f / 2)) if progress and refit else progress
     model, metrics = fit(x, y, x_val=x_val, y_val=y_val, progress=half, **common)
@@ -211,7 +234,7 @@ def train_from_arrays(
             progress("checkpoint", 1.0)
         meta = checkpoint_meta(
             model,
-            arch=spec.arch,
+            arch=BACKBONE_CLASSIFIER if spec.init_checkpoint else spec.arch,
             classes=spec.classes,
             input_size=spec.input_size,
             input_channels=spec.input_channels,

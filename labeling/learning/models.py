@@ -35,6 +35,10 @@ class RunTrigger(models.TextChoices):
         "label_check",
         "Find labels likely wrong (confident learning over cross-fitted predictions)",
     )
+    FINE_TUNE = (
+        "fine_tune",
+        "Train every layer of the model a round fitted on a backbone's frozen features",
+    )
 
 
 class RunLane(models.TextChoices):
@@ -47,6 +51,9 @@ class RunLane(models.TextChoices):
 
 # Which lane a run kind belongs to.
 BACKGROUND_TRIGGERS = (RunTrigger.PRETRAIN, RunTrigger.BACKBONE_IMPORT)
+# Runs that follow a round by themselves and give way while queued: any other run of the lane
+# takes a queued one's place (``runs.run_request``), and the round's end queues it again.
+FOLLOW_UPS = (RunTrigger.LABEL_CHECK, RunTrigger.FINE_TUNE)
 
 
 def lane_of(trigger: str) -> str:

@@ -13,6 +13,7 @@ from labeling.core import events
 from labeling.learning.model_exports import model_exports_delete_files
 from labeling.learning.models import ModelExport, RunLane, TrainingRun
 from labeling.learning.services import (
+    run_maybe_fine_tune,
     run_maybe_label_check,
     run_maybe_pretrain,
     run_maybe_trigger,
@@ -58,13 +59,15 @@ def settings_changed(sender, *, project, changed: dict, **_) -> None:
 
 @receiver(events.run_finished, dispatch_uid="learning.run_finished")
 def run_finished(sender, *, run_id: int, **_) -> None:
-    """A main-lane run ended: a round's labels may be due a label check (or one that gave way
-    to this run may be due again). Once the run's end has committed: a failure to queue the
-    check is logged (robust) and never undoes the run's success."""
+    """A main-lane run ended: a round on a backbone may be due a fine-tune, a round's labels a
+    label check (or one that gave way to this run may be due again); one at a time, the
+    fine-tune first: the queue is ordered by the better model sooner. Once the run's end has
+    committed: a failure to queue them is logged (robust) and never undoes the run's success."""
     run = TrainingRun.objects.filter(pk=run_id).select_related("project").first()
     if run is None or run.lane != RunLane.MAIN:
         return
     project = run.project
+    transaction.on_commit(lambda: run_maybe_fine_tune(project=project), robust=True)
     transaction.on_commit(lambda: run_maybe_label_check(project=project), robust=True)
 
 

@@ -33,6 +33,7 @@ from django.utils import timezone
 from labeling.core import events
 from labeling.core.errors import Conflict
 from labeling.learning.models import (
+    FOLLOW_UPS,
     ModelVersion,
     RunLane,
     RunStatus,
@@ -92,9 +93,10 @@ def run_request(
             # scoring of new images.
             queued.trigger, queued.requested_by = trigger, user
             queued.save(update_fields=["trigger", "requested_by"])
-        elif queued.trigger == RunTrigger.LABEL_CHECK and trigger != RunTrigger.LABEL_CHECK:
-            # A label check waits for the lane: any other run takes a queued one's place, and
-            # the check is queued again when the lane is free (services.run_maybe_label_check).
+        elif queued.trigger in FOLLOW_UPS and trigger not in FOLLOW_UPS:
+            # A label check or a fine-tune waits for the lane: any other run takes a queued
+            # one's place, and it is queued again when the lane is free
+            # (services.run_maybe_follow_ups).
             queued.trigger, queued.requested_by, queued.params = trigger, user, params or {}
             queued.save(update_fields=["trigger", "requested_by", "params"])
         return queued, False

@@ -13,7 +13,9 @@ from django.db import transaction
 
 from labeling.core.errors import Conflict, ValidationFailed
 from labeling.images.models import Image, ImageStatus
+from labeling.learning.backbones import backbone_newest
 from labeling.learning.models import (
+    FOLLOW_UPS,
     Backbone,
     ModelVersion,
     RunLane,
@@ -24,6 +26,7 @@ from labeling.learning.models import (
 from labeling.learning.runs import ORDERING_ONLY, run_cancel_queued, run_request
 from labeling.learning.writeback import write_cold_start
 from labeling.projects.models import Project, Strategy
+from training.contracts import HEAD_FIT
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +66,7 @@ def run_request_after_upload(*, project: Project) -> TrainingRun | None:
         return None
     if (
         TrainingRun.objects.filter(project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED)
-        .exclude(trigger=RunTrigger.LABEL_CHECK)  # it gives way (runs.run_request)
+        .exclude(trigger__in=FOLLOW_UPS)  # they give way (runs.run_request)
         .exists()
     ):
         return None
@@ -90,7 +93,7 @@ def run_strategy_changed(*, project: Project) -> TrainingRun | None:
         queued = TrainingRun.objects.filter(
             project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED
         )
-        if queued.exclude(trigger__in=[*ORDERING_ONLY, RunTrigger.LABEL_CHECK]).exists():
+        if queued.exclude(trigger__in=[*ORDERING_ONLY, *FOLLOW_UPS]).exists():
             return None
         run, _ = run_request(project=project, trigger=RunTrigger.ACTIVATION)
         logger.info("%s now uses %s: queue re-scored by run %d", project.slug,
@@ -112,16 +115,20 @@ def run_maybe_trigger(*, project: Project) -> TrainingRun | None:
     changes."""
     if project.retrain_every <= 0:
         return None
-    busy = TrainingRun.objects.filter(
-        project=project, lane=RunLane.MAIN, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
-    ).exclude(
-        status=RunStatus.QUEUED, trigger__in=[*ORDERING_ONLY, RunTrigger.LABEL_CHECK]
-    )  # superseded below
+    busy = (
+        TrainingRun.objects.filter(
+            project=project, lane=RunLane.MAIN, status__in=[RunStatus.QUEUED, RunStatus.RUNNING]
+        )
+        .exclude(status=RunStatus.QUEUED, trigger__in=ORDERING_ONLY)  # superseded below
+        # A follow-up gives way while queued, and a running one must not swallow the labels
+        # that arrive meanwhile: the round is queued behind it.
+        .exclude(trigger__in=FOLLOW_UPS)
+    )
     if busy.exists():
         return None
     last = (
         TrainingRun.objects.filter(project=project, status=RunStatus.SUCCEEDED)
-        .exclude(trigger__in=[RunTrigger.ACTIVATION, RunTrigger.LABEL_CHECK, *ORDERING_ONLY])
+        .exclude(trigger__in=[RunTrigger.ACTIVATION, *FOLLOW_UPS, *ORDERING_ONLY])
         .values_list("labels_snapshot", flat=True)
         .first()
     ) or 0
@@ -212,7 +219,7 @@ def backbone_request(
     return run, created
 
 
-# The runs that train a model: a label check follows them.
+# The runs that train a model: a label check and a fine-tune follow them.
 ROUNDS = (RunTrigger.MANUAL, RunTrigger.AUTOMATIC)
 
 
@@ -245,6 +252,39 @@ def run_maybe_label_check(*, project: Project) -> TrainingRun | None:
     if created:
         logger.info("label check of %s queued at %d labels (run %d)", project.slug, labeled,
                     run.pk)  # fmt: skip
+    return run
+
+
+def run_maybe_fine_tune(*, project: Project) -> TrainingRun | None:
+    """After a main-lane run finished: queue a fine-tune (``labeling.learning.jobs.fine_tune``)
+    of the model the newest round fitted on the project's newest backbone, unless
+    ``LABELLOOP_FINE_TUNE_STEPS`` is 0, another main-lane run is queued (it goes first; its
+    own end checks again), or one was queued since that round (whatever became of it). The
+    run names its starting model in ``params["base_version"]``."""
+    if settings.LABELLOOP_FINE_TUNE_STEPS <= 0:
+        return None
+    main = TrainingRun.objects.filter(project=project, lane=RunLane.MAIN)
+    if main.filter(status=RunStatus.QUEUED).exists():
+        return None
+    last_round = (
+        main.filter(status=RunStatus.SUCCEEDED, trigger__in=ROUNDS, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .first()
+    )
+    if last_round is None:
+        return None
+    base = ModelVersion.objects.filter(run=last_round).first()
+    if base is None or base.metrics.get("trained") != HEAD_FIT:
+        return None
+    if base.backbone_id is None or base.backbone != backbone_newest(project):
+        return None  # a newer backbone came since: the next round fits a head on it first
+    if main.filter(trigger=RunTrigger.FINE_TUNE, created_at__gte=last_round.finished_at).exists():
+        return None
+    run, created = run_request(
+        project=project, trigger=RunTrigger.FINE_TUNE, params={"base_version": base.pk}
+    )
+    if created:
+        logger.info("fine-tune of %s v%d queued (run %d)", project.slug, base.number, run.pk)
     return run
 
 

@@ -307,6 +307,8 @@ export interface ModelVersion {
     classes?: string[] | null; // the model's classes, the confusion matrix's order
     ece?: number | null;
     n_val?: number | null; // the held-out labels the accuracy was measured on
+    trained?: string | null; // on a backbone: "head on frozen backbone features" or "fine-tuned"
+    base_version?: number | null; // a fine-tune: the version it started from
   } | null;
   labels_used: number | null;
   created_at: string;

@@ -8,6 +8,7 @@ from labeling.learning.jobs.activation import ActivationJob
 from labeling.learning.jobs.backbone import ImportBackboneJob, PretrainJob
 from labeling.learning.jobs.base import Job, JobContext, RunError
 from labeling.learning.jobs.cold_start import ColdStartJob
+from labeling.learning.jobs.fine_tune import FineTuneJob
 from labeling.learning.jobs.label_check import LabelCheckJob
 from labeling.learning.jobs.new_images import NewImagesJob
 from labeling.learning.jobs.train import TrainJob
@@ -22,6 +23,7 @@ JOBS: dict[str, type[Job]] = {
     RunTrigger.PRETRAIN: PretrainJob,
     RunTrigger.BACKBONE_IMPORT: ImportBackboneJob,
     RunTrigger.LABEL_CHECK: LabelCheckJob,
+    RunTrigger.FINE_TUNE: FineTuneJob,
 }
 
 

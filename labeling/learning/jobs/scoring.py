@@ -2,12 +2,12 @@
 activation): every image is scored (labeled ones too, so disagreements with people show), the
 acquisition batch is chosen from the waiting ones.
 
-A model on the project's current backbone is scored from the backbone's stored embeddings:
-its head alone over the (N, D) vectors (``training.score.score_features``), no image read and
-no ResNet pass, except over the images without a stored vector yet (uploaded since), which are
-embedded first and stored (``jobs/head.py::embeddings_for``). Any other model - trained from
-scratch, or on an older backbone whose vectors were replaced - is scored on pixels on Ray
-(``training.score.run_scoring``).
+A head fitted on the project's current backbone is scored from the backbone's stored
+embeddings: its head alone over the (N, D) vectors (``training.score.score_features``), no
+image read and no ResNet pass, except over the images without a stored vector yet (uploaded
+since), which are embedded first and stored (``jobs/head.py::embeddings_for``). Any other
+model - trained from scratch, fine-tuned, or on an older backbone whose vectors were
+replaced - is scored on pixels on Ray (``training.score.run_scoring``).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from labeling.learning.jobs.base import Job
 from labeling.learning.jobs.head import embeddings_for
 from labeling.learning.models import Backbone, ModelVersion
 from labeling.learning.writeback import cache_dir, copy_scores, image_refs, local_checkpoint
-from training.contracts import ImageRef, ScoreResult, ScoreSpec
+from training.contracts import HEAD_FIT, ImageRef, ScoreResult, ScoreSpec
 from training.score import run_scoring, score_features
 
 # Images the acquisition strategy picks together (diversity acts within this batch); the rest
@@ -39,8 +39,13 @@ def score_pool(job: Job, version: ModelVersion):
         return None
     backbone = version.backbone
     # Stored vectors are the newest backbone's only (one row per image): a model on an older
-    # one goes through its own ResNet rather than overwrite them.
-    stored = backbone is not None and backbone == backbone_newest(project)
+    # one goes through its own ResNet rather than overwrite them. A fine-tuned model's trunk
+    # is its own, no longer the backbone's: it goes through it too.
+    stored = (
+        backbone is not None
+        and version.metrics.get("trained") == HEAD_FIT
+        and backbone == backbone_newest(project)
+    )
     # From stored vectors no image is read: no paths (a remote store would copy every image).
     items = (
         tuple(ImageRef(key=str(i), sha256=sha, path="") for i, sha, _, _ in rows)

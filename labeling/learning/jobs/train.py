@@ -103,16 +103,7 @@ class TrainJob(Job):
             config=train_config(),
             seed=run.pk,
         )
-        backbone = backbone_newest(project)
-        if backbone is not None:
-            # Frozen features and a head: seconds, and the pool's structure in every feature.
-            spec = replace(spec, arch=f"backbone:{backbone.arch}", unlabeled_items=())
-            result = train_head(self, backbone, snap, spec)
-        else:
-            progress = lambda s, f: self.progress("train", f)  # noqa: E731
-            # Through the module, so a test can stand in for the engine (training.train).
-            train = training.train.run_training
-            result = self.stage("train", lambda: train(spec, progress=progress))
+        spec, backbone, result = self._fit(spec, snap)
         metrics = dict(result.metrics) | {
             "val_source": snap.val_source,
             "labels": snap.total,
@@ -134,6 +125,22 @@ class TrainJob(Job):
             lambda: self._register(spec, result.checkpoint_path, metrics, snap, backbone),
         )
         return version, promote, metrics
+
+    def _fit(self, spec: TrainSpec, snap: Snapshot):
+        """(the spec trained, the backbone it used or None, TrainResult): a head on the newest
+        backbone's frozen features, or a CNN from scratch when the project has none."""
+        backbone = backbone_newest(self.project)
+        if backbone is not None:
+            # Frozen features and a head: seconds, and the pool's structure in every feature.
+            spec = replace(spec, arch=f"backbone:{backbone.arch}", unlabeled_items=())
+            return spec, backbone, train_head(self, backbone, snap, spec)
+        return spec, None, self._train_on_ray(spec)
+
+    def _train_on_ray(self, spec: TrainSpec):
+        progress = lambda s, f: self.progress("train", f)  # noqa: E731
+        # Through the module, so a test can stand in for the engine (training.train).
+        train = training.train.run_training
+        return self.stage("train", lambda: train(spec, progress=progress))
 
     def _promotion_verdict(self, spec: TrainSpec, snap: Snapshot, checkpoint: str) -> dict | None:
         """Not significantly worse than the active model on this run's validation labels

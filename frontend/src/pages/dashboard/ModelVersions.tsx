@@ -2,7 +2,7 @@
 // ("scratch": none), where activating an older one is the rollback; and the recent runs.
 
 import type { ModelVersion, TrainingRun } from "../../lib/api";
-import { backboneLabel } from "./backboneFormat";
+import { builtOn } from "./backboneFormat";
 import { pct, runKind } from "./format";
 
 function when(iso: string | null): string {
@@ -61,7 +61,7 @@ function VersionTable({
               v{version.number} {version.is_active && <span className="badge badge-ok">active</span>}
             </th>
             <td>{when(version.created_at)}</td>
-            <td data-backbone={version.backbone?.number ?? ""}>{backboneLabel(version.backbone)}</td>
+            <td data-backbone={version.backbone?.number ?? ""}>{builtOn(version)}</td>
             <td className="num">{version.labels_used?.toLocaleString() ?? "–"}</td>
             <td className="num">{pct(version.metrics?.accuracy)}</td>
             <td className="num">

@@ -3,6 +3,7 @@ import { describe, expect, it } from "vitest";
 import type { Backbone } from "../../lib/api";
 import {
   backboneLabel,
+  builtOn,
   describeBackbone,
   duration,
   lossPoints,
@@ -88,6 +89,14 @@ describe("backbone format", () => {
 
   it("names the backbone a model version used, or scratch", () => {
     expect(backboneLabel(null)).toBe("scratch");
+    const ref = { id: 9, number: 2, source: "pretrain" as const, arch: "resnet18", origin: "" };
+    expect(builtOn({ backbone: null, metrics: { trained: "fine-tuned" } })).toBe("scratch");
+    expect(builtOn({ backbone: ref, metrics: { trained: "head on frozen backbone features" } })).toBe(
+      "backbone #2",
+    );
+    expect(builtOn({ backbone: ref, metrics: { trained: "fine-tuned", base_version: 3 } })).toBe(
+      "backbone #2, fine-tuned from v3",
+    );
     expect(backboneLabel({ id: 9, number: 2, source: "pretrain", arch: "resnet18", origin: "" })).toBe("backbone #2");
   });
 });

@@ -2,7 +2,7 @@
 // curve's points, and which backbone a model version used. Pure; tested by
 // backboneFormat.test.ts (`npm test`).
 
-import type { Backbone, BackboneRef, Probe, ProbeScore } from "../../lib/api";
+import type { Backbone, BackboneRef, ModelVersion, Probe, ProbeScore } from "../../lib/api";
 import { pct } from "./format";
 
 // Self-supervised methods in their usual spelling (the API's `metrics.method`).
@@ -97,4 +97,13 @@ function round(x: number): number {
 /** "scratch" or "backbone #2": what a model version's head was fitted on. */
 export function backboneLabel(ref: BackboneRef | null | undefined): string {
   return ref ? `backbone #${ref.number}` : "scratch";
+}
+
+/** What a version is built on: "scratch", "backbone #2" (a head on its frozen features) or
+ * "backbone #2, fine-tuned from v3" (every layer trained, starting from v3). */
+export function builtOn(version: Partial<Pick<ModelVersion, "backbone" | "metrics">>): string {
+  const base = backboneLabel(version.backbone);
+  const from = version.metrics?.base_version;
+  if (!version.backbone || version.metrics?.trained !== "fine-tuned") return base;
+  return typeof from === "number" ? `${base}, fine-tuned from v${from}` : `${base}, fine-tuned`;
 }

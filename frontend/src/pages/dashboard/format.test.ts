@@ -18,6 +18,7 @@ describe("format", () => {
     expect(runKind("new_images")).toBe("scoring new images");
     expect(runKind("cold_start")).toBe("cold-start ordering");
     expect(runKind("label_check")).toBe("label check (suspect labels)");
+    expect(runKind("fine_tune")).toBe("fine-tune (every layer, after the head fit)");
     expect(runKind("manual")).toBe("retrain, requested");
     expect(runKind("something_new")).toBe("something_new");
     expect(runKind(null)).toBe("–");

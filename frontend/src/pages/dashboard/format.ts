@@ -22,6 +22,7 @@ const RUN_KINDS: Record<string, string> = {
   pretrain: "backbone pretraining",
   backbone_import: "backbone import",
   label_check: "label check (suspect labels)",
+  fine_tune: "fine-tune (every layer, after the head fit)",
 };
 
 /** "scoring new images" for `new_images`; an unknown trigger as it is. */

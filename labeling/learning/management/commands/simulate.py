@@ -307,11 +307,13 @@ class Command(BaseCommand):
     def _round(self, project, seed, test_x, test_y) -> tuple[int, float]:
         run, _ = run_request(project=project, trigger=RunTrigger.MANUAL)
         started = time.perf_counter()
-        worker = Worker()
-        worker.execute(_claim(run, worker.name))
-        run.refresh_from_db()
-        if run.status != "succeeded":
-            raise CommandError(f"run {run.pk} {run.status}: {run.error[:2000]}")
+        self._execute(run, lane=RunLane.MAIN)
+        # A round on a backbone queues its fine-tune: the point is the model after it.
+        tune = TrainingRun.objects.filter(
+            project=project, trigger=RunTrigger.FINE_TUNE, status="queued"
+        ).first()
+        if tune is not None:
+            self._execute(tune, lane=RunLane.MAIN)
         version = ModelVersion.objects.get(project=project, is_active=True)
         model, _meta = load_checkpoint(local_checkpoint(version.checkpoint_key))
         predicted = score_arrays(model, test_x, strategy="least_confidence")["predicted"]

@@ -8,7 +8,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('learning', '0008_run_trigger_label_check'),
+        ('learning', '0009_fine_tune_runs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
