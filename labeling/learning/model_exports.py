@@ -22,8 +22,8 @@ from labeling.learning.models import ModelExport, ModelVersion
 CHANNEL = "labelloop_export"
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 QUANTIZATIONS = ("int8",)
-# What a client waits before asking again, in seconds: a seed CNN exports in about 2 s, a
-# ResNet-50 with int8 calibration in under a minute.
+# What a client waits before asking again, in seconds: a seed CNN exports in 2-8 s on 2 busy
+# cores (tests/training/test_export.py), a ResNet in longer.
 RETRY_AFTER = 2
 CONTENT_TYPE = "application/octet-stream"
 
