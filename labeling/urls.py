@@ -34,6 +34,7 @@ from labeling.learning.api import (
     VersionActivateView,
 )
 from labeling.learning.api_backbones import ProjectBackbonesView
+from labeling.learning.api_exports import VersionExportView
 from labeling.projects.api import (
     LabelRenameView,
     MembersView,
@@ -96,6 +97,11 @@ api = [
         "model-versions/<int:version_id>/activate/",
         VersionActivateView.as_view(),
         name="version-activate",
+    ),
+    path(
+        "model-versions/<int:version_id>/export/",
+        VersionExportView.as_view(),
+        name="version-export",
     ),
     path("projects/<int:project_id>/predict/", PredictView.as_view(), name="project-predict"),
     path("projects/<int:project_id>/export/", ProjectExportView.as_view(), name="project-export"),

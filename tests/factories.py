@@ -78,7 +78,7 @@ class ImageFactory(factory.django.DjangoModelFactory):
         from labeling.core.storage import storage_key, storage_put
 
         seed = kwargs.pop("seed", None)
-        data = png_bytes(seed if seed is not None else next(_seeds))
+        data = kwargs.pop("data", None) or png_bytes(seed if seed is not None else next(_seeds))
         sha = hashlib.sha256(data).hexdigest()
         key = storage_key(sha256=sha, image_format="PNG")
         storage_put(key=key, data=data)

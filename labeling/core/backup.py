@@ -99,7 +99,8 @@ def referenced_files() -> set[str]:
         for ref in store_references():
             if ref.table in existing:
                 q = connection.ops.quote_name
-                cursor.execute(f"SELECT DISTINCT {q(ref.column)} FROM {q(ref.table)}")
+                column = q(ref.column)  # an empty key names nothing (an export not made yet)
+                cursor.execute(f"SELECT DISTINCT {column} FROM {q(ref.table)} WHERE {column} <> ''")
                 keys.update(row[0] for row in cursor.fetchall())
     return keys
 

@@ -45,10 +45,12 @@ def _prefixes() -> list[str]:
 
 def _referenced_sql() -> str:
     """Every referenced key, in byte order: one SELECT per registered reference, with the
-    table and column names the owning app registered, quoted as identifiers."""
+    table and column names the owning app registered, quoted as identifiers. An empty key
+    names nothing (a model export not made yet)."""
     q = connection.ops.quote_name
     union = " UNION ".join(
-        f"SELECT {q(r.column)} AS key FROM {q(r.table)}" for r in store_references()
+        f"SELECT {q(r.column)} AS key FROM {q(r.table)} WHERE {q(r.column)} <> ''"
+        for r in store_references()
     )
     return f'SELECT key FROM ({union}) refs ORDER BY key COLLATE "C"'
 

@@ -236,3 +236,49 @@ class PredictionRequest(models.Model):
 
     def __str__(self) -> str:
         return f"prediction {self.pk}: {self.status}"
+
+
+class ModelExport(models.Model):
+    """A model version as a file for use outside LabelLoop (ONNX or TorchScript, float32 or
+    int8), made by a worker (the web process never imports torch: ``model_exports`` asks,
+    ``export_server`` makes it) and kept in the object store, one per version, format and
+    quantization, so a second download reuses the file. Goes with its version."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        READY = "ready"
+        FAILED = "failed"
+
+    model_version = models.ForeignKey(
+        ModelVersion, on_delete=models.CASCADE, related_name="exports"
+    )
+    format = models.CharField(max_length=16)  # "onnx" or "torchscript" (model_exports.FORMATS)
+    quantize = models.CharField(max_length=8, blank=True, default="")  # "" (float32) or "int8"
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    file_key = models.CharField(max_length=300, blank=True, default="")  # once ready
+    size_bytes = models.BigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    metadata = models.JSONField(default=dict, blank=True)  # as stored in the file
+    error = models.TextField(blank=True, default="")
+    seconds = models.FloatField(null=True, blank=True)  # the worker's time to make it
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["model_version", "format", "quantize"], name="export_one_per_kind"
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="export_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        kind = f"{self.format}-{self.quantize}" if self.quantize else self.format
+        return f"export {kind} of version {self.model_version_id}: {self.status}"

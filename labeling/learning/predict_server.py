@@ -26,14 +26,17 @@ logger = logging.getLogger(__name__)
 RETRY_SECONDS = 2.0  # wait before reconnecting after the database went away
 
 
-class Predictor:
-    """Answers predict requests from a thread, beside whatever run the worker is busy with:
-    LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
+class Listener:
+    """A worker thread that answers what the web side leaves in a table: LISTEN on
+    `channel` for its NOTIFY (and look every second for requests sent before LISTEN), then
+    `answer_pending()`. Survives the database going away."""
+
+    channel = ""
+    name = ""
 
     def __init__(self, stopping: threading.Event) -> None:
         self.stopping = stopping
-        self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
-        self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=self.name, daemon=True)
 
     def start(self) -> None:
         self._thread.start()
@@ -51,7 +54,7 @@ class Predictor:
                 if self.stopping.is_set():
                     break
                 logger.exception(
-                    "predictor: database connection lost; retrying in %g s", RETRY_SECONDS
+                    "%s: database connection lost; retrying in %g s", self.name, RETRY_SECONDS
                 )
                 self.stopping.wait(RETRY_SECONDS)
             finally:
@@ -60,12 +63,27 @@ class Predictor:
     def _listen(self) -> None:
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listener:
-            listener.execute(f"LISTEN {predict_requests.CHANNEL}")
+            listener.execute(f"LISTEN {self.channel}")
             while not self.stopping.is_set():
                 self.answer_pending()
                 # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass
+
+    def answer_pending(self) -> None:
+        raise NotImplementedError
+
+
+class Predictor(Listener):
+    """Answers predict requests from a thread, beside whatever run the worker is busy with:
+    LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
+
+    channel = predict_requests.CHANNEL
+    name = "predictor"
+
+    def __init__(self, stopping: threading.Event) -> None:
+        super().__init__(stopping)
+        self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
 
     def answer_pending(self) -> None:
         while True:

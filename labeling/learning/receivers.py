@@ -10,7 +10,8 @@ from django.dispatch import receiver
 from labeling.annotations.consensus import CONSENSUS
 from labeling.annotations.models import AnnotationSource
 from labeling.core import events
-from labeling.learning.models import RunLane, TrainingRun
+from labeling.learning.model_exports import model_exports_delete_files
+from labeling.learning.models import ModelExport, RunLane, TrainingRun
 from labeling.learning.services import (
     run_maybe_fine_tune,
     run_maybe_label_check,
@@ -68,3 +69,16 @@ def run_finished(sender, *, run_id: int, **_) -> None:
     project = run.project
     transaction.on_commit(lambda: run_maybe_fine_tune(project=project), robust=True)
     transaction.on_commit(lambda: run_maybe_label_check(project=project), robust=True)
+
+
+@receiver(events.project_deleted, dispatch_uid="learning.delete_export_files")
+def project_deleted(sender, *, project, **_) -> None:
+    """The project's exported model files go once its rows are gone (committed): an export's
+    file serves only its row. Its rows go with the versions (foreign keys)."""
+    keys = list(
+        ModelExport.objects.filter(model_version__project=project)
+        .exclude(file_key="")
+        .values_list("file_key", flat=True)
+    )
+    if keys:
+        transaction.on_commit(lambda: model_exports_delete_files(keys=keys), robust=True)

@@ -8,9 +8,10 @@ heartbeats from a thread while it works, and carries each run out with the job c
 kind (``labeling.learning.jobs``): the job's ``compute()`` hands plain dataclasses to
 ``training/`` (local Ray, or RAY_ADDRESS) stage by stage, and its ``write_back()`` stores the
 result in the transaction that also marks the run succeeded, so annotators never see a
-half-updated queue. Beside the runs it hosts the predict server and the background services
-apps register (``labeling.core.background``: webhook deliveries). A run can be resumed by
-another worker: a model version already registered for it is reused, never trained twice.
+half-updated queue. Beside the runs it hosts the predict server, the model exporter
+(``export_server``) and the background services apps register (``labeling.core.background``:
+webhook deliveries). A run can be resumed by another worker: a model version already
+registered for it is reused, never trained twice.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from django.db import close_old_connections, connection
 
 from labeling.core.background import BackgroundService, background_services
 from labeling.learning import runs
+from labeling.learning.export_server import Exporter
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
 from labeling.learning.jobs import Job, JobContext, RunError, job_class
 from labeling.learning.models import RunLane, TrainingRun
@@ -80,7 +82,8 @@ class Worker:
             self.announced = True
         helpers: list[BackgroundService] = []
         if predict and not once:
-            helpers.append(Predictor(self.stopping))
+            # Predictions and model exports: asked by the web side, answered here.
+            helpers += [Predictor(self.stopping), Exporter(self.stopping)]
         if not once:
             helpers += [factory(self.stopping) for factory in background_services().values()]
         # The main lane in this thread, the others beside it: a pretraining that takes an

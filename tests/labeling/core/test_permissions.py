@@ -168,6 +168,9 @@ ENDPOINTS = {
     "list model versions": Endpoint(
         "get", lambda c: f"/api/projects/{c['project'].id}/model-versions/", "viewer", 200
     ),
+    "export model version": Endpoint(
+        "get", lambda c: f"/api/model-versions/{c['version'].id}/export/?format=onnx", "admin", 202
+    ),
     "activate model version": Endpoint(
         "post", lambda c: f"/api/model-versions/{c['version'].id}/activate/", "admin", 202
     ),
