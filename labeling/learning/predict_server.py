@@ -1,6 +1,7 @@
 """The worker side of predictions: a thread of the worker that answers the requests
 ``POST /api/projects/{id}/predict/`` leaves in the database (``predict_requests``, the web
-side; LISTEN/NOTIFY wakes it), with the active model loaded in-process."""
+side; LISTEN/NOTIFY wakes it), with the active model loaded in-process. The same thread draws
+the class-activation maps ``GET /api/images/{id}/explanation/`` asks for (``explain_server``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ import numpy as np
 import psycopg
 from django.db import connection, connections, transaction
 
-from labeling.learning import predict_requests
+from labeling.learning import explanations, predict_requests
+from labeling.learning.explain_server import Explainer, version_labels
 from labeling.learning.models import PredictionRequest
-from labeling.learning.writeback import local_checkpoint, renames_seen
-from labeling.projects.labels import follow_renames
-from labeling.projects.models import Project
 from training.data import decode_image
-from training.models import load_checkpoint
 from training.score import score_arrays
 
 logger = logging.getLogger(__name__)
@@ -33,6 +31,7 @@ class Predictor:
     def __init__(self, stopping: threading.Event) -> None:
         self.stopping = stopping
         self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
+        self.explainer = Explainer(self._models)
         self._thread = threading.Thread(target=self._loop, name="predictor", daemon=True)
 
     def start(self) -> None:
@@ -61,8 +60,10 @@ class Predictor:
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listener:
             listener.execute(f"LISTEN {predict_requests.CHANNEL}")
+            listener.execute(f"LISTEN {explanations.CHANNEL}")
             while not self.stopping.is_set():
                 self.answer_pending()
+                self.explainer.answer_pending()
                 # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass
@@ -89,9 +90,7 @@ class Predictor:
 
     def _predict(self, request: PredictionRequest) -> list[dict]:
         version = request.model_version
-        if version.pk not in self._models:
-            self._models[version.pk] = load_checkpoint(local_checkpoint(version.checkpoint_key))
-        model, meta = self._models[version.pk]
+        model, meta = self.explainer.model(version)
         # The model's own input shape and classes: the project's may have changed since it
         # was trained (a class added or reordered, another input size for the next model).
         x = np.stack(
@@ -105,9 +104,7 @@ class Predictor:
             ]
         )
         out = score_arrays(model, x, strategy="least_confidence")
-        # Its class names, renamed as the project's have been since it was trained.
-        renames = Project.objects.values_list("label_renames", flat=True).get(pk=version.project_id)
-        labels = follow_renames(list(meta["classes"]), renames[renames_seen(version) :])
+        labels = version_labels(version, meta)  # its classes, renamed as the project's since
         return [
             {
                 "predicted": labels[int(out["predicted"][i])],
