@@ -1,7 +1,9 @@
 // The annotator view's image: the one on screen, or why there is none (loading, all done).
 
+import type { ExplanationState } from "../hooks/useExplanation";
 import { type Classes, currentName } from "../lib/classChanges";
 import type { QueueTask, TaskQueue } from "../lib/taskQueue";
+import { ExplanationNote, ExplanationOverlay } from "./ExplanationOverlay";
 
 // Images smaller than this (in pixels, either side) are scaled up with hard pixel edges: a
 // 28x28 digit blurred to 500 px is harder to read than its pixels.
@@ -14,6 +16,7 @@ export function Stage({
   suggestions,
   labeledCount,
   pending,
+  map = null,
 }: {
   task: QueueTask | null;
   classes: Classes;
@@ -21,6 +24,7 @@ export function Stage({
   suggestions: boolean;
   labeledCount: number;
   pending: number;
+  map?: ExplanationState | null; // the activation map to lay over the image (key H)
 }) {
   if (!queue || !task) return <NoTask queue={queue} labeledCount={labeledCount} pending={pending} />;
   const suggested = task.suggestion ? currentName(task.suggestion, classes) : null;
@@ -42,6 +46,7 @@ export function Stage({
         ) : (
           <p aria-busy="true">Loading image…</p>
         )}
+        {task.src && map && <ExplanationOverlay imageId={task.image} state={map} />}
       </div>
       <figcaption>
         <span>Image {task.image}</span>
@@ -58,6 +63,7 @@ export function Stage({
             Model suggests “{suggested}” <kbd>Enter</kbd>
           </span>
         )}
+        {map && <ExplanationNote state={map} />}
       </figcaption>
     </figure>
   );

@@ -307,11 +307,24 @@ export interface ModelVersion {
     classes?: string[] | null; // the model's classes, the confusion matrix's order
     ece?: number | null;
     n_val?: number | null; // the held-out labels the accuracy was measured on
+    shortcut_check?: ShortcutCheck | null; // where its evidence lies (training/explain.py)
   } | null;
   labels_used: number | null;
   created_at: string;
   is_active: boolean;
   backbone?: BackboneRef | null; // the backbone its head was fitted on; null: from scratch
+}
+
+/** Per class, the share of the activation-map mass of its surest images on the border band. */
+export interface ShortcutCheck {
+  band: number; // the border band's width, a fraction of the side on each edge
+  threshold: number; // a class is flagged above this median share
+  per_class: Record<
+    string,
+    { images: number; border_share: number; mean_confidence: number; flagged: boolean }
+  >;
+  flagged: string[];
+  max_border_share: number | null;
 }
 
 export interface BackboneRef {

@@ -16,10 +16,11 @@ import { canLabel, type Project } from "../../lib/api";
 import { currentName } from "../../lib/classChanges";
 import { classKeys } from "../../lib/hotkeys";
 import type { Outbox } from "../../lib/outbox";
-import { ClassButtons, Commands, Counters, DroppedLabels, OutboxNotes } from "./Panel";
+import { ClassButtons, Commands, Counters, DroppedLabels, KeysTip, OutboxNotes } from "./Panel";
 import { useAnnotatorKeys } from "./useAnnotatorKeys";
 import { useClassChange } from "./useClassChange";
 import { useSessionCount } from "./useSessionCount";
+import { useAnnotatorMap } from "./useAnnotatorMap";
 import { pendingFor, useTaskQueue } from "./useTaskQueue";
 
 // The project (its classes) is re-read this often, and whenever the tab gets the focus back,
@@ -77,6 +78,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     setStatus("");
   };
   const tasks = useTaskQueue(project, outbox, session.add);
+  const map = useAnnotatorMap(tasks.current?.image ?? null, suggestions);
   const { act, helpOpen, setHelpOpen } = useAnnotatorKeys({
     tasks,
     labels: project.labels,
@@ -85,6 +87,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     change,
     dismissChange,
     setStatus,
+    toggleMap: map.toggle,
   });
   const pending = pendingFor(outbox, project.id);
   const dropped = useDroppedLabels(outbox, project.id, reload);
@@ -108,6 +111,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
           suggestions={suggestions}
           labeledCount={session.count}
           pending={pending}
+          map={map.on ? map.state : null}
         />
       </div>
 
@@ -124,10 +128,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
         />
         <Counters session={session} pending={pending} offline={outbox.offline} ready={tasks.ready} />
         <OutboxNotes outbox={outbox} pending={pending} />
-        <p className="muted small">
-          Press a class’s key to label the image and move on. <kbd>S</kbd> skips,{" "}
-          <kbd>Z</kbd> goes back to change the last label, <kbd>?</kbd> lists every key.
-        </p>
+        <KeysTip suggestions={suggestions} />
         <p className="status-line" role="status" aria-live="polite">
           {status}
         </p>
