@@ -138,9 +138,7 @@ def test_a_map_is_drawn_by_the_worker_and_sits_on_the_planted_square(alice, as_u
     assert Explanation.objects.count() == 1
 
 
-def test_any_version_can_be_explained_and_bad_versions_are_clear_errors(
-    alice, as_user, planted
-):
+def test_any_version_can_be_explained_and_bad_versions_are_clear_errors(alice, as_user, planted):
     project, marked, _ = planted
     client = as_user(alice)
     assert client.get(_url(marked, 1)).json()["model_version"] == 1
@@ -194,9 +192,7 @@ def test_a_request_no_worker_takes_is_a_503_and_stays_queued(alice, as_user, pla
     assert client.get(_url(marked)).status_code == 200
 
 
-def test_maps_go_with_their_version_and_their_project_and_follow_renames(
-    alice, as_user, planted
-):
+def test_maps_go_with_their_version_and_their_project_and_follow_renames(alice, as_user, planted):
     project, marked, plain = planted
     client = as_user(alice)
     for image, version in ((marked, 1), (marked, 2), (plain, 2)):
