@@ -22,6 +22,7 @@ from labeling.projects.models import Role
 from labeling.projects.selectors import project_role
 
 CHANNEL = "labelloop_explain"
+MAX_VERSION = 2**31 - 1  # the column's range: a larger number is a 400, not a database error
 RETRY_AFTER_SECONDS = 1  # what a 202 tells the caller: a batch of maps takes well under that
 
 
@@ -41,10 +42,12 @@ def explanation_version(*, image: Image, number: str | None) -> ModelVersion:
     try:
         wanted = int(number)
     except (TypeError, ValueError):
+        wanted = 0
+    if not 1 <= wanted <= MAX_VERSION:
         raise ServiceError(
             f"version must be a model version number (1, 2, ...), got {number!r}",
             code="version",
-        ) from None
+        )
     version = versions.filter(number=wanted).first()
     if version is None:
         raise NotFound(f"this project has no model version {wanted}", code="version_not_found")

@@ -143,8 +143,9 @@ def test_any_version_can_be_explained_and_bad_versions_are_clear_errors(alice, a
     client = as_user(alice)
     assert client.get(_url(marked, 1)).json()["model_version"] == 1
     assert client.get(_url(marked, 9)).json()["error"]["code"] == "version_not_found"
-    response = client.get(_url(marked, "latest"))
-    assert response.status_code == 400 and response.json()["error"]["code"] == "version"
+    for bad in ("latest", "0", "-1", str(2**63)):
+        response = client.get(_url(marked, bad))
+        assert response.status_code == 400 and response.json()["error"]["code"] == "version"
     ModelVersion.objects.filter(project=project).update(is_active=False)
     response = client.get(_url(marked))
     assert response.status_code == 409 and response.json()["error"]["code"] == "no_model"
