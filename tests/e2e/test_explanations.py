@@ -146,4 +146,5 @@ def test_the_dashboard_shows_the_map_in_the_image_detail_and_the_shortcut_flag(
     expect(check.get_by_test_id("shortcut-flag")).to_contain_text("Possible shortcut in “1”")
     expect(check.locator("tr.row-flagged th")).to_have_text("1")
     expect(check).to_contain_text("a class is flagged above 60.0%")
+    check.scroll_into_view_if_needed()
     screenshot(page, "dashboard-shortcut")
