@@ -36,8 +36,9 @@ CHECK = {
 }
 
 
-def active_digit_model(project, tmp_path) -> ModelVersion:
-    """A seed_cnn trained (100 steps) on 300 real digits, registered as the active v1."""
+def active_digit_model(project, tmp_path, versions: int = 1) -> ModelVersion:
+    """A seed_cnn trained (100 steps) on 300 real digits, registered as the active v1 (and as
+    inactive v2, ... up to `versions`)."""
     import torch
 
     from training.contracts import TrainConfig
@@ -57,8 +58,9 @@ def active_digit_model(project, tmp_path) -> ModelVersion:
     )
     save_checkpoint(str(path), model, meta)
     version = model_version(project, 1, active=True, metrics={"shortcut_check": CHECK})
-    with open(path, "rb") as handle:
-        default_storage.save(version.checkpoint_key, File(handle))
+    for older in [version, *(model_version(project, n) for n in range(2, versions + 1))]:
+        with open(path, "rb") as handle:
+            default_storage.save(older.checkpoint_key, File(handle))
     return version
 
 
@@ -129,7 +131,7 @@ def test_the_dashboard_shows_the_map_in_the_image_detail_and_the_shortcut_flag(
     project.input_size, project.input_channels = 28, 1
     project.save()
     add_digits(project, alice, 4)
-    active_digit_model(project, tmp_path)
+    active_digit_model(project, tmp_path, versions=2)
     project.images.update(predicted_label="3", confidence=0.9)
     log_in(page, "alice")
     page.goto(f"/projects/{project.id}/admin/images")
@@ -137,6 +139,10 @@ def test_the_dashboard_shows_the_map_in_the_image_detail_and_the_shortcut_flag(
     detail = page.get_by_role("complementary", name="Image details")
     detail.get_by_label("Show what the model looked at").check()
     image_id = detail.locator(IMAGE).get_attribute("data-image-id")
+    expect_overlay_on(page, image_id)
+    expect(detail.get_by_test_id("cam-note")).to_contain_text("v1)")
+    detail.get_by_label("Model version").select_option("2")  # any version, not only the active
+    expect(detail.get_by_test_id("cam-note")).to_contain_text("v2)")
     expect_overlay_on(page, image_id)
     detail.get_by_label("Show what the model looked at").uncheck()
     expect(page.locator(OVERLAY)).to_have_count(0)

@@ -42,7 +42,7 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
           </span>
         )}
       </h2>
-      <DetailImage img={img} />
+      <DetailImage img={img} project={project} />
       <Facts img={img} />
       <h3>Annotations</h3>
       <Annotations annotations={img.annotations} />
