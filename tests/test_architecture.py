@@ -140,7 +140,14 @@ def test_no_model_signal_has_a_receiver_of_ours():
             "project_settings_changed",
             {"labeling.annotations.receivers", "labeling.learning.receivers"},
         ),
-        ("class_renamed", {"labeling.images.receivers", "labeling.annotations.receivers"}),
+        (
+            "class_renamed",
+            {
+                "labeling.images.receivers",
+                "labeling.annotations.receivers",
+                "labeling.learning.receivers",
+            },
+        ),
         ("project_deleted", {"labeling.images.receivers", "labeling.learning.receivers"}),
         ("run_finished", {"labeling.learning.receivers", "labeling.webhooks.receivers"}),
         ("version_activated", {"labeling.webhooks.receivers"}),

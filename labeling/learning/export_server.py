@@ -42,7 +42,7 @@ logger = logging.getLogger(__name__)
 class Exporter(Listener):
     """Makes pending exports from a thread of the worker, one at a time."""
 
-    channel = model_exports.CHANNEL
+    channels = (model_exports.CHANNEL,)
     name = "exporter"
 
     def answer_pending(self) -> None:

@@ -282,3 +282,40 @@ class ModelExport(models.Model):
     def __str__(self) -> str:
         kind = f"{self.format}-{self.quantize}" if self.quantize else self.format
         return f"export {kind} of version {self.model_version_id}: {self.status}"
+
+
+class Explanation(models.Model):
+    """A class-activation map of one image by one model version: asked for by the web side
+    (``explanations``: a pending row and a NOTIFY), drawn by a worker (``explain_server``, with
+    the version loaded in-process), then kept as the cache for that (image, version). It goes
+    with the image or the version: the map is in the row, so no file can outlive it."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        DONE = "done"
+        FAILED = "failed"
+
+    image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING)
+    # RGBA PNG of the map over the image itself (letterbox cut off), at the model's resolution.
+    png = models.BinaryField(null=True, blank=True)
+    label = models.CharField(max_length=100, blank=True, default="")  # the class explained
+    probability = models.FloatField(null=True, blank=True)  # the model's, for that class
+    border_share = models.FloatField(null=True, blank=True)  # map mass in the border band
+    error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["image", "model_version"], name="explanation_once")
+        ]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="explanation_pending"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"explanation of {self.image_id} by v{self.model_version_id}: {self.status}"

@@ -1,6 +1,7 @@
 """The worker side of predictions: a thread of the worker that answers the requests
 ``POST /api/projects/{id}/predict/`` leaves in the database (``predict_requests``, the web
-side; LISTEN/NOTIFY wakes it), with the active model loaded in-process."""
+side; LISTEN/NOTIFY wakes it), with the active model loaded in-process. The same thread draws
+the class-activation maps ``GET /api/images/{id}/explanation/`` asks for (``explain_server``)."""
 
 from __future__ import annotations
 
@@ -12,13 +13,10 @@ import numpy as np
 import psycopg
 from django.db import connection, connections, transaction
 
-from labeling.learning import predict_requests
+from labeling.learning import explanations, predict_requests
+from labeling.learning.explain_server import Explainer, version_labels
 from labeling.learning.models import PredictionRequest
-from labeling.learning.writeback import local_checkpoint, renames_seen
-from labeling.projects.labels import follow_renames
-from labeling.projects.models import Project
 from training.data import decode_image
-from training.models import load_checkpoint
 from training.score import score_arrays
 
 logger = logging.getLogger(__name__)
@@ -28,10 +26,10 @@ RETRY_SECONDS = 2.0  # wait before reconnecting after the database went away
 
 class Listener:
     """A worker thread that answers what the web side leaves in a table: LISTEN on
-    `channel` for its NOTIFY (and look every second for requests sent before LISTEN), then
-    `answer_pending()`. Survives the database going away."""
+    `channels` for its NOTIFY (and look every second for requests sent before LISTEN), then
+    `serve()`. Survives the database going away."""
 
-    channel = ""
+    channels: tuple[str, ...] = ()
     name = ""
 
     def __init__(self, stopping: threading.Event) -> None:
@@ -63,12 +61,17 @@ class Listener:
     def _listen(self) -> None:
         params = connections["default"].get_connection_params()
         with psycopg.connect(**params, autocommit=True) as listener:
-            listener.execute(f"LISTEN {self.channel}")
+            for channel in self.channels:
+                listener.execute(f"LISTEN {channel}")
             while not self.stopping.is_set():
-                self.answer_pending()
+                self.serve()
                 # Wake on NOTIFY, or every second to catch requests sent before LISTEN.
                 for _ in listener.notifies(timeout=1.0, stop_after=1):
                     pass
+
+    def serve(self) -> None:
+        """Everything pending on the thread's channels."""
+        self.answer_pending()
 
     def answer_pending(self) -> None:
         raise NotImplementedError
@@ -78,12 +81,18 @@ class Predictor(Listener):
     """Answers predict requests from a thread, beside whatever run the worker is busy with:
     LISTEN for the web side's NOTIFY, claim the request, run the active model in-process."""
 
-    channel = predict_requests.CHANNEL
+    channels = (predict_requests.CHANNEL, explanations.CHANNEL)
     name = "predictor"
 
     def __init__(self, stopping: threading.Event) -> None:
         super().__init__(stopping)
         self._models: dict[int, tuple] = {}  # model version id -> (model, meta)
+        self.explainer = Explainer(self._models)
+
+    def serve(self) -> None:
+        """Predictions first (someone waits on each), then the maps asked for."""
+        self.answer_pending()
+        self.explainer.answer_pending()
 
     def answer_pending(self) -> None:
         while True:
@@ -107,9 +116,7 @@ class Predictor(Listener):
 
     def _predict(self, request: PredictionRequest) -> list[dict]:
         version = request.model_version
-        if version.pk not in self._models:
-            self._models[version.pk] = load_checkpoint(local_checkpoint(version.checkpoint_key))
-        model, meta = self._models[version.pk]
+        model, meta = self.explainer.model(version)
         # The model's own input shape and classes: the project's may have changed since it
         # was trained (a class added or reordered, another input size for the next model).
         x = np.stack(
@@ -123,9 +130,7 @@ class Predictor(Listener):
             ]
         )
         out = score_arrays(model, x, strategy="least_confidence")
-        # Its class names, renamed as the project's have been since it was trained.
-        renames = Project.objects.values_list("label_renames", flat=True).get(pk=version.project_id)
-        labels = follow_renames(list(meta["classes"]), renames[renames_seen(version) :])
+        labels = version_labels(version, meta)  # its classes, renamed as the project's since
         return [
             {
                 "predicted": labels[int(out["predicted"][i])],

@@ -1,6 +1,7 @@
 """How the learning loop reacts to changes owned by lower apps (``labeling.core.events``);
 connected in ``LearningConfig.ready()``: labels queue a retrain, uploads queue an ordering of
-the new images, a new strategy re-orders the queue, a finished round queues a label check."""
+the new images, a new strategy re-orders the queue, a finished round queues a label check,
+a renamed class renames the class the stored activation maps explain."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from labeling.annotations.consensus import CONSENSUS
 from labeling.annotations.models import AnnotationSource
 from labeling.core import events
 from labeling.learning.model_exports import model_exports_delete_files
-from labeling.learning.models import ModelExport, RunLane, TrainingRun
+from labeling.learning.models import Explanation, ModelExport, RunLane, TrainingRun
 from labeling.learning.services import (
     run_maybe_fine_tune,
     run_maybe_label_check,
@@ -82,3 +83,10 @@ def project_deleted(sender, *, project, **_) -> None:
     )
     if keys:
         transaction.on_commit(lambda: model_exports_delete_files(keys=keys), robust=True)
+
+
+@receiver(events.class_renamed, dispatch_uid="learning.rename_explanations")
+def rename_explanations(sender, *, project, old: str, new: str, **_) -> None:
+    """The maps already drawn name the class they explain by its new name (under the rename's
+    lock, like the images' predictions)."""
+    Explanation.objects.filter(model_version__project=project, label=old).update(label=new)

@@ -1,7 +1,9 @@
 // The annotator view's image: the one on screen, or why there is none (loading, all done).
 
+import type { ExplanationState } from "../hooks/useExplanation";
 import { type Classes, currentName } from "../lib/classChanges";
 import type { QueueTask, TaskQueue } from "../lib/taskQueue";
+import { ExplanationNote, ExplanationOverlay } from "./ExplanationOverlay";
 
 // Images smaller than this (in pixels, either side) are scaled up with hard pixel edges: a
 // 28x28 digit blurred to 500 px is harder to read than its pixels.
@@ -16,6 +18,7 @@ export function Stage({
   pending,
   zoom = 1,
   contrast = false,
+  map = null,
 }: {
   task: QueueTask | null;
   classes: Classes;
@@ -25,6 +28,7 @@ export function Stage({
   pending: number;
   zoom?: number; // the view's magnification (the image centred, its edges cut)
   contrast?: boolean; // the view's stronger contrast
+  map?: ExplanationState | null; // the activation map to lay over the image (key H)
 }) {
   if (!queue || !task) return <NoTask queue={queue} labeledCount={labeledCount} pending={pending} />;
   const suggested = task.suggestion ? currentName(task.suggestion, classes) : null;
@@ -47,6 +51,7 @@ export function Stage({
         ) : (
           <p aria-busy="true">Loading image…</p>
         )}
+        {task.src && map && <ExplanationOverlay imageId={task.image} state={map} />}
       </div>
       <figcaption>
         <span>Image {task.image}</span>
@@ -63,6 +68,7 @@ export function Stage({
             Model suggests “{suggested}” <kbd>Enter</kbd>
           </span>
         )}
+        {map && <ExplanationNote state={map} />}
       </figcaption>
     </figure>
   );

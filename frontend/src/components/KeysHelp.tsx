@@ -69,6 +69,14 @@ function CommandKeys({ suggestions }: { suggestions: boolean }) {
             <td>Accept the model’s suggestion</td>
           </tr>
         )}
+        {suggestions && (
+          <tr>
+            <td>
+              <kbd>H</kbd>
+            </td>
+            <td>Show or hide what the model looked at (its activation map)</td>
+          </tr>
+        )}
         <tr>
           <td>
             <kbd>S</kbd>

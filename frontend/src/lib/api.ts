@@ -154,6 +154,8 @@ export function uploadWithProgress<T>(
 }
 
 // --- The shapes the views use (DESIGN.md §5 and the API's serializers) ---
+import type { BackboneRef } from "./backboneTypes";
+export type { Backbone, BackboneRef, Probe, ProbeScore } from "./backboneTypes";
 
 export type Role = "admin" | "reviewer" | "annotator" | "viewer";
 
@@ -321,6 +323,7 @@ export interface ModelVersion {
     ece?: number | null;
     n_val?: number | null; // the held-out labels the accuracy was measured on
     trained?: string | null; base_version?: number | null; // a head, or fine-tuned from v...
+    shortcut_check?: ShortcutCheck | null; // where its evidence lies (training/explain.py)
   } | null;
   labels_used: number | null;
   created_at: string;
@@ -328,50 +331,16 @@ export interface ModelVersion {
   backbone?: BackboneRef | null; // the backbone its head was fitted on; null: from scratch
 }
 
-export interface BackboneRef {
-  id: number;
-  number: number;
-  source: "pretrain" | "import";
-  arch: string;
-  origin: string;
-}
-
-/** One of k-NN or linear probe: accuracy on `n` labels, cross-fitted, 95% Wilson interval. */
-export interface ProbeScore {
-  accuracy: number;
-  n: number;
-  interval: [number, number];
-}
-
-export interface Probe {
-  n: number; // labels scored
-  labels?: number; // labels there were (a class with one label is trained on, not scored)
-  knn?: ProbeScore | null;
-  linear?: ProbeScore | null;
-  note?: string | null;
-}
-
-export interface Backbone extends BackboneRef {
-  run: number | null;
-  width: number;
-  stem: string;
-  input_size: number;
-  embed_dim: number;
-  images_seen: number;
-  metrics: {
-    method?: string;
-    epochs_run?: number;
-    seconds?: number;
-    loss_curve?: number[];
-    stopped?: string; // "epochs" | "budget" | "cancelled"
-    probe?: Probe; // the latest: measured again by each round on the backbone
-    probe_labels?: number; // the labels that latest probe was computed on
-    probe_version?: number; // the model version whose round measured it
-    probe_at_registration?: Probe | null; // kept from registration once a round re-measured
-  } | null;
-  file_sha256: string;
-  created_at: string;
-  current: boolean;
+/** Per class, the share of the activation-map mass of its surest images on the border band. */
+export interface ShortcutCheck {
+  band: number; // the border band's width, a fraction of the side on each edge
+  threshold: number; // a class is flagged above this median share
+  per_class: Record<
+    string,
+    { images: number; border_share: number; mean_confidence: number; flagged: boolean }
+  >;
+  flagged: string[];
+  max_border_share: number | null;
 }
 
 export interface UploadResult {

@@ -21,17 +21,20 @@ describe("class hotkeys", () => {
   it("falls back to positions when any class cannot have its own name as key", () => {
     // "s" is the skip key; "10" is two characters; duplicates after lower-casing clash.
     expect(classKeys(["r", "s"]).map((c) => c.key)).toEqual(["1", "2"]);
+    expect(classKeys(["g", "h"]).map((c) => c.key)).toEqual(["1", "2"]); // h: the map
     expect(classKeys(["9", "10"]).map((c) => c.key)).toEqual(["1", "2"]);
     expect(classKeys(["a", "A"]).map((c) => c.key)).toEqual(["1", "2"]);
   });
 
-  it("continues with letters, never the command letters s and z", () => {
-    const labels = Array.from({ length: 34 }, (_, i) => `class${i}`);
+  it("continues with letters, never the command letters s, z and h", () => {
+    const labels = Array.from({ length: 33 }, (_, i) => `class${i}`);
     const keys = classKeys(labels).map((c) => c.key);
     expect(keys.slice(10, 14)).toEqual(["a", "b", "c", "d"]);
+    expect(keys.slice(16, 18)).toEqual(["g", "i"]);
     expect(keys).not.toContain("s");
     expect(keys).not.toContain("z");
-    expect(new Set(keys).size).toBe(34);
+    expect(keys).not.toContain("h");
+    expect(new Set(keys).size).toBe(33);
   });
 
   it("leaves classes past the last key without one", () => {
@@ -69,6 +72,8 @@ describe("keyAction", () => {
     expect(keyAction({ key: "z" }, map)).toEqual({ type: "undo" });
     expect(keyAction({ key: "Backspace" }, map)).toEqual({ type: "undo" });
     expect(keyAction({ key: "?" }, map)).toEqual({ type: "help" });
+    expect(keyAction({ key: "h" }, map)).toEqual({ type: "map" });
+    expect(keyAction({ key: "H" }, map)).toEqual({ type: "map" });
     expect(keyAction({ key: "Escape" }, map)).toEqual({ type: "close" });
   });
 

@@ -31,8 +31,9 @@ Progress = Callable[[str, float], None]  # (stage, fraction of that stage) -> No
 TRAINING_SPANS = {
     "snapshot": (0.0, 0.05),
     "train": (0.05, 0.65),
-    "evaluate": (0.65, 0.72),
-    "register": (0.72, 0.75),
+    "evaluate": (0.65, 0.71),
+    "shortcut": (0.71, 0.73),  # the shortcut check (jobs/shortcut.py)
+    "register": (0.73, 0.75),
     "score": (0.75, 0.95),
     "write-back": (0.95, 1.0),
 }

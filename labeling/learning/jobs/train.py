@@ -22,6 +22,7 @@ from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.base import Job
 from labeling.learning.jobs.head import backbone_probe_record, train_head
 from labeling.learning.jobs.scoring import score_pool, write_pool_scores
+from labeling.learning.jobs.shortcut import shortcut_check_round
 from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.snapshot import Snapshot, take_snapshot, train_config
 from labeling.learning.writeback import (
@@ -120,6 +121,9 @@ class TrainJob(Job):
         if verdict is not None:
             metrics["promotion"] = verdict
         metrics["promote"] = promote
+        metrics["shortcut_check"] = self.stage(
+            "shortcut", lambda: shortcut_check_round(spec, snap, result.checkpoint_path)
+        )
         version = self.stage(
             "register",
             lambda: self._register(spec, result.checkpoint_path, metrics, snap, backbone),

@@ -66,6 +66,7 @@ def test_labels_flow_in_a_model_comes_out_and_the_queue_reorders(
         "snapshot",
         "train",
         "evaluate",
+        "shortcut",
         "register",
         "score",
         "write-back",
@@ -73,6 +74,10 @@ def test_labels_flow_in_a_model_comes_out_and_the_queue_reorders(
     version = ModelVersion.objects.get(run=run)
     assert version.is_active and version.labels_used == 100
     assert version.metrics["accuracy"] >= 0.5  # on a small validation split; the pool says more
+    # Its shortcut check: real digits carry no planted mark, so no class is flagged.
+    check = version.metrics["shortcut_check"]
+    assert set(check["per_class"]) == set(project.labels) and check["flagged"] == []
+    assert all(r["images"] >= 1 and r["border_share"] < 0.6 for r in check["per_class"].values())
 
     # The model's predictions on the 1,900 images nobody labeled: at least 80% right.
     pool = Image.objects.filter(project=project).exclude(status=ImageStatus.LABELED)

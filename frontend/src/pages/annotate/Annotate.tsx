@@ -17,10 +17,11 @@ import { currentName } from "../../lib/classChanges";
 import { classKeys } from "../../lib/hotkeys";
 import type { Outbox } from "../../lib/outbox";
 import { ContextStrip, type View } from "./ContextStrip";
-import { ClassButtons, Commands, Counters, DroppedLabels, OutboxNotes } from "./Panel";
+import { ClassButtons, Commands, Counters, DroppedLabels, KeysTip, OutboxNotes } from "./Panel";
 import { useAnnotatorKeys } from "./useAnnotatorKeys";
 import { useClassChange } from "./useClassChange";
 import { useSessionCount } from "./useSessionCount";
+import { useAnnotatorMap } from "./useAnnotatorMap";
 import { pendingFor, useTaskQueue } from "./useTaskQueue";
 
 // The project (its classes) is re-read this often, and whenever the tab gets the focus back,
@@ -79,6 +80,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     setStatus("");
   };
   const tasks = useTaskQueue(project, outbox, session.add);
+  const map = useAnnotatorMap(tasks.current?.image ?? null, suggestions);
   const { act, helpOpen, setHelpOpen } = useAnnotatorKeys({
     tasks,
     labels: project.labels,
@@ -87,6 +89,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     change,
     dismissChange,
     setStatus,
+    toggleMap: map.toggle,
   });
   const pending = pendingFor(outbox, project.id);
   const dropped = useDroppedLabels(outbox, project.id, reload);
@@ -112,6 +115,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
           labeledCount={session.count}
           pending={pending}
           zoom={view.zoom} contrast={view.contrast}
+          map={map.on ? map.state : null}
         />
       </div>
 
@@ -128,10 +132,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
         />
         <Counters session={session} pending={pending} offline={outbox.offline} ready={tasks.ready} />
         <OutboxNotes outbox={outbox} pending={pending} />
-        <p className="muted small">
-          Press a class’s key to label the image and move on. <kbd>S</kbd> skips,{" "}
-          <kbd>Z</kbd> goes back to change the last label, <kbd>?</kbd> lists every key.
-        </p>
+        <KeysTip suggestions={suggestions} />
         <p className="status-line" role="status" aria-live="polite">
           {status}
         </p>

@@ -188,3 +188,19 @@ export function DroppedLabels({ dropped }: { dropped: DroppedItem[] }) {
     </ul>
   );
 }
+
+/** The keys worth knowing first; "?" lists them all. */
+export function KeysTip({ suggestions }: { suggestions: boolean }) {
+  return (
+    <p className="muted small">
+      Press a class’s key to label the image and move on. <kbd>S</kbd> skips, <kbd>Z</kbd> goes
+      back to change the last label,{" "}
+      {suggestions && (
+        <>
+          <kbd>H</kbd> shows what the model looked at,{" "}
+        </>
+      )}
+      <kbd>?</kbd> lists every key.
+    </p>
+  );
+}

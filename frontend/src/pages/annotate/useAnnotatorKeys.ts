@@ -16,6 +16,7 @@ export interface AnnotatorKeysOptions {
   change: ClassChange | null; // a change to the classes not acknowledged yet
   dismissChange: () => void;
   setStatus: Dispatch<SetStateAction<string>>;
+  toggleMap: () => void; // the activation map over the image (where suggestions show)
 }
 
 export interface AnnotatorKeys {
@@ -26,6 +27,7 @@ export interface AnnotatorKeys {
 
 export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
   const { tasks, labels, classes, suggestions, change, dismissChange, setStatus } = options;
+  const { toggleMap } = options;
   const [helpOpen, setHelpOpen] = useState(false);
   const map = useMemo(() => hotkeyMap(labels), [labels]);
 
@@ -45,6 +47,10 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
         return;
       case "undo":
         say(tasks.undo());
+        return;
+      case "map":
+        if (suggestions) toggleMap();
+        else setStatus("This project does not show the model’s view to annotators.");
         return;
       case "skip":
         say(tasks.skip());

@@ -1,5 +1,6 @@
-// One image in the image browser: its facts, its annotations, the model's prediction, setting
-// the final label where annotators disagree, and (admins) making it a gold question.
+// One image in the image browser: its facts, its annotations, the model's prediction (and, on
+// demand, its activation map over the image), setting the final label where annotators
+// disagree, and (admins) making it a gold question.
 
 import { type FormEvent, useState } from "react";
 
@@ -7,6 +8,7 @@ import { ErrorNote } from "../../components/ErrorNote";
 import { Options } from "../../components/Options";
 import { useResource } from "../../hooks/useResource";
 import { api, type ApiError, asApiError, type ImageDetail, type Project } from "../../lib/api";
+import { DetailImage } from "./DetailImage";
 
 export function ImageDetailPanel({ imageId, project }: { imageId: number; project: Project }) {
   const detail = useResource<ImageDetail>(`/api/images/${imageId}/`);
@@ -40,13 +42,7 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
           </span>
         )}
       </h2>
-      <div className="detail-image">
-        <img
-          src={img.file_url}
-          alt={`Image ${img.id}`}
-          className={Math.max(img.width, img.height) < 256 ? "pixelated" : undefined}
-        />
-      </div>
+      <DetailImage img={img} project={project} />
       <Facts img={img} />
       <h3>Annotations</h3>
       <Annotations annotations={img.annotations} />

@@ -1,5 +1,5 @@
 // The model: retrain with live progress, versions (rollback), learning curve, confusion matrix,
-// uncertainty histogram, and the backbone rounds build on. The training endpoints arrive with the active-learning loop; until
+// uncertainty histogram, the shortcut check, and the backbone rounds build on. The training endpoints arrive with the active-learning loop; until
 // then (404) or before the first model, every panel says "no model yet".
 
 import type { Project } from "../../lib/api";
@@ -7,6 +7,7 @@ import { BackbonePanel } from "./Backbones";
 import { ConfusionMatrix } from "./ConfusionMatrix";
 import { LearningCurve } from "./LearningCurve";
 import { ModelVersions } from "./ModelVersions";
+import { ShortcutCheck } from "./ShortcutCheck";
 import { TrainingCard } from "./Training";
 import { UncertaintyHistogram } from "./UncertaintyHistogram";
 import { useModel } from "./useModel";
@@ -41,6 +42,8 @@ export function ModelTab({ project }: { project: Project }) {
         <h2 id="uncertainty-title">Uncertainty of unlabeled images</h2>
         <UncertaintyHistogram raw={stats?.uncertainty_histogram} />
       </section>
+
+      <ShortcutCheck active={active} />
 
       <BackbonePanel project={project} />
 
