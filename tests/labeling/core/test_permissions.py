@@ -41,6 +41,14 @@ class Endpoint:
     setup: Callable[[dict, object], None] | None = None
 
 
+def show_the_active_models_maps(context: dict) -> None:
+    from labeling.learning.models import ModelVersion
+    from labeling.projects.models import Project
+
+    Project.objects.filter(pk=context["project"].pk).update(show_suggestions=True)
+    ModelVersion.objects.filter(pk=context["version"].pk).update(is_active=True)
+
+
 def lease_to_caller(context: dict, user) -> None:
     from labeling.images.models import Image
 
@@ -106,6 +114,15 @@ ENDPOINTS = {
     ),
     "read image": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/", "viewer", 200),
     "image bytes": Endpoint("get", lambda c: f"/api/images/{c['image'].id}/file/", "viewer", 200),
+    # Annotators see maps only where the project shows suggestions (else 403, tested in
+    # tests/labeling/learning/test_explanations.py); here it does. The active version's map.
+    "activation map": Endpoint(
+        "get",
+        lambda c: f"/api/images/{c['image'].id}/explanation/",
+        "viewer",
+        202,
+        setup=lambda c, user: show_the_active_models_maps(c),
+    ),
     "stats": Endpoint("get", lambda c: f"/api/projects/{c['project'].id}/stats/", "viewer", 200),
     "next tasks": Endpoint(
         "post",
