@@ -34,6 +34,7 @@ from labeling.learning.api import (
     VersionActivateView,
 )
 from labeling.learning.api_backbones import ProjectBackbonesView
+from labeling.learning.api_similar import ImageSimilarView
 from labeling.projects.api import (
     LabelRenameView,
     MembersView,
@@ -128,6 +129,7 @@ api = [
     ),
     path("images/<int:image_id>/", ImageDetailView.as_view(), name="image-detail"),
     path("images/<int:image_id>/file/", ImageFileView.as_view(), name="image-file"),
+    path("images/<int:image_id>/similar/", ImageSimilarView.as_view(), name="image-similar"),
     # The API's description is public; everything it describes needs authentication.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

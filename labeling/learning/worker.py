@@ -32,6 +32,7 @@ from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
 from labeling.learning.jobs import Job, JobContext, RunError, job_class
 from labeling.learning.models import RunLane, TrainingRun
 from labeling.learning.predict_server import Predictor
+from labeling.learning.similar import similar_index_refresh
 from labeling.learning.writeback import json_safe
 from training.cluster import ensure_ray
 
@@ -165,6 +166,7 @@ class Worker:
                 result = job.compute()
                 context.stage("write-back", lambda: self._write_back(job, result, timings))
                 logger.info("run %d: %s (%s)", run.pk, job.done, _brief(timings))
+                _refresh_similar(run)
             except (Cancelled, runs.RunLost):
                 if _vanished(run):
                     return
@@ -221,6 +223,16 @@ class Worker:
                 timings=timings,
                 started=started,
             )
+
+
+def _refresh_similar(run: TrainingRun) -> None:
+    """After a run's commit: the project's similarity index follows its embeddings (a new
+    backbone or model rebuilds it, new vectors are added). The run has succeeded whatever
+    happens here; a failed refresh is retried after the project's next run."""
+    try:
+        similar_index_refresh(project=run.project)
+    except Exception:  # logged with its traceback; the index stays as it was
+        logger.exception("run %d: the similarity index could not be refreshed", run.pk)
 
 
 def _vanished(run: TrainingRun) -> bool:
