@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import ProgrammingError, connection, transaction
 from django.db.models import QuerySet
 
 from labeling.core.errors import Conflict
@@ -289,8 +289,11 @@ def similar_neighbours(*, project: Project, image_id: int, k: int) -> Found:
     """The ``k`` images of the project nearest to ``image_id`` (itself left out)."""
     index = SimilarIndex.objects.filter(project=project).select_related("backbone", "model_version")
     index = index.first()
-    if index is not None and pgvector_loaded() and _table_exists(table_name(project.pk)):
-        return _from_index(index, image_id, k)
+    if index is not None:
+        try:
+            return _from_index(index, image_id, k)
+        except ProgrammingError:  # its table is gone (a restore without it): search exactly
+            logger.warning("similarity index of project %d has no table", project.pk)
     return _exact(project, image_id, k)
 
 
