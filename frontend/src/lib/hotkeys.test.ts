@@ -25,12 +25,13 @@ describe("class hotkeys", () => {
     expect(classKeys(["a", "A"]).map((c) => c.key)).toEqual(["1", "2"]);
   });
 
-  it("continues with letters, never the command letters s and z", () => {
+  it("continues with letters, never the command letters s, z and m", () => {
     const labels = Array.from({ length: 34 }, (_, i) => `class${i}`);
     const keys = classKeys(labels).map((c) => c.key);
     expect(keys.slice(10, 14)).toEqual(["a", "b", "c", "d"]);
     expect(keys).not.toContain("s");
     expect(keys).not.toContain("z");
+    expect(keys).not.toContain("m");
     expect(new Set(keys).size).toBe(34);
   });
 
@@ -69,6 +70,8 @@ describe("keyAction", () => {
     expect(keyAction({ key: "z" }, map)).toEqual({ type: "undo" });
     expect(keyAction({ key: "Backspace" }, map)).toEqual({ type: "undo" });
     expect(keyAction({ key: "?" }, map)).toEqual({ type: "help" });
+    expect(keyAction({ key: "m" }, map)).toEqual({ type: "similar" });
+    expect(keyAction({ key: "M" }, map)).toEqual({ type: "similar" });
     expect(keyAction({ key: "Escape" }, map)).toEqual({ type: "close" });
   });
 

@@ -1,6 +1,6 @@
 // The annotator's keyboard: class keys 1-9, 0, then letters; the rest are commands.
 //
-// Letters that are commands (s = skip, z = undo) are never given to a class, so a project with
+// Letters that are commands (s = skip, z = undo, m = more like this) are never given to a class, so a project with
 // many classes never shadows a command. Classes past the last free key get no hotkey (their
 // button still works).
 
@@ -8,14 +8,17 @@ export const COMMAND_KEYS = {
   accept: "Enter",
   skip: "s",
   undo: "z",
+  similar: "m",
   help: "?",
 } as const;
 
 const DIGIT_KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-const RESERVED_LETTERS = new Set([COMMAND_KEYS.skip, COMMAND_KEYS.undo]);
-const LETTER_KEYS = "abcdefghijklmnopqrstuvwxyz"
-  .split("")
-  .filter((letter) => !RESERVED_LETTERS.has(letter as "s" | "z"));
+const RESERVED_LETTERS: ReadonlySet<string> = new Set([
+  COMMAND_KEYS.skip,
+  COMMAND_KEYS.undo,
+  COMMAND_KEYS.similar,
+]);
+const LETTER_KEYS = "abcdefghijklmnopqrstuvwxyz".split("").filter((letter) => !RESERVED_LETTERS.has(letter));
 
 /** Every key a class can have, in the order classes get them. */
 export const CLASS_KEYS: readonly string[] = [...DIGIT_KEYS, ...LETTER_KEYS];
@@ -58,6 +61,7 @@ export type KeyAction =
   | { type: "accept" }
   | { type: "skip" }
   | { type: "undo" }
+  | { type: "similar" }
   | { type: "help" }
   | { type: "close" };
 
@@ -85,6 +89,7 @@ export function keyAction(press: KeyPress, map: Map<string, string>): KeyAction 
   const lower = key.length === 1 ? key.toLowerCase() : key;
   if (lower === COMMAND_KEYS.undo) return { type: "undo" };
   if (lower === COMMAND_KEYS.skip) return { type: "skip" };
+  if (lower === COMMAND_KEYS.similar) return { type: "similar" };
   const label = map.get(lower);
   return label === undefined ? null : { type: "label", label };
 }

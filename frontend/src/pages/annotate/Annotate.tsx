@@ -9,6 +9,7 @@ import { Stage } from "../../components/AnnotateStage";
 import { ClassChangeNotice } from "../../components/ClassChangeNotice";
 import { ErrorNote } from "../../components/ErrorNote";
 import { KeysHelp } from "../../components/KeysHelp";
+import { SimilarDialog } from "../../components/SimilarImages";
 import { useOutbox, useOutboxVersion } from "../../context/outbox";
 import { useProject } from "../../hooks/useResource";
 import { useTitle } from "../../hooks/useTitle";
@@ -77,7 +78,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     setStatus("");
   };
   const tasks = useTaskQueue(project, outbox, session.add);
-  const { act, helpOpen, setHelpOpen } = useAnnotatorKeys({
+  const { act, helpOpen, setHelpOpen, similarOf, setSimilarOf } = useAnnotatorKeys({
     tasks,
     labels: project.labels,
     classes,
@@ -126,7 +127,8 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
         <OutboxNotes outbox={outbox} pending={pending} />
         <p className="muted small">
           Press a class’s key to label the image and move on. <kbd>S</kbd> skips,{" "}
-          <kbd>Z</kbd> goes back to change the last label, <kbd>?</kbd> lists every key.
+          <kbd>Z</kbd> goes back to change the last label, <kbd>M</kbd> shows images like this
+          one, <kbd>?</kbd> lists every key.
         </p>
         <p className="status-line" role="status" aria-live="polite">
           {status}
@@ -137,6 +139,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
       {helpOpen && (
         <KeysHelp keys={keys} suggestions={suggestions} onClose={() => setHelpOpen(false)} />
       )}
+      {similarOf !== null && <SimilarDialog imageId={similarOf} onClose={() => setSimilarOf(null)} />}
     </section>
   );
 }

@@ -98,6 +98,16 @@ export function Commands({
       >
         Undo <kbd aria-hidden="true">Z</kbd>
       </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "similar" })}
+        disabled={!current}
+        aria-keyshortcuts="M"
+      >
+        More like this <kbd aria-hidden="true">M</kbd>
+      </button>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>

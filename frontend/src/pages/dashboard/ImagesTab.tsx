@@ -116,7 +116,7 @@ export function ImagesTab({ project }: { project: Project }) {
         {selected === null ? (
           <p className="muted">Choose an image to see its labels and the model’s prediction.</p>
         ) : (
-          <ImageDetailPanel key={selected} imageId={selected} project={project} />
+          <ImageDetailPanel key={selected} imageId={selected} project={project} onSelect={setSelected} />
         )}
       </aside>
     </div>
