@@ -1,4 +1,4 @@
-""""More like this" in a real browser: the annotator's M key and the image browser's button
+"""More like this, in a real browser: the annotator's M key and the image browser's button
 show an image's nearest neighbours (those the API answers, in its order), and a neighbour
 opens in the image browser's detail panel.
 

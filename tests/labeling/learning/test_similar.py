@@ -1,4 +1,4 @@
-""""More like this": an image's nearest neighbours by embedding, from the project's pgvector
+"""More like this: an image's nearest neighbours by embedding, from the project's pgvector
 index (built and refreshed by the worker) or searched exactly before there is one; the API's
 answers and refusals; a round without a backbone storing its model's features.
 
