@@ -1,4 +1,4 @@
-""" "More like this" over the API: ``GET /api/images/{id}/similar/?k=12`` answers the image's
+"""More like this, over the API: ``GET /api/images/{id}/similar/?k=12`` answers the image's
 ``k`` nearest neighbours by embedding (``labeling.learning.similar``), each an image as the
 image list shows it (labels, prediction, ``file_url``) with its cosine ``distance``.
 """

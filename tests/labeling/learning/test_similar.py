@@ -179,9 +179,7 @@ def test_a_gold_question_among_the_neighbours_reads_as_unlabeled_to_an_annotator
 ):
     ids, vectors = embedded
     target = nearest_by_hand(vectors, ids, ids[4], 1)[0]
-    Image.objects.filter(pk=target).update(
-        gold_label="3", consensus_label="3", status="labeled"
-    )
+    Image.objects.filter(pk=target).update(gold_label="3", consensus_label="3", status="labeled")
     shown = {r["id"]: r for r in similar(as_user, bob, ids[4], k=3).json()["results"]}
     assert shown[target]["consensus_label"] is None and shown[target]["gold_label"] is None
     shown = {r["id"]: r for r in similar(as_user, alice, ids[4], k=3).json()["results"]}
