@@ -34,7 +34,7 @@ from labeling.learning.api import (
     VersionActivateView,
 )
 from labeling.learning.api_backbones import ProjectBackbonesView
-from labeling.learning.api_similar import ImageSimilarView
+from labeling.learning.api_similar import ImageSimilarView, ProjectEmbeddingMapView
 from labeling.projects.api import (
     LabelRenameView,
     MembersView,
@@ -62,6 +62,11 @@ api = [
     ),
     path("projects/<int:project_id>/images/", ProjectImagesView.as_view(), name="project-images"),
     path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
+    path(
+        "projects/<int:project_id>/embedding-map/",
+        ProjectEmbeddingMapView.as_view(),
+        name="project-embedding-map",
+    ),
     path("projects/<int:project_id>/tasks/next/", TaskNextView.as_view(), name="task-next"),
     path(
         "projects/<int:project_id>/annotations/",

@@ -1,6 +1,8 @@
 """More like this, over the API: ``GET /api/images/{id}/similar/?k=12`` answers the image's
 ``k`` nearest neighbours by embedding (``labeling.learning.similar``), each an image as the
-image list shows it (labels, prediction, ``file_url``) with its cosine ``distance``.
+image list shows it (labels, prediction, ``file_url``) with its cosine ``distance``; and
+``GET /api/projects/{id}/embedding-map/``, the dashboard's 2-D map of the project's embeddings
+(``labeling.learning.embedding_map``), each point with its label, prediction and uncertainty.
 """
 
 from __future__ import annotations
@@ -11,12 +13,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from labeling.core.errors import ValidationFailed
+from labeling.core.errors import Conflict, ValidationFailed
 from labeling.core.schema import ErrorSerializer
 from labeling.images.api import ImageSerializer
 from labeling.images.models import Image
-from labeling.images.selectors import gold_masked, image_get_for_user
-from labeling.learning.similar import similar_neighbours
+from labeling.images.selectors import gold_masked, image_get_for_user, image_shown_fields
+from labeling.learning.models import EmbeddingMap
+from labeling.learning.similar import Source, similar_neighbours
+from labeling.projects.selectors import project_get_for_user
 
 K_DEFAULT = 12
 K_MAX = 100
@@ -94,3 +98,91 @@ class ImageSimilarView(APIView):
             "results": NeighbourSerializer(results, many=True, context={"mask_gold": masked}).data,
         }
         return Response(body)
+
+
+class MapPointsSerializer(serializers.Serializer):
+    id = serializers.ListField(child=serializers.IntegerField())
+    x = serializers.ListField(child=serializers.FloatField(), help_text="0..1")
+    y = serializers.ListField(child=serializers.FloatField(), help_text="0..1, same scale as x")
+    label = serializers.ListField(
+        child=serializers.IntegerField(), help_text="index into labels; -1: no label"
+    )
+    predicted = serializers.ListField(
+        child=serializers.IntegerField(), help_text="index into labels; -1: no prediction"
+    )
+    uncertainty = serializers.ListField(
+        child=serializers.FloatField(allow_null=True), help_text="1 - confidence; null: none"
+    )
+
+
+class EmbeddingMapSerializer(serializers.Serializer):
+    method = serializers.CharField(help_text="pca")
+    source = SimilarSourceSerializer()
+    total = serializers.IntegerField(help_text="vectors the project had when it was computed")
+    sampled = serializers.IntegerField(help_text="points on the map (at most 50,000)")
+    explained = serializers.ListField(
+        child=serializers.FloatField(), help_text="the variance share of each axis"
+    )
+    built_at = serializers.DateTimeField()
+    labels = serializers.ListField(child=serializers.CharField())
+    points = MapPointsSerializer()
+
+
+class ProjectEmbeddingMapView(APIView):
+    @extend_schema(
+        summary="The 2-D map of the project's embeddings, for the dashboard",
+        responses={200: EmbeddingMapSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+    )
+    def get(self, request: Request, project_id: int) -> Response:
+        project = project_get_for_user(user=request.user, project_id=project_id)
+        built = (
+            EmbeddingMap.objects.filter(project=project)
+            .select_related("backbone", "model_version")
+            .first()
+        )
+        if built is None or not (built.backbone or built.model_version):
+            raise Conflict(
+                "the project has no embedding map yet: it is drawn by the worker once the "
+                "project has embeddings (a backbone, or the first model a round trains)",
+                code="no_map",
+            )
+        masked = gold_masked(user=request.user, project=project)
+        points = map_points(project, built.points, mask_gold=masked)
+        source = Source(backbone=built.backbone, model_version=built.model_version)
+        body = {
+            "method": built.method,
+            "source": source.describe(),
+            "total": built.total,
+            "sampled": len(points["id"]),
+            "explained": built.explained,
+            "built_at": built.built_at,
+            "labels": list(project.labels),
+            "points": points,
+        }
+        return Response(EmbeddingMapSerializer(body).data)
+
+
+def map_points(project, stored: dict, *, mask_gold: bool) -> dict:
+    """The map's points with each image's label, prediction and uncertainty now (images
+    deleted since it was drawn left out)."""
+    index = {name: i for i, name in enumerate(project.labels)}
+    now = {
+        image_id: (label, predicted, uncertainty)
+        for image_id, label, predicted, uncertainty in Image.objects.filter(
+            project=project, pk__in=stored["id"]
+        )
+        .annotate(**image_shown_fields(mask_gold=mask_gold))
+        .values_list("id", "shown_label", "predicted_label", "uncertainty")
+    }
+    out: dict[str, list] = {k: [] for k in ("id", "x", "y", "label", "predicted", "uncertainty")}
+    for image_id, x, y in zip(stored["id"], stored["x"], stored["y"], strict=True):
+        if image_id not in now:
+            continue
+        label, predicted, uncertainty = now[image_id]
+        out["id"].append(image_id)
+        out["x"].append(x)
+        out["y"].append(y)
+        out["label"].append(index.get(label, -1))
+        out["predicted"].append(index.get(predicted, -1))
+        out["uncertainty"].append(None if uncertainty is None else round(uncertainty, 4))
+    return out

@@ -195,6 +195,28 @@ class SimilarIndex(models.Model):
         return f"similarity index of {self.project_id}: {self.size} vectors"
 
 
+class EmbeddingMap(models.Model):
+    """A 2-D projection of a project's embeddings for the dashboard's map (PCA of a sample of
+    at most ``embedding_map.MAP_POINTS`` vectors), computed by the worker when they change."""
+
+    project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE)
+    backbone = models.ForeignKey(
+        Backbone, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=16, default="pca")
+    total = models.PositiveIntegerField()  # vectors of the source when it was computed
+    # {"id": [...], "x": [...], "y": [...]}: x and y scaled to 0..1, 4 decimals
+    points = models.JSONField()
+    explained = models.JSONField(default=list)  # variance share of each of the two axes
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"embedding map of {self.project_id}: {len(self.points.get('id', []))} points"
+
+
 class ModelVersion(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="model_versions")
     # One version per run: a run finished by a second worker after the first one died finds

@@ -169,7 +169,7 @@ def _build(table: str, source: Source) -> tuple[int, int]:
         cursor.execute(f"DROP TABLE IF EXISTS {new}")
         cursor.execute(f"CREATE TABLE {new} (image_id bigint PRIMARY KEY, vec halfvec({dim}))")
     size = 0
-    for ids, vectors in _batches(source.rows()):
+    for ids, vectors in vector_batches(source.rows()):
         size += _copy(new, ids, vectors)
     with connection.cursor() as cursor:
         # The graph is built in memory while it fits, much faster than on disk.
@@ -204,7 +204,7 @@ def _top_up(table: str, source: Source, dim: int) -> tuple[int, int]:
         where=[f"NOT EXISTS (SELECT 1 FROM {table} s WHERE s.image_id = {_EMBEDDING}.image_id)"]
     )
     added = 0
-    for ids, vectors in _batches(missing):
+    for ids, vectors in vector_batches(missing):
         if vectors.shape[1] == dim:
             added += _copy(table, ids, vectors)
     return added, removed
@@ -217,7 +217,7 @@ def _dim(source: Source) -> int:
     return len(bytes(vector)) // 2
 
 
-def _batches(rows: QuerySet[ImageEmbedding]):
+def vector_batches(rows: QuerySet[ImageEmbedding]):
     """(image ids, (n, D) float16 vectors) in batches of ``READ_BATCH``, by image id."""
     ids: list[int] = []
     blobs: list[bytes] = []
@@ -333,7 +333,7 @@ def _exact(project: Project, image_id: int, k: int) -> Found:
             code="index_building",
         )
     ids, vectors = [], []
-    for batch_ids, batch in _batches(rows):
+    for batch_ids, batch in vector_batches(rows):
         ids.append(batch_ids)
         vectors.append(batch.astype(np.float32))
     ids_all, x = np.concatenate(ids), np.concatenate(vectors)

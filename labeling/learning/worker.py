@@ -28,6 +28,7 @@ from django.db import close_old_connections, connection
 
 from labeling.core.background import BackgroundService, background_services
 from labeling.learning import runs
+from labeling.learning.embedding_map import embedding_map_build
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
 from labeling.learning.jobs import Job, JobContext, RunError, job_class
 from labeling.learning.models import RunLane, TrainingRun
@@ -226,13 +227,18 @@ class Worker:
 
 
 def _refresh_similar(run: TrainingRun) -> None:
-    """After a run's commit: the project's similarity index follows its embeddings (a new
-    backbone or model rebuilds it, new vectors are added). The run has succeeded whatever
-    happens here; a failed refresh is retried after the project's next run."""
-    try:
-        similar_index_refresh(project=run.project)
-    except Exception:  # logged with its traceback; the index stays as it was
-        logger.exception("run %d: the similarity index could not be refreshed", run.pk)
+    """After a run's commit: the project's similarity index and embedding map follow its
+    embeddings (a new backbone or model rebuilds them, new vectors are added). The run has
+    succeeded whatever happens here; a failed refresh is retried after the project's next
+    run."""
+    for what, refresh in (
+        ("similarity index", similar_index_refresh),
+        ("map", embedding_map_build),
+    ):
+        try:
+            refresh(project=run.project)
+        except Exception:  # logged with its traceback; the old one stays
+            logger.exception("run %d: the embedding %s could not be refreshed", run.pk, what)
 
 
 def _vanished(run: TrainingRun) -> bool:

@@ -5,8 +5,17 @@
 import { useEffect, useRef } from "react";
 
 import { useResource } from "../hooks/useResource";
-import type { SimilarAnswer } from "../lib/api";
+import type { ImageRow } from "../lib/api";
 import { ErrorNote } from "./ErrorNote";
+
+/** GET /api/images/{id}/similar/: the image's nearest neighbours by embedding. */
+export interface SimilarAnswer {
+  image: number;
+  k: number;
+  method: "hnsw" | "exact";
+  source: { kind: "backbone" | "model"; number: number };
+  results: (ImageRow & { distance: number })[];
+}
 
 export const SIMILAR_K = 12;
 

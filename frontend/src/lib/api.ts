@@ -228,15 +228,6 @@ export interface ImageRow {
   created_at: string;
 }
 
-/** GET /api/images/{id}/similar/: the image's nearest neighbours by embedding. */
-export interface SimilarAnswer {
-  image: number;
-  k: number;
-  method: "hnsw" | "exact";
-  source: { kind: "backbone" | "model"; number: number };
-  results: (ImageRow & { distance: number })[];
-}
-
 export type ConsensusMethod = "weighted" | "majority";
 
 export interface ImageDetail extends ImageRow {

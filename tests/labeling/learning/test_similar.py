@@ -17,6 +17,7 @@ from labeling.images.models import Image
 from labeling.learning.backbones import embeddings_write
 from labeling.learning.models import (
     Backbone,
+    EmbeddingMap,
     ImageEmbedding,
     RunStatus,
     RunTrigger,
@@ -213,6 +214,8 @@ def test_a_round_without_a_backbone_stores_its_model_features_and_indexes_them(
     assert stored.count() == 120 and not stored.exclude(backbone=None).exists()
     index = SimilarIndex.objects.get(project=project)
     assert index.model_version == version and index.size == 120
+    drawn = EmbeddingMap.objects.get(project=project)  # the dashboard's map, drawn beside it
+    assert drawn.model_version == version and len(drawn.points["id"]) == 120
     anchor = Image.objects.filter(project=project).order_by("id").first()
     body = similar(as_user, bob, anchor.pk, k=10).json()
     assert body["method"] == "hnsw" and body["source"] == {"kind": "model", "number": 1}

@@ -5,6 +5,7 @@ import { useProject } from "../../hooks/useResource";
 import { canReview, type Role } from "../../lib/api";
 import { useTitle } from "../../hooks/useTitle";
 import { ImagesTab } from "./ImagesTab";
+import { MapTab } from "./MapTab";
 import { ModelTab } from "./ModelTab";
 import { OverviewTab } from "./OverviewTab";
 import { ReviewTab } from "./ReviewTab";
@@ -17,6 +18,7 @@ const TABS = [
   { id: "review", title: "Review", roles: ["admin", "reviewer"] },
   { id: "model", title: "Model", roles: ["admin"] },
   { id: "images", title: "Images", roles: ["admin"] },
+  { id: "map", title: "Map", roles: ["admin"] },
   { id: "upload", title: "Upload", roles: ["admin"] },
   { id: "settings", title: "Settings", roles: ["admin"] },
 ] as const satisfies readonly { id: string; title: string; roles: readonly Role[] }[];
@@ -75,6 +77,7 @@ export function Dashboard() {
         {current.id === "review" && <ReviewTab project={p} />}
         {current.id === "model" && <ModelTab project={p} />}
         {current.id === "images" && <ImagesTab project={p} />}
+        {current.id === "map" && <MapTab project={p} />}
         {current.id === "upload" && <UploadTab project={p} onUploaded={project.reload} />}
         {current.id === "settings" && <SettingsTab project={p} onSaved={project.reload} />}
       </div>

@@ -1,7 +1,8 @@
 // Image browser: thumbnails with filters, and a detail panel (annotations, prediction,
-// resolving a disagreement).
+// resolving a disagreement). `?ids=1,2,3` in the address (a lasso on the map) shows just those.
 
 import { useCallback, useEffect, useRef, useState } from "react";
+import { useSearchParams } from "react-router";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { Options } from "../../components/Options";
@@ -22,8 +23,9 @@ const SHOW_OPTIONS: { value: Show; title: string }[] = [
 
 const PAGE = 60; // thumbnails per page
 
-function query(show: Show, predicted: string, label: string): URLSearchParams {
+function query(show: Show, predicted: string, label: string, ids: string | null): URLSearchParams {
   const params = new URLSearchParams({ page_size: String(PAGE) });
+  if (ids) params.set("ids", ids);
   if (show === "unlabeled") {
     params.append("status", "unlabeled");
     params.append("status", "partial");
@@ -59,6 +61,8 @@ export function ImagesTab({ project }: { project: Project }) {
   const [loading, setLoading] = useState(false);
   const [error, setError] = useState<ApiError | null>(null);
   const [selected, setSelected] = useState<number | null>(null);
+  const [search, setSearch] = useSearchParams();
+  const ids = search.get("ids");
 
   // Each fetch's number: a slow answer to an older filter must not overwrite a newer one.
   const latest = useRef(0);
@@ -83,8 +87,8 @@ export function ImagesTab({ project }: { project: Project }) {
 
   useEffect(() => {
     setSelected(null);
-    void fetchPage(`/api/projects/${project.id}/images/?${query(show, predicted, label)}`, false);
-  }, [project.id, show, predicted, label, fetchPage]);
+    void fetchPage(`/api/projects/${project.id}/images/?${query(show, predicted, label, ids)}`, false);
+  }, [project.id, show, predicted, label, ids, fetchPage]);
 
   return (
     <div className="browser">
@@ -103,6 +107,7 @@ export function ImagesTab({ project }: { project: Project }) {
           <ClassFilter title="Predicted class" labels={project.labels} value={predicted} onChange={setPredicted} />
           <ClassFilter title="Label" labels={project.labels} value={label} onChange={setLabel} />
         </form>
+        {ids && <MapSelection count={ids.split(",").length} onClear={() => setSearch({})} />}
         {error && <ErrorNote error={error} />}
         {!loading && images.length === 0 && !error && <p className="muted">No images match.</p>}
         <Thumbs images={images} selected={selected} onSelect={setSelected} loading={loading} />
@@ -120,6 +125,18 @@ export function ImagesTab({ project }: { project: Project }) {
         )}
       </aside>
     </div>
+  );
+}
+
+/** The browser shows a selection made on the map (`?ids=`): say so, and undo it. */
+function MapSelection({ count, onClear }: { count: number; onClear: () => void }) {
+  return (
+    <p className="note" role="status">
+      Showing the {count} images selected on the map.{" "}
+      <button type="button" className="btn btn-quiet" onClick={onClear}>
+        Show all
+      </button>
+    </p>
   );
 }
 
