@@ -1,12 +1,14 @@
 """More like this, in a real browser: the annotator's M key and the image browser's button
 show an image's nearest neighbours (those the API answers, in its order), and a neighbour
-opens in the image browser's detail panel.
+opens in the image browser's detail panel. The dashboard's embedding map: a lasso drawn with
+the mouse opens exactly the images inside it in the image browser.
 
     (cd frontend && npm run build) && .venv/bin/python -m pytest tests/e2e/test_similar.py -q
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 
 import numpy as np
@@ -16,6 +18,7 @@ from PIL import Image as PILImage
 from labeling.core.storage import storage_open
 from labeling.images.models import Image
 from labeling.learning.backbones import embeddings_write
+from labeling.learning.embedding_map import embedding_map_build
 from labeling.learning.models import Backbone
 from labeling.learning.similar import similar_index_refresh, similar_neighbours
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
@@ -93,3 +96,56 @@ def test_the_image_browser_shows_images_like_the_chosen_one_and_opens_a_neighbou
     buttons.first.click()
     neighbour = int(re.search(r"\d+", first).group())
     expect(heading).to_have_text(re.compile(rf"^Image {neighbour}\b"))
+
+
+# The map's drawing (frontend/src/lib/embeddingMap.ts): a 560 px square, 12 px margin, y up.
+MAP_SIZE, MAP_PAD = 560, 12
+
+
+def drawn_at(x: float, y: float) -> tuple[float, float]:
+    span = MAP_SIZE - 2 * MAP_PAD
+    return MAP_PAD + x * span, MAP_SIZE - MAP_PAD - y * span
+
+
+def test_a_lasso_on_the_map_opens_the_images_inside_it_in_the_image_browser(page, alice, project):
+    add_digits(project, alice, 40, labeled=True)
+    embed_by_pixels(project)
+    points = embedding_map_build(project=project).points
+    # The lasso: a rectangle over the left half of the map, between two points (never on one).
+    xs = sorted(points["x"])
+    cut = next(
+        (a + b) / 2 for a, b in itertools.pairwise(xs[15:]) if b - a > 0.01
+    )  # a gap near the middle
+    inside = {i for i, x in zip(points["id"], points["x"], strict=True) if x < cut}
+    assert 10 <= len(inside) <= 30
+
+    log_in(page, "alice")
+    page.goto(f"/projects/{project.id}/admin/map")
+    canvas = page.get_by_role("img", name=re.compile(r"^Map of 40 images"))
+    expect(canvas).to_have_accessible_name("Map of 40 images, coloured by label")
+    page.get_by_label("Colour by").select_option("uncertainty")
+    expect(canvas).to_have_accessible_name(re.compile("coloured by uncertainty"))
+    box = canvas.bounding_box()
+    scale = box["width"] / MAP_SIZE  # the page may draw the canvas smaller
+    right = drawn_at(cut, 0)[0]
+    corners = [(2, 2), (right, 2), (right, MAP_SIZE - 2), (2, MAP_SIZE - 2), (2, 4)]
+    page.mouse.move(box["x"] + corners[0][0] * scale, box["y"] + corners[0][1] * scale)
+    page.mouse.down()
+    for cx, cy in corners[1:]:
+        page.mouse.move(box["x"] + cx * scale, box["y"] + cy * scale, steps=5)
+    page.mouse.up()
+    expect(page.get_by_role("status").filter(has_text="selected")).to_have_text(
+        re.compile(rf"^{len(inside)} images selected")
+    )
+    screenshot(page, "dashboard-map-lasso")
+
+    page.get_by_role("button", name="Open in the image browser").click()
+    page.wait_for_url(re.compile(r"/admin/images\?ids="))
+    expect(
+        page.get_by_text(f"Showing the {len(inside)} images selected on the map")
+    ).to_be_visible()
+    thumbs = page.locator(".thumbs button")
+    expect(thumbs).to_have_count(len(inside))
+    shown = {int(re.search(r"\d+", thumbs.nth(n).get_attribute("aria-label")).group())
+             for n in range(len(inside))}  # fmt: skip
+    assert shown == inside

@@ -99,19 +99,27 @@ function MapCanvas({
     if (context) draw(context, data, mode, chosen, lasso);
   }, [data, mode, chosen, lasso]);
 
+  // In the map's own units (MAP_SIZE across), whatever size the page draws the canvas at.
   function at(event: PointerEvent<HTMLCanvasElement>): Point {
     const box = event.currentTarget.getBoundingClientRect();
-    return [event.clientX - box.left, event.clientY - box.top];
+    const scale = MAP_SIZE / (box.width || MAP_SIZE);
+    return [(event.clientX - box.left) * scale, (event.clientY - box.top) * scale];
   }
+  // The lasso's points as they come (events outrun renders); the state only redraws it.
+  const drawing = useRef<Point[] | null>(null);
   function down(event: PointerEvent<HTMLCanvasElement>) {
     event.currentTarget.setPointerCapture?.(event.pointerId);
-    setLasso([at(event)]);
+    drawing.current = [at(event)];
+    setLasso(drawing.current);
   }
   function move(event: PointerEvent<HTMLCanvasElement>) {
-    if (lasso) setLasso([...lasso, at(event)]);
+    if (!drawing.current) return;
+    drawing.current = [...drawing.current, at(event)];
+    setLasso(drawing.current);
   }
   function up() {
-    if (lasso) onSelect(lassoSelect(data.points.x, data.points.y, lasso));
+    if (drawing.current) onSelect(lassoSelect(data.points.x, data.points.y, drawing.current));
+    drawing.current = null;
     setLasso(null);
   }
 
