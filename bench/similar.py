@@ -2,7 +2,7 @@
 query latency (p50/p99) through the API, the index's build and refresh times, and its recall.
 
     .venv/bin/python -m bench.similar [--sizes 10000,1000000] [--dim 128] [--queries 500]
-                                      [--k 12] [--keep]
+                                      [--k 12] [--ef 40,100,200] [--keep]
 
 For each size: a project of N image rows (COPY, as bench.queue loads them) whose embeddings
 from one backbone (float16, ``embeddings_write`` as a backbone's write-back stores them) are
@@ -40,6 +40,7 @@ from django.db import connection, transaction
 from rest_framework.test import APIClient
 
 from bench.queue import load
+from labeling.learning import similar
 from labeling.learning.backbones import embeddings_write
 from labeling.learning.models import Backbone
 from labeling.learning.similar import similar_index_refresh, similar_neighbours, table_name
@@ -118,16 +119,34 @@ def api_latency(project, ids: list[int], k: int, queries: int) -> tuple[list[flo
     return seconds, answers
 
 
-def query_latency(project, ids: list[int], k: int, queries: int) -> list[float]:
-    """The query alone (``similar_neighbours``: the index's SQL), without the API around it."""
-    rng, seconds = random.Random(0), []
+def query_latency(project, ids: list[int], k: int, queries: int) -> tuple[list[float], dict]:
+    """The query alone (``similar_neighbours``: the index's SQL), without the API around it;
+    and its answers."""
+    rng, seconds, answers = random.Random(0), [], {}
     for _ in range(queries):
         anchor = rng.choice(ids)
         start = time.perf_counter()
         found = similar_neighbours(project=project, image_id=anchor, k=k)
         seconds.append(time.perf_counter() - start)
         assert found.method == "hnsw" and len(found.neighbours) == k
-    return seconds
+        answers[anchor] = [i for i, _ in found.neighbours]
+    return seconds, answers
+
+
+def ef_sweep(project, ids, vectors, args) -> None:
+    """The query and its recall at other HNSW beam widths (``hnsw.ef_search``) than the
+    product's max(40, 2k): what more recall costs."""
+    default = similar.EF_SEARCH_MIN
+    try:
+        for ef in args.ef:
+            similar.EF_SEARCH_MIN = ef
+            seconds, answers = query_latency(project, ids, args.k, args.queries)
+            _, recall = exact_numpy(ids, vectors, answers, args.k)
+            p50, p99 = percentiles(seconds)
+            print(f"  ef_search {max(ef, 2 * args.k)}: query p50 {p50:.2f} ms, p99 {p99:.2f} ms, "
+                  f"recall@{args.k} {recall:.3f}", flush=True)  # fmt: skip
+    finally:
+        similar.EF_SEARCH_MIN = default
 
 
 def exact_sql(project, ids: list[int], k: int, queries: int) -> list[float]:
@@ -174,9 +193,11 @@ def one_size(n: int, args) -> dict:
     try:
         ids, vectors, times = build(project, n, args.dim)
         api, answers = api_latency(project, ids, args.k, args.queries)
-        query = query_latency(project, ids, args.k, args.queries)
+        query, _ = query_latency(project, ids, args.k, args.queries)
         scan = exact_sql(project, ids, args.k, max(10, args.queries // (50 if n > 100_000 else 5)))
         numpy_s, recall = exact_numpy(ids, vectors, answers, args.k)
+        if args.ef:
+            ef_sweep(project, ids, vectors, args)
     finally:
         if not args.keep:
             with connection.cursor() as cursor:
@@ -200,6 +221,10 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=128, help="128: ResNet-18 at width 16")
     parser.add_argument("--queries", type=int, default=500)
     parser.add_argument("--k", type=int, default=12)
+    parser.add_argument(
+        "--ef", type=lambda v: [int(x) for x in v.split(",")], default=[],
+        help="also time the query at these hnsw.ef_search values, e.g. 40,100,200",
+    )  # fmt: skip
     parser.add_argument("--keep", action="store_true", help="keep the projects afterwards")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
