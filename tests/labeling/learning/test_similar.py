@@ -7,6 +7,7 @@ answers and refusals; a round without a backbone storing its model's features.
 
 from __future__ import annotations
 
+import io
 import shutil
 
 import numpy as np
@@ -14,6 +15,8 @@ import pytest
 from django.db import connection
 
 from labeling.images.models import Image
+from labeling.images.services import images_ingest, ingest_limits
+from labeling.images.sources import file_source
 from labeling.learning.backbones import embeddings_write
 from labeling.learning.models import (
     Backbone,
@@ -199,7 +202,7 @@ def pngs_120(mnist_pngs, tmp_path_factory):
 
 @pytest.mark.django_db(transaction=True)
 def test_a_round_without_a_backbone_stores_its_model_features_and_indexes_them(
-    pngs_120, alice, bob, as_user, ray_session
+    pngs_120, mnist_pngs, alice, bob, as_user, ray_session
 ):
     folder, truth = pngs_120
     project = digits_project_from(folder, admin=alice, annotator=bob, name="Sim", retrain_every=0)
@@ -224,3 +227,19 @@ def test_a_round_without_a_backbone_stores_its_model_features_and_indexes_them(
     names = dict(Image.objects.filter(project=project).values_list("id", "original_name"))
     same = [truth[names[r["id"]]] == truth[anchor.original_name] for r in body["results"]]
     assert sum(same) >= 3
+
+    # An upload: the new_images run scores the newcomers with the model, stores their
+    # features, and the index takes them in.
+    folder, _ = mnist_pngs
+    extra = sorted(p for p in folder.iterdir() if p.name not in truth)[:5]
+    limits = ingest_limits()
+    sources = [
+        file_source(io.BytesIO(p.read_bytes()), name=p.name, max_bytes=limits.max_bytes)
+        for p in extra
+    ]
+    images_ingest(project=project, user=alice, sources=sources)
+    Worker(poll_seconds=0.1).run_forever(once=True, predict=False)
+    scoring = TrainingRun.objects.get(project=project, trigger=RunTrigger.NEW_IMAGES)
+    assert scoring.status == RunStatus.SUCCEEDED, scoring.error
+    assert ImageEmbedding.objects.filter(model_version=version).count() == 125
+    assert SimilarIndex.objects.get(project=project).size == 125
