@@ -141,7 +141,7 @@ def test_no_model_signal_has_a_receiver_of_ours():
             {"labeling.annotations.receivers", "labeling.learning.receivers"},
         ),
         ("class_renamed", {"labeling.images.receivers", "labeling.annotations.receivers"}),
-        ("project_deleted", {"labeling.images.receivers"}),
+        ("project_deleted", {"labeling.images.receivers", "labeling.learning.receivers"}),
         ("run_finished", {"labeling.learning.receivers", "labeling.webhooks.receivers"}),
         ("version_activated", {"labeling.webhooks.receivers"}),
     ],

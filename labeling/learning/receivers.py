@@ -1,6 +1,7 @@
 """How the learning loop reacts to changes owned by lower apps (``labeling.core.events``);
 connected in ``LearningConfig.ready()``: labels queue a retrain, uploads queue an ordering of
-the new images, a new strategy re-orders the queue, a finished round queues a label check."""
+the new images, a new strategy re-orders the queue, a finished round queues a label check, a
+deleted project's similarity index goes with it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from labeling.learning.services import (
     run_request_after_upload,
     run_strategy_changed,
 )
+from labeling.learning.similar import similar_index_drop
 
 
 @receiver(events.images_added, dispatch_uid="learning.images_added")
@@ -65,3 +67,10 @@ def run_finished(sender, *, run_id: int, **_) -> None:
         return
     project = run.project
     transaction.on_commit(lambda: run_maybe_label_check(project=project), robust=True)
+
+
+@receiver(events.project_deleted, dispatch_uid="learning.drop_similar_index")
+def project_deleted(sender, *, project, **_) -> None:
+    """The project's similarity index is a table of its own, which no foreign key ties to the
+    project: dropped in the deletion's transaction."""
+    similar_index_drop(project_id=project.pk)

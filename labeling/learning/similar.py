@@ -121,14 +121,20 @@ def similar_index_refresh(*, project: Project) -> SimilarIndex | None:
             cursor.execute("SELECT pg_advisory_unlock(%s, %s)", [LOCK_NAMESPACE, project.pk])
 
 
+def similar_index_drop(*, project_id: int) -> None:
+    """Drop the project's index table and its row (a deleted project, or one without vectors)."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"DROP TABLE IF EXISTS {table_name(project_id)}")
+        cursor.execute(f"DROP TABLE IF EXISTS {table_name(project_id)}_new")
+        SimilarIndex.objects.filter(project_id=project_id).delete()
+
+
 def _refresh(project: Project) -> SimilarIndex | None:
     source = similar_source(project)
     table = table_name(project.pk)
     index = SimilarIndex.objects.filter(project=project).first()
     if source is None:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(f"DROP TABLE IF EXISTS {table}")
-            SimilarIndex.objects.filter(project=project).delete()
+        similar_index_drop(project_id=project.pk)
         return None
     started = time.perf_counter()
     if index is not None and source.matches(index) and _table_exists(table):

@@ -30,6 +30,7 @@ from labeling.learning.models import (
 from labeling.learning.runs import run_request
 from labeling.learning.similar import similar_index_refresh, table_name
 from labeling.learning.worker import Worker
+from labeling.projects.services import project_delete
 from tests.factories import ImageFactory, digits_project_from, label_first
 
 DIM = 16
@@ -243,3 +244,13 @@ def test_a_round_without_a_backbone_stores_its_model_features_and_indexes_them(
     assert scoring.status == RunStatus.SUCCEEDED, scoring.error
     assert ImageEmbedding.objects.filter(model_version=version).count() == 125
     assert SimilarIndex.objects.get(project=project).size == 125
+
+
+@pytest.mark.django_db
+def test_deleting_the_project_drops_its_index_table(embedded, project):
+    similar_index_refresh(project=project)
+    table = table_name(project.pk)
+    project_delete(project=project)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [table])
+        assert cursor.fetchone()[0] is None
