@@ -135,7 +135,7 @@ def query_latency(project, ids: list[int], k: int, queries: int) -> tuple[list[f
 
 def ef_sweep(project, ids, vectors, args) -> None:
     """The query and its recall at other HNSW beam widths (``hnsw.ef_search``) than the
-    product's max(40, 2k): what more recall costs."""
+    product's max(100, 2k): what more recall costs."""
     default = similar.EF_SEARCH_MIN
     try:
         for ef in args.ef:
