@@ -4,17 +4,17 @@ query latency (p50/p99) through the API, the index's build and refresh times, an
     .venv/bin/python -m bench.similar [--sizes 10000,1000000] [--dim 128] [--queries 500]
                                       [--k 12] [--ef 40,100,200] [--keep]
 
-For each size: a project of N image rows (COPY, as bench.queue loads them) whose embeddings
-from one backbone (float16, ``embeddings_write`` as a backbone's write-back stores them) are
-clustered (N/100 centres, unit normal; each vector a centre plus normal noise of scale 0.5),
-so that neighbours mean something, as they do in real embeddings. 99% of them are stored and
-the worker's ``similar_index_refresh`` builds the pgvector HNSW index (timed); then the last
-1% are stored and the refresh tops the index up (timed), and a refresh with nothing new
-(timed). Then ``GET /api/images/{id}/similar/?k=`` through DRF's in-process client for random
-anchors (a warm-up, then ``--queries`` timed): p50/p99. Beside it, for the ratio: the same
-query answered exactly by PostgreSQL (the index turned off: a scan of every vector) and by
-numpy over the vectors held in memory (what an index-less web process would at best do), and
-the HNSW answers' recall against the exact ones. Uses the embedded PostgreSQL (or
+For each size: a project of N image rows (COPY, as bench.queue loads them) whose embeddings from
+one backbone (float16, ``embeddings_write`` as a backbone's write-back stores them) are
+clustered (N/100 centres, unit normal; each vector a centre plus normal noise of scale 0.5), so
+that neighbours mean something, as they do in real embeddings. 99% of them are stored and the
+worker's ``similar_index_refresh`` builds the pgvector HNSW index (timed); then the last 1% are
+stored and the refresh tops the index up (timed), and a refresh with nothing new (timed), and
+the embedding map's drawing (timed). Then ``GET /api/images/{id}/similar/?k=`` through DRF's in-
+process client for random anchors (a warm-up, then ``--queries`` timed): p50/p99. Beside it, for
+the ratio: the same query answered exactly by PostgreSQL (the index turned off: a scan of every
+vector) and by numpy over the vectors held in memory (what an index-less web process would at
+best do), and the HNSW answers' recall against the exact ones. Uses the embedded PostgreSQL (or
 DATABASE_URL).
 """
 
@@ -42,6 +42,7 @@ from rest_framework.test import APIClient
 from bench.queue import load
 from labeling.learning import similar
 from labeling.learning.backbones import embeddings_write
+from labeling.learning.embedding_map import embedding_map_build
 from labeling.learning.models import Backbone
 from labeling.learning.similar import similar_index_refresh, similar_neighbours, table_name
 from labeling.projects.models import Membership, Role
@@ -89,6 +90,7 @@ def build(project, n: int, dim: int) -> tuple[list[int], np.ndarray, dict]:
     times["top-up 1%"], index = timed(lambda: similar_index_refresh(project=project))
     assert index.size == n, index.size
     times["refresh, nothing new"], _ = timed(lambda: similar_index_refresh(project=project))
+    times["embedding map"], _ = timed(lambda: embedding_map_build(project=project))
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_total_relation_size(%s)", [table_name(project.pk)])
         times["index table MiB"] = cursor.fetchone()[0] / 2**20
