@@ -10,8 +10,8 @@ clustered (N/100 centres, unit normal; each vector a centre plus normal noise of
 that neighbours mean something, as they do in real embeddings. 99% of them are stored and the
 worker's ``similar_index_refresh`` builds the pgvector HNSW index (timed); then the last 1% are
 stored and the refresh tops the index up (timed), and a refresh with nothing new (timed), and
-the embedding map's drawing (timed). Then ``GET /api/images/{id}/similar/?k=`` through DRF's in-
-process client for random anchors (a warm-up, then ``--queries`` timed): p50/p99. Beside it, for
+the embedding map's drawing (timed). Then ``GET /api/images/{id}/similar/?k=`` through DRF's
+in-process client for random anchors (a warm-up, then ``--queries`` timed): p50/p99. Beside it, for
 the ratio: the same query answered exactly by PostgreSQL (the index turned off: a scan of every
 vector) and by numpy over the vectors held in memory (what an index-less web process would at
 best do), and the HNSW answers' recall against the exact ones. Uses the embedded PostgreSQL (or
