@@ -328,6 +328,9 @@ LABELLOOP_PRETRAIN_EPOCHS = env_int("LABELLOOP_PRETRAIN_EPOCHS", 100, minimum=1)
 # The pretrained network: a ResNet-18 whose first stage has this many channels (64 is
 # torchvision's; 16 trains ~10x faster on a CPU).
 LABELLOOP_PRETRAIN_WIDTH = env_int("LABELLOOP_PRETRAIN_WIDTH", 16, minimum=4)
+# Memory PostgreSQL may use to build a project's similarity index (HNSW, pgvector) in memory,
+# MB: a million 128-dimension vectors need ~600 MB; past it the build goes on disk, slower.
+LABELLOOP_SIMILAR_BUILD_MEMORY_MB = env_int("LABELLOOP_SIMILAR_BUILD_MEMORY_MB", 1024, minimum=64)
 # Weights every new project imports instead of pretraining its own (a path on the workers, or
 # an http(s) URL the workers download once): torchvision ResNet-18/50 `.pth` files or
 # LabelLoop backbone files. An optional SHA-256 to check them against; the side images are

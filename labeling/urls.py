@@ -36,6 +36,7 @@ from labeling.learning.api import (
 from labeling.learning.api_backbones import ProjectBackbonesView
 from labeling.learning.api_explanations import ImageExplanationView
 from labeling.learning.api_exports import VersionExportView
+from labeling.learning.api_similar import ImageSimilarView, ProjectEmbeddingMapView
 from labeling.projects.api import (
     LabelRenameView,
     MembersView,
@@ -63,6 +64,11 @@ api = [
     ),
     path("projects/<int:project_id>/images/", ProjectImagesView.as_view(), name="project-images"),
     path("projects/<int:project_id>/stats/", ProjectStatsView.as_view(), name="project-stats"),
+    path(
+        "projects/<int:project_id>/embedding-map/",
+        ProjectEmbeddingMapView.as_view(),
+        name="project-embedding-map",
+    ),
     path("projects/<int:project_id>/tasks/next/", TaskNextView.as_view(), name="task-next"),
     path(
         "projects/<int:project_id>/annotations/",
@@ -140,6 +146,7 @@ api = [
         ImageExplanationView.as_view(),
         name="image-explanation",
     ),
+    path("images/<int:image_id>/similar/", ImageSimilarView.as_view(), name="image-similar"),
     # The API's description is public; everything it describes needs authentication.
     path("schema/", SpectacularAPIView.as_view(permission_classes=[AllowAny]), name="schema"),
     path(

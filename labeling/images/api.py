@@ -97,6 +97,10 @@ class ImageSerializer(serializers.ModelSerializer):
         return data
 
 
+# Ids one image-list request may filter by (``ids``): a lasso on the map opens at most this many.
+MAX_IDS = 1000
+
+
 class ImageFilter(django_filters.FilterSet):
     # On the fields as the caller sees them (``images_shown``): a gold question filters as
     # the unlabeled image it reads as, for those it is masked for.
@@ -108,6 +112,10 @@ class ImageFilter(django_filters.FilterSet):
     min_uncertainty = django_filters.NumberFilter(field_name="uncertainty", lookup_expr="gte")
     disagreement = django_filters.ChoiceFilter(
         choices=[("true", "true"), ("false", "false")], method="filter_disagreement"
+    )
+    ids = django_filters.CharFilter(
+        method="filter_ids",
+        help_text=f"comma-separated image ids, at most {MAX_IDS} (a selection on the map)",
     )
     model_disagrees = django_filters.ChoiceFilter(
         choices=[("true", "true"), ("false", "false")],
@@ -130,12 +138,25 @@ class ImageFilter(django_filters.FilterSet):
             "disagreement",
             "model_disagrees",
             "search",
+            "ids",
         ]
 
     def filter_disagreement(self, queryset, name, value):
         if value == "true":
             return queryset.filter(shown_agreement__lt=1.0)
         return queryset.exclude(shown_agreement__lt=1.0)
+
+    def filter_ids(self, queryset, name, value):
+        parts = [part.strip() for part in value.split(",") if part.strip()]
+        if not all(part.isdigit() for part in parts):
+            raise ValidationFailed(
+                "ids must be image ids separated by commas", details={"ids": value}
+            )
+        if len(parts) > MAX_IDS:
+            raise ValidationFailed(
+                f"at most {MAX_IDS} ids at a time, not {len(parts)}", details={"ids": len(parts)}
+            )
+        return queryset.filter(pk__in=[int(part) for part in parts])
 
     def filter_model_disagrees(self, queryset, name, value):
         both = queryset.exclude(shown_label=None).exclude(predicted_label=None)

@@ -17,7 +17,7 @@ from django.db.models import Max
 
 from labeling.core.storage import file_sha256
 from labeling.images.models import Image
-from labeling.learning.models import Backbone, ImageEmbedding, TrainingRun
+from labeling.learning.models import Backbone, ImageEmbedding, ModelVersion, TrainingRun
 from labeling.projects.models import Project
 
 # Rows per INSERT of embeddings: ~1 MB of vectors at 512 float16 dimensions.
@@ -74,17 +74,34 @@ def backbone_register(
 def embeddings_write(backbone: Backbone, keys: Sequence[str], vectors: np.ndarray) -> int:
     """Store (or replace) the embeddings of these images (keys: image ids as strings) from
     ``backbone``; images deleted meanwhile are skipped. Returns how many were written."""
+    return _embeddings_upsert(backbone.project_id, keys, vectors, backbone=backbone)
+
+
+def embeddings_write_model(version: ModelVersion, keys: Sequence[str], vectors: np.ndarray) -> int:
+    """Store (or replace) these images' penultimate features from model ``version``: the
+    vectors similarity search uses in a project without a backbone."""
+    return _embeddings_upsert(version.project_id, keys, vectors, model_version=version)
+
+
+def _embeddings_upsert(
+    project_id: int,
+    keys: Sequence[str],
+    vectors: np.ndarray,
+    *,
+    backbone: Backbone | None = None,
+    model_version: ModelVersion | None = None,
+) -> int:
     if len(keys) != len(vectors):
         raise ValueError(f"{len(keys)} keys for {len(vectors)} vectors")
     ids = [int(k) for k in keys]
     alive = set(
-        Image.objects.filter(project_id=backbone.project_id, pk__in=ids).values_list(
-            "pk", flat=True
-        )
+        Image.objects.filter(project_id=project_id, pk__in=ids).values_list("pk", flat=True)
     )
     data = np.ascontiguousarray(vectors, dtype="<f2")
     rows = [
-        ImageEmbedding(image_id=i, backbone=backbone, vector=data[n].tobytes())
+        ImageEmbedding(
+            image_id=i, backbone=backbone, model_version=model_version, vector=data[n].tobytes()
+        )
         for n, i in enumerate(ids)
         if i in alive
     ]
@@ -94,7 +111,7 @@ def embeddings_write(backbone: Backbone, keys: Sequence[str], vectors: np.ndarra
                 rows[start : start + EMBED_BATCH],
                 update_conflicts=True,
                 unique_fields=["image"],
-                update_fields=["backbone", "vector"],
+                update_fields=["backbone", "model_version", "vector"],
             )
     return len(rows)
 

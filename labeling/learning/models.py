@@ -153,15 +153,75 @@ class Backbone(models.Model):
 
 
 class ImageEmbedding(models.Model):
-    """One image's features from a backbone, float16 bytes: for head fits, cold start and
-    similarity. Rewritten when a newer backbone is registered."""
+    """One image's features, float16 bytes: from the project's newest backbone (head fits,
+    cold start, similarity), rewritten when a newer backbone is registered; or, in a project
+    without a backbone, the active model's penultimate features, written by its scoring pass
+    (similarity search only)."""
 
     image = models.OneToOneField(Image, primary_key=True, on_delete=models.CASCADE)
-    backbone = models.ForeignKey(Backbone, on_delete=models.CASCADE, related_name="+")
+    backbone = models.ForeignKey(
+        Backbone, null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.CASCADE, related_name="+"
+    )
     vector = models.BinaryField()  # float16, little-endian, embed_dim values
 
+    class Meta:
+        constraints = [
+            # From a backbone or from a model, never both nor neither.
+            models.CheckConstraint(
+                condition=Q(backbone__isnull=True) ^ Q(model_version__isnull=True),
+                name="embedding_one_source",
+            ),
+        ]
+
     def __str__(self) -> str:
-        return f"embedding of {self.image_id} by backbone {self.backbone_id}"
+        source = f"backbone {self.backbone_id}" if self.backbone_id else f"v{self.model_version_id}"
+        return f"embedding of {self.image_id} by {source}"
+
+
+class SimilarIndex(models.Model):
+    """A project's nearest-neighbour index over its embeddings (``learning/similar.py``): a
+    pgvector HNSW index on a table of the project's own (``similar_p<project id>``), built by
+    the worker when the embeddings change. This row says which vectors it holds."""
+
+    project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE)
+    backbone = models.ForeignKey(
+        Backbone, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    dim = models.PositiveIntegerField()
+    size = models.PositiveIntegerField()  # vectors in the index
+    build_seconds = models.FloatField()  # the last full build or refresh, wall time
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"similarity index of {self.project_id}: {self.size} vectors"
+
+
+class EmbeddingMap(models.Model):
+    """A 2-D projection of a project's embeddings for the dashboard's map (PCA of a sample of
+    at most ``embedding_map.MAP_POINTS`` vectors), computed by the worker when they change."""
+
+    project = models.OneToOneField(Project, primary_key=True, on_delete=models.CASCADE)
+    backbone = models.ForeignKey(
+        Backbone, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    method = models.CharField(max_length=16, default="pca")
+    total = models.PositiveIntegerField()  # vectors of the source when it was computed
+    # {"id": [...], "x": [...], "y": [...]}: x and y scaled to 0..1, 4 decimals
+    points = models.JSONField()
+    explained = models.JSONField(default=list)  # variance share of each of the two axes
+    built_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"embedding map of {self.project_id}: {len(self.points.get('id', []))} points"
 
 
 class ModelVersion(models.Model):

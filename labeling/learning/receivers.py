@@ -1,7 +1,8 @@
 """How the learning loop reacts to changes owned by lower apps (``labeling.core.events``);
 connected in ``LearningConfig.ready()``: labels queue a retrain, uploads queue an ordering of
 the new images, a new strategy re-orders the queue, a finished round queues a label check,
-a renamed class renames the class the stored activation maps explain."""
+a renamed class renames the class the stored activation maps explain, a deleted project's
+similarity index goes with it."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from labeling.learning.services import (
     run_request_after_upload,
     run_strategy_changed,
 )
+from labeling.learning.similar import similar_index_drop
 
 
 @receiver(events.images_added, dispatch_uid="learning.images_added")
@@ -90,3 +92,10 @@ def rename_explanations(sender, *, project, old: str, new: str, **_) -> None:
     """The maps already drawn name the class they explain by its new name (under the rename's
     lock, like the images' predictions)."""
     Explanation.objects.filter(model_version__project=project, label=old).update(label=new)
+
+
+@receiver(events.project_deleted, dispatch_uid="learning.drop_similar_index")
+def drop_similar_index(sender, *, project, **_) -> None:
+    """The project's similarity index is a table of its own, which no foreign key ties to the
+    project: dropped in the deletion's transaction."""
+    similar_index_drop(project_id=project.pk)

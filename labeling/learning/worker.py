@@ -29,11 +29,13 @@ from django.db import close_old_connections, connection
 
 from labeling.core.background import BackgroundService, background_services
 from labeling.learning import runs
+from labeling.learning.embedding_map import embedding_map_build
 from labeling.learning.export_server import Exporter
 from labeling.learning.heartbeat import DATABASE_ERRORS, Heartbeat
 from labeling.learning.jobs import Job, JobContext, RunError, job_class
 from labeling.learning.models import RunLane, TrainingRun
 from labeling.learning.predict_server import Predictor
+from labeling.learning.similar import similar_index_refresh
 from labeling.learning.writeback import json_safe
 from training.cluster import ensure_ray
 
@@ -168,6 +170,7 @@ class Worker:
                 result = job.compute()
                 context.stage("write-back", lambda: self._write_back(job, result, timings))
                 logger.info("run %d: %s (%s)", run.pk, job.done, _brief(timings))
+                _refresh_similar(run)
             except (Cancelled, runs.RunLost):
                 if _vanished(run):
                     return
@@ -224,6 +227,21 @@ class Worker:
                 timings=timings,
                 started=started,
             )
+
+
+def _refresh_similar(run: TrainingRun) -> None:
+    """After a run's commit: the project's similarity index and embedding map follow its
+    embeddings (a new backbone or model rebuilds them, new vectors are added). The run has
+    succeeded whatever happens here; a failed refresh is retried after the project's next
+    run."""
+    for what, refresh in (
+        ("similarity index", similar_index_refresh),
+        ("map", embedding_map_build),
+    ):
+        try:
+            refresh(project=run.project)
+        except Exception:  # logged with its traceback; the old one stays
+            logger.exception("run %d: the embedding %s could not be refreshed", run.pk, what)
 
 
 def _vanished(run: TrainingRun) -> bool:

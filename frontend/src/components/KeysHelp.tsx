@@ -91,6 +91,12 @@ function CommandKeys({ suggestions }: { suggestions: boolean }) {
         </tr>
         <tr>
           <td>
+            <kbd>M</kbd>
+          </td>
+          <td>More like this: the images nearest to this one</td>
+        </tr>
+        <tr>
+          <td>
             <kbd>?</kbd>
           </td>
           <td>Show or hide this list</td>

@@ -26,15 +26,16 @@ describe("class hotkeys", () => {
     expect(classKeys(["a", "A"]).map((c) => c.key)).toEqual(["1", "2"]);
   });
 
-  it("continues with letters, never the command letters s, z and h", () => {
-    const labels = Array.from({ length: 33 }, (_, i) => `class${i}`);
+  it("continues with letters, never the command letters s, z, h and m", () => {
+    const labels = Array.from({ length: 32 }, (_, i) => `class${i}`);
     const keys = classKeys(labels).map((c) => c.key);
     expect(keys.slice(10, 14)).toEqual(["a", "b", "c", "d"]);
     expect(keys.slice(16, 18)).toEqual(["g", "i"]);
     expect(keys).not.toContain("s");
     expect(keys).not.toContain("z");
     expect(keys).not.toContain("h");
-    expect(new Set(keys).size).toBe(33);
+    expect(keys).not.toContain("m");
+    expect(new Set(keys).size).toBe(32);
   });
 
   it("leaves classes past the last key without one", () => {
@@ -74,6 +75,8 @@ describe("keyAction", () => {
     expect(keyAction({ key: "?" }, map)).toEqual({ type: "help" });
     expect(keyAction({ key: "h" }, map)).toEqual({ type: "map" });
     expect(keyAction({ key: "H" }, map)).toEqual({ type: "map" });
+    expect(keyAction({ key: "m" }, map)).toEqual({ type: "similar" });
+    expect(keyAction({ key: "M" }, map)).toEqual({ type: "similar" });
     expect(keyAction({ key: "Escape" }, map)).toEqual({ type: "close" });
   });
 

@@ -1,14 +1,15 @@
 // The annotator's keyboard: class keys 1-9, 0, then letters; the rest are commands.
 //
-// Letters that are commands (s = skip, z = undo, h = the heat map) are never given to a class,
-// so a project with many classes never shadows a command. Classes past the last free key get no hotkey (their
-// button still works).
+// Letters that are commands (s = skip, z = undo, h = the heat map, m = more like this) are
+// never given to a class, so a project with many classes never shadows a command. Classes
+// past the last free key get no hotkey (their button still works).
 
 export const COMMAND_KEYS = {
   accept: "Enter",
   skip: "s",
   undo: "z",
   map: "h", // the model's activation map over the image, on and off
+  similar: "m", // the images most like this one
   help: "?",
 } as const;
 
@@ -17,6 +18,7 @@ const RESERVED_LETTERS: ReadonlySet<string> = new Set([
   COMMAND_KEYS.skip,
   COMMAND_KEYS.undo,
   COMMAND_KEYS.map,
+  COMMAND_KEYS.similar,
 ]);
 const LETTER_KEYS = "abcdefghijklmnopqrstuvwxyz"
   .split("")
@@ -64,6 +66,7 @@ export type KeyAction =
   | { type: "skip" }
   | { type: "undo" }
   | { type: "map" }
+  | { type: "similar" }
   | { type: "help" }
   | { type: "close" };
 
@@ -92,6 +95,7 @@ export function keyAction(press: KeyPress, map: Map<string, string>): KeyAction 
   if (lower === COMMAND_KEYS.undo) return { type: "undo" };
   if (lower === COMMAND_KEYS.skip) return { type: "skip" };
   if (lower === COMMAND_KEYS.map) return { type: "map" };
+  if (lower === COMMAND_KEYS.similar) return { type: "similar" };
   const label = map.get(lower);
   return label === undefined ? null : { type: "label", label };
 }

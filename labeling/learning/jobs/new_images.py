@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from labeling.images.models import QUEUE_STATUSES, Image
+from labeling.learning.backbones import backbone_newest, embeddings_write_model
 from labeling.learning.jobs.base import Job
 from labeling.learning.models import ImageScore, ModelVersion, RunTrigger, TrainingRun
 from labeling.learning.writeback import cache_dir, image_refs, local_checkpoint, write_scores
@@ -119,6 +120,10 @@ def write_newcomers(run: TrainingRun, version: ModelVersion, result) -> dict:
         seed=run.pk,
     )
     write_scores(project, version, result, dict(zip(result.keys, slots.tolist(), strict=True)))
+    if backbone_newest(project) is None:
+        # The model's features are the project's embeddings (similarity search, the map):
+        # the newcomers get theirs now, and the worker adds them to the index after the run.
+        embeddings_write_model(version, result.keys, result.embeddings)
     return {
         "scored": len(result.keys),
         "failed_items": len(result.failed_items),

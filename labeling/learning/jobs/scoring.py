@@ -15,7 +15,11 @@ from __future__ import annotations
 import numpy as np
 
 from labeling.images.models import QUEUE_STATUSES, Image
-from labeling.learning.backbones import backbone_newest, embeddings_read
+from labeling.learning.backbones import (
+    backbone_newest,
+    embeddings_read,
+    embeddings_write_model,
+)
 from labeling.learning.jobs.base import Job
 from labeling.learning.jobs.head import embeddings_for
 from labeling.learning.models import Backbone, ModelVersion
@@ -103,3 +107,7 @@ def write_pool_scores(job: Job, scorer: ModelVersion, scored, *, promote: bool) 
     if scored is not None and (promote or scorer == job.active_version()):
         result, pool = scored
         copy_scores(job.project, scorer, result, pool)
+        if backbone_newest(job.project) is None:
+            # No backbone: the model's own features are what "similar" means in the project
+            # (``labeling/learning/similar.py``), kept for the model that orders the queue.
+            embeddings_write_model(scorer, result.keys, result.embeddings)

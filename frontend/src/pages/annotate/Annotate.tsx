@@ -9,6 +9,7 @@ import { Stage } from "../../components/AnnotateStage";
 import { ClassChangeNotice } from "../../components/ClassChangeNotice";
 import { ErrorNote } from "../../components/ErrorNote";
 import { KeysHelp } from "../../components/KeysHelp";
+import { SimilarDialog } from "../../components/SimilarImages";
 import { useOutbox, useOutboxVersion } from "../../context/outbox";
 import { useProject } from "../../hooks/useResource";
 import { useTitle } from "../../hooks/useTitle";
@@ -81,7 +82,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
   };
   const tasks = useTaskQueue(project, outbox, session.add);
   const map = useAnnotatorMap(tasks.current?.image ?? null, suggestions);
-  const { act, helpOpen, setHelpOpen } = useAnnotatorKeys({
+  const { act, helpOpen, setHelpOpen, similarOf, setSimilarOf } = useAnnotatorKeys({
     tasks,
     labels: project.labels,
     classes,
@@ -142,6 +143,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
       {helpOpen && (
         <KeysHelp keys={keys} suggestions={suggestions} onClose={() => setHelpOpen(false)} />
       )}
+      {similarOf !== null && <SimilarDialog imageId={similarOf} onClose={() => setSimilarOf(null)} />}
     </section>
   );
 }

@@ -98,6 +98,16 @@ export function Commands({
       >
         Undo <kbd aria-hidden="true">Z</kbd>
       </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "similar" })}
+        disabled={!current}
+        aria-keyshortcuts="M"
+      >
+        More like this <kbd aria-hidden="true">M</kbd>
+      </button>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>
@@ -200,7 +210,7 @@ export function KeysTip({ suggestions }: { suggestions: boolean }) {
           <kbd>H</kbd> shows what the model looked at,{" "}
         </>
       )}
-      <kbd>?</kbd> lists every key.
+      <kbd>M</kbd> shows images like this one, <kbd>?</kbd> lists every key.
     </p>
   );
 }

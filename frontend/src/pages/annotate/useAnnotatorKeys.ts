@@ -23,12 +23,15 @@ export interface AnnotatorKeys {
   act: (action: KeyAction) => void; // for the buttons that do what a key does
   helpOpen: boolean; // the list of keys is open
   setHelpOpen: Dispatch<SetStateAction<boolean>>;
+  similarOf: number | null; // the image whose "more like this" is open
+  setSimilarOf: Dispatch<SetStateAction<number | null>>;
 }
 
 export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
   const { tasks, labels, classes, suggestions, change, dismissChange, setStatus } = options;
   const { toggleMap } = options;
   const [helpOpen, setHelpOpen] = useState(false);
+  const [similarOf, setSimilarOf] = useState<number | null>(null);
   const map = useMemo(() => hotkeyMap(labels), [labels]);
 
   function act(action: KeyAction) {
@@ -43,7 +46,11 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
         return;
       case "close":
         if (helpOpen) setHelpOpen(false);
+        else if (similarOf !== null) setSimilarOf(null);
         else if (change) dismissChange();
+        return;
+      case "similar":
+        setSimilarOf((open) => (open !== null || !task ? null : task.image));
         return;
       case "undo":
         say(tasks.undo());
@@ -72,7 +79,8 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
   }
 
   const keysPaused = change !== null && change.rebound.length > 0;
-  const latest = useLatest({ act, helpOpen, map, keysPaused });
+  const overlay = helpOpen || similarOf !== null; // keys other than its own and Esc wait
+  const latest = useLatest({ act, overlay, map, keysPaused });
   useEffect(() => {
     function onKeyDown(event: KeyboardEvent) {
       const target = event.target as HTMLElement | null;
@@ -82,7 +90,8 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
       const action = keyAction(event, latest.current.map);
       if (!action) return;
       event.preventDefault();
-      if (latest.current.helpOpen && action.type !== "help" && action.type !== "close") return;
+      const own = action.type === "help" || action.type === "similar" || action.type === "close";
+      if (latest.current.overlay && !own) return;
       if (action.type === "label" && latest.current.keysPaused) {
         setStatus("Class keys are paused: the classes changed. Read the notice, then press Esc.");
         return;
@@ -93,5 +102,5 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
     return () => window.removeEventListener("keydown", onKeyDown);
   }, [latest, setStatus]);
 
-  return { act, helpOpen, setHelpOpen };
+  return { act, helpOpen, setHelpOpen, similarOf, setSimilarOf };
 }

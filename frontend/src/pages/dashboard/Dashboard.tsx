@@ -7,6 +7,7 @@ import { useTitle } from "../../hooks/useTitle";
 import { NotFound } from "../NotFound";
 import { ExportTab } from "./ExportTab";
 import { ImagesTab } from "./ImagesTab";
+import { MapTab } from "./MapTab";
 import { Members } from "./Members";
 import { ModelTab } from "./ModelTab";
 import { OverviewTab } from "./OverviewTab";
@@ -21,6 +22,7 @@ const TABS = [
   { id: "review", title: "Review", roles: ["admin", "reviewer"] },
   { id: "model", title: "Model", roles: ["admin"] },
   { id: "images", title: "Images", roles: ["admin"] },
+  { id: "map", title: "Map", roles: ["admin"] },
   { id: "upload", title: "Upload", roles: ["admin"] },
   { id: "members", title: "Members", roles: ["admin"] },
   { id: "export", title: "Export", roles: ["admin"] },
@@ -86,6 +88,7 @@ export function Dashboard() {
         {current.id === "review" && <ReviewTab project={p} />}
         {current.id === "model" && <ModelTab project={p} />}
         {current.id === "images" && <ImagesTab project={p} />}
+        {current.id === "map" && <MapTab project={p} />}
         {current.id === "upload" && <UploadTab project={p} onUploaded={project.reload} />}
         {current.id === "members" && <Members project={p} />}
         {current.id === "export" && <ExportTab project={p} />}

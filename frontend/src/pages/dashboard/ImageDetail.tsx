@@ -1,16 +1,25 @@
 // One image in the image browser: its facts, its annotations, the model's prediction (and, on
-// demand, its activation map over the image), setting the final label where annotators
-// disagree, and (admins) making it a gold question.
+// demand, its activation map over the image), the images most like it, setting the final label
+// where annotators disagree, and (admins) making it a gold question.
 
 import { type FormEvent, useState } from "react";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { Options } from "../../components/Options";
+import { SimilarImages } from "../../components/SimilarImages";
 import { useResource } from "../../hooks/useResource";
 import { api, type ApiError, asApiError, type ImageDetail, type Project } from "../../lib/api";
 import { DetailImage } from "./DetailImage";
 
-export function ImageDetailPanel({ imageId, project }: { imageId: number; project: Project }) {
+export function ImageDetailPanel({
+  imageId,
+  project,
+  onSelect,
+}: {
+  imageId: number;
+  project: Project;
+  onSelect: (id: number) => void; // open another image (a similar one) in the panel
+}) {
   const detail = useResource<ImageDetail>(`/api/images/${imageId}/`);
   const [resolveTo, setResolveTo] = useState("");
   const [message, setMessage] = useState<string | null>(null);
@@ -44,6 +53,7 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
       </h2>
       <DetailImage img={img} project={project} />
       <Facts img={img} />
+      <MoreLikeThis imageId={img.id} onSelect={onSelect} />
       <h3>Annotations</h3>
       <Annotations annotations={img.annotations} />
       <form className="resolve" onSubmit={resolve}>
@@ -64,6 +74,19 @@ export function ImageDetailPanel({ imageId, project }: { imageId: number; projec
         <GoldQuestion img={img} project={project} onChanged={detail.reload} />
       )}
     </div>
+  );
+}
+
+/** "More like this": the image's nearest neighbours, shown on request (one query each). */
+function MoreLikeThis({ imageId, onSelect }: { imageId: number; onSelect: (id: number) => void }) {
+  const [open, setOpen] = useState(false);
+  return (
+    <section aria-label="More like this">
+      <button type="button" className="btn" aria-expanded={open} onClick={() => setOpen((o) => !o)}>
+        {open ? "Hide similar images" : "More like this"}
+      </button>
+      {open && <SimilarImages imageId={imageId} onPick={onSelect} />}
+    </section>
   );
 }
 

@@ -1,6 +1,7 @@
 // Image browser: thumbnails with filters (kept in the URL: a reload or a shared link shows the
 // same images), a match count, search by file name or id, arrow-key navigation, and a detail
-// panel (annotations, prediction, setting the label).
+// panel (annotations, prediction, the images most like it, setting the label). `?ids=1,2,3`
+// in the address (a lasso on the map) shows just those.
 
 import { type KeyboardEvent, useCallback, useEffect, useRef, useState } from "react";
 import { useSearchParams } from "react-router";
@@ -30,10 +31,12 @@ export interface Filters {
   predicted: string;
   label: string;
   search: string;
+  ids: string; // a selection made on the map: comma-separated image ids, "" for none
 }
 
-export function query({ show, predicted, label, search }: Filters): URLSearchParams {
+export function query({ show, predicted, label, search, ids }: Filters): URLSearchParams {
   const params = new URLSearchParams({ page_size: String(PAGE), with_count: "true" });
+  if (ids) params.set("ids", ids);
   if (show === "unlabeled" || show === "uncertain") {
     params.append("status", "unlabeled");
     params.append("status", "partial");
@@ -58,7 +61,7 @@ export function query({ show, predicted, label, search }: Filters): URLSearchPar
   return params;
 }
 
-/** The filters as the URL has them (?show=&predicted=&label=&q=&image=). */
+/** The filters as the URL has them (?show=&predicted=&label=&q=&ids=&image=). */
 function useUrlFilters() {
   const [params, setParams] = useSearchParams();
   const shown = params.get("show") as Show | null;
@@ -67,6 +70,7 @@ function useUrlFilters() {
     predicted: params.get("predicted") ?? "",
     label: params.get("label") ?? "",
     search: params.get("q") ?? "",
+    ids: params.get("ids") ?? "",
   };
   const selected = Number(params.get("image")) || null;
   const set = useCallback(
@@ -149,6 +153,9 @@ export function ImagesTab({ project }: { project: Project }) {
           <ClassFilter title="Label" labels={project.labels} value={filters.label} onChange={(v) => change("label", v)} />
           <SearchBox value={filters.search} onChange={(v) => change("q", v)} />
         </form>
+        {filters.ids && (
+          <MapSelection count={filters.ids.split(",").length} onClear={() => set({ ids: null, image: null })} />
+        )}
         <p className="muted small" role="status" data-testid="match-count">
           {count === null ? "" : `${count.toLocaleString()} image${count === 1 ? "" : "s"} match`}
           {images.length > 0 && " · ←/→ move between images"}
@@ -166,10 +173,22 @@ export function ImagesTab({ project }: { project: Project }) {
         {selected === null ? (
           <p className="muted">Choose an image to see its labels and the model’s prediction.</p>
         ) : (
-          <ImageDetailPanel key={selected} imageId={selected} project={project} />
+          <ImageDetailPanel key={selected} imageId={selected} project={project} onSelect={select} />
         )}
       </aside>
     </div>
+  );
+}
+
+/** The browser shows a selection made on the map (`?ids=`): say so, and undo it. */
+function MapSelection({ count, onClear }: { count: number; onClear: () => void }) {
+  return (
+    <p className="note" role="status">
+      Showing the {count} images selected on the map.{" "}
+      <button type="button" className="btn btn-quiet" onClick={onClear}>
+        Show all
+      </button>
+    </p>
   );
 }
 
