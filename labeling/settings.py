@@ -340,11 +340,10 @@ LABELLOOP_BACKBONE_WEIGHTS = env_str("LABELLOOP_BACKBONE_WEIGHTS", "").strip()
 LABELLOOP_BACKBONE_SHA256 = env_str("LABELLOOP_BACKBONE_SHA256", "").strip().lower()
 LABELLOOP_BACKBONE_INPUT_SIZE = env_int("LABELLOOP_BACKBONE_INPUT_SIZE", 112, minimum=16)
 LABELLOOP_WEIGHTS_MAX_BYTES = env_int("LABELLOOP_WEIGHTS_MAX_BYTES", 300 * 1024**2, minimum=1)
-# After a round on a backbone has fitted its head (seconds: the queue is re-ordered at once), a
-# fine-tune trains every layer of that model on the labels for this many optimizer steps, as a
-# run of its own that gives way to any other (docs/operations.md, "Fine-tuning"); 0 turns it
-# off. The learning rate is the one-cycle peak for it: lower than from scratch, so the
-# pretrained features are adjusted, not overwritten.
+# After a round on a backbone fits its head (seconds), a fine-tune trains every layer of that
+# model for this many steps, a run of its own that gives way to any other (docs/operations.md,
+# "Fine-tuning"); 0: off. Its peak learning rate is lower than from scratch, so the pretrained
+# features are adjusted, not overwritten.
 LABELLOOP_FINE_TUNE_STEPS = env_int("LABELLOOP_FINE_TUNE_STEPS", 300, minimum=0)
 LABELLOOP_FINE_TUNE_LR = env_float("LABELLOOP_FINE_TUNE_LR", 1e-3)
 if LABELLOOP_FINE_TUNE_LR <= 0:

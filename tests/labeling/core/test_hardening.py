@@ -220,8 +220,8 @@ def rel(path: Path) -> str:
 
 
 class StaticText:
-    """Decides whether an expression is text fixed in the source: a literal, an f-string or
-    ``.format`` of such, or a name bound (anywhere in its module) only to such. Names bound in
+    """Decides whether an expression is text fixed in the source: a literal, an f-string,
+    ``.format`` or ``.replace`` of such, or a name bound (anywhere in its module) only to such. Names bound in
     another module count when UPPER_CASE, as do UPPER_CASE attributes
     (``predict_requests.CHANNEL``): constants by convention."""
 
@@ -251,7 +251,7 @@ class StaticText:
         if isinstance(node, ast.Attribute):
             return node.attr.isupper()
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
-            if node.func.attr == "format" and self(node.func.value, seen):
+            if node.func.attr in ("format", "replace") and self(node.func.value, seen):
                 args = [*node.args, *(k.value for k in node.keywords)]
                 return all(self(a, seen) for a in args)
             return False
@@ -278,6 +278,11 @@ REVIEWED_SQL = {
     "registered (their models' metadata), quoted as identifiers; keys and marks are parameters",
     "labeling/core/db_cascade.py": "a migration operation: table, column and constraint names "
     "from the models' metadata and the catalogue, quoted as identifiers",
+    "labeling/learning/predict_server.py": "LISTEN on the channel names the listener classes "
+    "declare as constants (predict_requests.CHANNEL, explanations.CHANNEL, ...)",
+    "labeling/learning/similar.py": "the per-project index table's name is similar_p<project id> "
+    "(an int), its vector size and HNSW options ints from the code; vectors and ids are "
+    "parameters",
 }
 
 

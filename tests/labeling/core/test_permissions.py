@@ -123,6 +123,13 @@ ENDPOINTS = {
         202,
         setup=lambda c, user: show_the_active_models_maps(c),
     ),
+    # Any member; this project has no embeddings yet, so past the permission checks: 409.
+    "similar images": Endpoint(
+        "get", lambda c: f"/api/images/{c['image'].id}/similar/", "viewer", 409
+    ),
+    "embedding map": Endpoint(
+        "get", lambda c: f"/api/projects/{c['project'].id}/embedding-map/", "viewer", 409
+    ),
     "stats": Endpoint("get", lambda c: f"/api/projects/{c['project'].id}/stats/", "viewer", 200),
     "next tasks": Endpoint(
         "post",
