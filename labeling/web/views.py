@@ -30,7 +30,7 @@ Staff: <a href="/admin/">/admin/</a>.</p>
 # The web UI's routes (frontend/src/main.tsx and the dashboard's tabs in
 # frontend/src/pages/dashboard/Dashboard.tsx). Any other path still gets the app, which shows
 # its "Page not found", but with a 404 status: a mistyped URL is not a page.
-DASHBOARD_TABS = "overview|review|model|images|upload|members|export|webhooks|settings"
+DASHBOARD_TABS = "overview|review|model|images|map|upload|members|export|webhooks|settings"
 CLIENT_ROUTES = re.compile(
     rf"^/(?:login|projects|projects/\d+(?:/label|/admin(?:/(?:{DASHBOARD_TABS}))?)?)?/?$"
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from django.core.cache import cache
 from django.test import Client
@@ -212,3 +214,15 @@ def test_login_is_throttled(alice, settings):
     assert codes == [400, 400, 400, 429, 429]
     assert throttled.json()["error"]["code"] == "throttled"
     assert throttled.json()["error"]["details"]["retry_after_seconds"] > 0
+
+
+def test_the_server_knows_every_dashboard_tab_the_web_ui_has():
+    """A tab the server does not list answers 404 under its own URL (the Map tab did, when it
+    was added on one side only)."""
+    from pathlib import Path
+
+    from labeling.web.views import DASHBOARD_TABS
+
+    source = Path(__file__).resolve().parents[3] / "frontend/src/pages/dashboard/Dashboard.tsx"
+    tabs = re.findall(r'\{ id: "([a-z_]+)", title:', source.read_text())
+    assert tabs and set(tabs) == set(DASHBOARD_TABS.split("|"))
