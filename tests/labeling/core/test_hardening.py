@@ -221,8 +221,8 @@ def rel(path: Path) -> str:
 
 class StaticText:
     """Decides whether an expression is text fixed in the source: a literal, an f-string,
-    ``.format`` or ``.replace`` of such, or a name bound (anywhere in its module) only to such. Names bound in
-    another module count when UPPER_CASE, as do UPPER_CASE attributes
+    ``.format`` or ``.replace`` of such, or a name bound (anywhere in its module) only to
+    such. Names bound in another module count when UPPER_CASE, as do UPPER_CASE attributes
     (``predict_requests.CHANNEL``): constants by convention."""
 
     def __init__(self, module: ast.Module) -> None:
