@@ -15,6 +15,7 @@ import io
 import os
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
+from django.db import connection
 from PIL import Image as PILImage
 
 from labeling.images.services import images_ingest, ingest_limits
@@ -114,7 +116,28 @@ def page(browser, console: Console, live_server) -> Iterator:
     new_page.on("pageerror", lambda error: console.errors.append(f"uncaught: {error}"))
     yield new_page
     context.close()
+    server_settled()
     assert console.unexpected() == [], "the browser console had errors"
+
+
+SETTLE_S = 10.0  # longest wait for the live server's last requests before the test's flush
+
+
+def server_settled() -> None:
+    """Wait (up to SETTLE_S) until no other connection of the test database is mid-statement
+    or mid-transaction: a closing page's last requests (a lease released on unload) would
+    otherwise write while the test's flush truncates, and PostgreSQL ends the flush as a
+    deadlock (seen in CI under load). Connections waiting on LISTEN are idle."""
+    deadline = time.monotonic() + SETTLE_S
+    while time.monotonic() < deadline:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()"
+                " AND pid <> pg_backend_pid() AND state IN ('active', 'idle in transaction')"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+        time.sleep(0.05)
 
 
 def log_in(page, username: str, password: str = PASSWORD) -> None:

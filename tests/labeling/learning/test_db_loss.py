@@ -56,12 +56,14 @@ def outage(seconds: float) -> None:
 
 
 def listeners() -> set[int]:
-    """Backends LISTENing for predict requests."""
+    """Backends LISTENing for predict requests: the predictor's connection, whose last
+    statement is the LISTEN on one of its channels (predictions, then activation maps)."""
+    assert predict_requests.CHANNEL in Predictor.channels
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"
-            " AND query = %s AND pid <> pg_backend_pid()",
-            [f"LISTEN {predict_requests.CHANNEL}"],
+            " AND query = ANY(%s) AND pid <> pg_backend_pid()",
+            [[f"LISTEN {channel}" for channel in Predictor.channels]],
         )
         return {row[0] for row in cursor.fetchall()}
 
