@@ -219,6 +219,18 @@ def backbone_request(
 ROUNDS = (RunTrigger.MANUAL, RunTrigger.AUTOMATIC)
 
 
+def _round_due_a_follow_up(main) -> TrainingRun | None:
+    """The newest finished round of the main-lane runs ``main``, unless another main-lane run
+    is queued (it goes first; its own end checks again) or there is none."""
+    if main.filter(status=RunStatus.QUEUED).exists():
+        return None
+    return (
+        main.filter(status=RunStatus.SUCCEEDED, trigger__in=ROUNDS, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .first()
+    )
+
+
 def run_maybe_label_check(*, project: Project) -> TrainingRun | None:
     """After a main-lane run finished: queue a label check (``labeling.learning.jobs.
     label_check``) of the labels the newest round trained on, once the project has
@@ -230,13 +242,7 @@ def run_maybe_label_check(*, project: Project) -> TrainingRun | None:
     if least <= 0:
         return None
     main = TrainingRun.objects.filter(project=project, lane=RunLane.MAIN)
-    if main.filter(status=RunStatus.QUEUED).exists():
-        return None
-    last_round = (
-        main.filter(status=RunStatus.SUCCEEDED, trigger__in=ROUNDS, finished_at__isnull=False)
-        .order_by("-finished_at")
-        .first()
-    )
+    last_round = _round_due_a_follow_up(main)
     if last_round is None:
         return None
     if main.filter(trigger=RunTrigger.LABEL_CHECK, created_at__gte=last_round.finished_at).exists():
@@ -260,13 +266,7 @@ def run_maybe_fine_tune(*, project: Project) -> TrainingRun | None:
     if settings.LABELLOOP_FINE_TUNE_STEPS <= 0:
         return None
     main = TrainingRun.objects.filter(project=project, lane=RunLane.MAIN)
-    if main.filter(status=RunStatus.QUEUED).exists():
-        return None
-    last_round = (
-        main.filter(status=RunStatus.SUCCEEDED, trigger__in=ROUNDS, finished_at__isnull=False)
-        .order_by("-finished_at")
-        .first()
-    )
+    last_round = _round_due_a_follow_up(main)
     if last_round is None:
         return None
     base = ModelVersion.objects.filter(run=last_round).first()

@@ -280,9 +280,8 @@ REVIEWED_SQL = {
     "from the models' metadata and the catalogue, quoted as identifiers",
     "labeling/learning/predict_server.py": "LISTEN on the channel names the listener classes "
     "declare as constants (predict_requests.CHANNEL, explanations.CHANNEL, ...)",
-    "labeling/learning/similar.py": "the per-project index table's name is similar_p<project id> "
-    "(an int), its vector size and HNSW options ints from the code; vectors and ids are "
-    "parameters",
+    "labeling/learning/similar.py": "the index table is similar_p<project id> (an int), its "
+    "vector size and HNSW options ints from the code; vectors and ids are parameters",
 }
 
 
