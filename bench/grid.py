@@ -35,6 +35,7 @@ import statistics
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -69,6 +70,7 @@ def prepare(args, env):
     from labeling.projects.models import Membership, Project, Role
 
     call_command("migrate", verbosity=0)
+    call_command("collectstatic", interactive=False, verbosity=0)  # the built web UI
     project = Project.objects.create(
         name="Grid bench", slug="grid", labels=[str(d) for d in range(10)], retrain_every=0,
         show_suggestions=True,
@@ -167,13 +169,18 @@ def grid(page, base: str, project_id: int, truth: dict[int, str], labels: int) -
 
 
 def settled(project, user, expected: int, timeout: float = 120) -> None:
+    from django.db import connection
+
     from labeling.annotations.models import Annotation
 
     deadline = time.monotonic() + timeout
-    while Annotation.objects.filter(annotator=user).count() < expected:
-        if time.monotonic() > deadline:
-            raise SystemExit("the labels did not all arrive")
-        time.sleep(0.5)
+    try:
+        while Annotation.objects.filter(annotator=user).count() < expected:
+            if time.monotonic() > deadline:
+                raise SystemExit("the labels did not all arrive")
+            time.sleep(0.5)
+    finally:
+        connection.close()
 
 
 def accuracy(user, view: str, truth: dict[int, str]) -> tuple[float, int, int]:
@@ -210,7 +217,8 @@ def report(args, one: Tally, many: Tally, user, truth: dict[int, str]) -> None:
             a = one.per_minute(key / 1000, look / 1000)
             b = many.per_minute(key / 1000, look / 1000)
             print(f"| {key:.0f} | {look:.0f} | {a:.1f} | {b:.1f} | x{b / a:.2f} |")
-    print(f"\nkeys per label: single {one.keys / one.labels:.2f}, grid {many.keys / many.labels:.3f}")
+    per = (one.keys / one.labels, many.keys / many.labels)
+    print(f"\nkeys per label: single {per[0]:.2f}, grid {per[1]:.3f}")
     for view in ("single", "grid"):
         right, n, _ = accuracy(user, view, truth)
         print(f"label accuracy, {view}: {right:.2%} of {n}")
@@ -255,7 +263,10 @@ def main() -> None:
                 log_in(page, base)
                 one = single(page, base, project.pk, truth, args.labels)
                 many = grid(page, base, project.pk, truth, args.labels)
-                settled(project, user, one.labels + many.labels)
+                # The page stays open while its outbox sends; the database is read from a
+                # thread of its own (Playwright's loop runs on this one).
+                with ThreadPoolExecutor(1) as pool:
+                    pool.submit(settled, project, user, one.labels + many.labels).result()
                 browser.close()
         finally:
             stop(web)
