@@ -47,10 +47,10 @@ export function initialLabel(task: GridTask): string | null {
 export function newPage(
   proposed: string | null,
   cells: Omit<GridCell, "initial" | "label">[],
-  name: (label: string) => string = (label) => label,
+  name: (label: string) => string | null = (label) => label,
 ): GridPage {
   return {
-    proposed: proposed && name(proposed),
+    proposed: proposed === null ? null : name(proposed),
     cells: cells.map((cell) => {
       const suggested = initialLabel(cell.task);
       const initial = suggested && name(suggested);

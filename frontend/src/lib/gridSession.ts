@@ -21,7 +21,7 @@ export interface GridSessionOptions {
   size?: number;
   leaseSeconds: number;
   isHandled: (image: number) => boolean; // labeled in this browser (its label may be unsent)
-  name?: (label: string) => string; // a class's current name (after a rename)
+  name?: (label: string) => string | null; // a class's current name (null: removed)
   onChange: () => void;
   /** The server serves no grid now: its reason, and the code in it. */
   onRefused: (reason: string, code: string | null) => void;

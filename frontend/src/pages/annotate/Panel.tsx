@@ -108,6 +108,54 @@ export function Commands({
       >
         More like this <kbd aria-hidden="true">M</kbd>
       </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "grid" })}
+        aria-keyshortcuts="G"
+        title="Label a page of alike images at once"
+      >
+        Grid <kbd aria-hidden="true">G</kbd>
+      </button>
+      <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
+        Keys <kbd aria-hidden="true">?</kbd>
+      </button>
+    </div>
+  );
+}
+
+/** The grid's commands: accept the page, back to one image at a time, the keys. */
+export function GridCommands({
+  act,
+  canAccept,
+  openHelp,
+}: {
+  act: (action: KeyAction) => void;
+  canAccept: boolean; // a page is on screen
+  openHelp: () => void;
+}) {
+  return (
+    <div className="toolbar" role="group" aria-label="Commands">
+      <button
+        type="button"
+        className="btn btn-primary"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "accept" })}
+        disabled={!canAccept}
+        aria-keyshortcuts="Enter"
+      >
+        Accept page <kbd aria-hidden="true">Enter</kbd>
+      </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "grid" })}
+        aria-keyshortcuts="G"
+      >
+        One at a time <kbd aria-hidden="true">G</kbd>
+      </button>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>

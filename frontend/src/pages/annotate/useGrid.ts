@@ -1,0 +1,115 @@
+// The grid view's page as React state (lib/gridSession.ts leases, decodes, renews and gives it
+// back), and what its commands do: move the cursor, select, relabel, accept. Each command
+// answers with the line the status bar shows.
+
+import { useEffect, useState } from "react";
+
+import { useLatest } from "../../hooks/useLatest";
+import { api, type Project } from "../../lib/api";
+import { type Classes, currentName } from "../../lib/classChanges";
+import { type Direction, type GridAnswer, type GridPage, moveCursor, relabel, toggleSelected } from "../../lib/grid";
+import { GridSession, type GridSource } from "../../lib/gridSession";
+import type { Outbox } from "../../lib/outbox";
+import { decodeImage, releaseLease, renewLease } from "./useTaskQueue";
+
+function browserGridSource(projectId: number): GridSource {
+  return {
+    page: (size, ids) =>
+      api<GridAnswer>(`/api/projects/${projectId}/tasks/grid/`, {
+        method: "POST",
+        body: ids.length ? { size, images: ids } : { size },
+      }),
+    renew: renewLease,
+    release: (image) => releaseLease(image, false),
+    preload: decodeImage,
+    discard: (src) => URL.revokeObjectURL(src),
+  };
+}
+
+export interface GridOptions {
+  project: Project;
+  outbox: Outbox;
+  classes: Classes;
+  ids: readonly number[];
+  onNewLabel: () => void;
+  onRefused: (reason: string, code: string | null, pagesDone: number) => void;
+}
+
+export interface GridState {
+  session: GridSession | null;
+  page: GridPage | null;
+  move(direction: Direction, columns: number): void;
+  /** Click: the cursor goes there; with Shift, the cell's selection toggles too. */
+  point(index: number, select: boolean): void;
+  select(): void; // Space: toggle the cursor cell's selection
+  clear(): string | null; // Escape: clear the selection (null: there was none)
+  label(name: string): string | null;
+  accept(): string | null;
+}
+
+export function useGrid(options: GridOptions): GridState {
+  const { project, outbox, classes, ids, onNewLabel, onRefused } = options;
+  const [session, setSession] = useState<GridSession | null>(null);
+  const [, setVersion] = useState(0);
+  const [pagesDone, setPagesDone] = useState(0);
+  const idsKey = ids.join(",");
+  // The effect below makes the session once per project and selection; these it reads live.
+  const latest = useLatest({ onRefused, classes, pagesDone });
+
+  useEffect(() => {
+    const created = new GridSession({
+      source: browserGridSource(project.id),
+      ids: idsKey ? idsKey.split(",").map(Number) : [],
+      leaseSeconds: project.lease_seconds,
+      isHandled: (image) => outbox.handled(image),
+      name: (label) => currentName(label, latest.current.classes),
+      onChange: () => setVersion((n) => n + 1),
+      onRefused: (reason, code) => latest.current.onRefused(reason, code, latest.current.pagesDone),
+    });
+    setSession(created);
+    created.start();
+    return () => created.stop();
+  }, [project.id, project.lease_seconds, outbox, idsKey, latest]);
+
+  const page = session?.page ?? null;
+  const update = (next: GridPage) => session?.update(next);
+
+  function label(name: string): string | null {
+    if (!page) return null;
+    const { page: next, changed } = relabel(page, name);
+    update(next);
+    const which = changed.map((index) => page.cells[index].task.image);
+    return which.length === 1 ? `Image ${which[0]}: “${name}”.` : `${which.length} images: “${name}”.`;
+  }
+
+  function accept(): string | null {
+    if (!session?.page) return null;
+    const { labels, missing } = session.accept();
+    if (missing.length > 0) {
+      const count = missing.length === 1 ? "1 image has" : `${missing.length} images have`;
+      return `${count} no label yet: press a class key on each (the cursor is on the first).`;
+    }
+    for (const done of labels) {
+      outbox.enqueue({ project: project.id, image: done.image, label: done.label, durationMs: done.durationMs, view: "grid" });
+      onNewLabel();
+    }
+    setPagesDone((n) => n + 1);
+    const changed = labels.filter((done) => done.changed).length;
+    return `Page accepted: ${labels.length} labels${changed ? ` (${changed} changed)` : ""}.`;
+  }
+
+  return {
+    session,
+    page,
+    move: (direction, columns) => page && update({ ...page, cursor: moveCursor(page.cursor, direction, columns, page.cells.length) }),
+    point: (index, select) => page && update(select ? { ...toggleSelected(page, index), cursor: index } : { ...page, cursor: index }),
+    select: () => page && update(toggleSelected(page, page.cursor)),
+    clear() {
+      if (!page || page.selected.size === 0) return null;
+      update({ ...page, selected: new Set() });
+      return "Selection cleared.";
+    },
+    label,
+    accept,
+  };
+}
