@@ -77,13 +77,13 @@ export function GridAnnotator({ project, reload, ids, toSingle, idsDone }: GridA
           <Link to="/" className="small">All projects</Link>
         </header>
         <ContextStrip project={project} task={cursorTask} view={view} setView={setView} />
-        <GridView grid={grid} loading={grid.session?.loading ?? true} error={grid.session?.error ?? null} gridRef={gridRef} contrast={view.contrast} />
+        <GridView grid={grid} loading={grid.session?.loading ?? true} error={grid.session?.error ?? null} gridRef={gridRef} view={view} />
       </div>
       <aside className="annotate-panel" aria-label="Labeling controls">
         {change && <ClassChangeNotice change={change} onDismiss={() => act({ type: "close" })} />}
         <h2 id="classes-title">Classes</h2>
         <ClassButtons keys={keys} was={null} disabled={!grid.page} act={act} />
-        <GridCommands act={act} canAccept={!!grid.page} openHelp={() => setHelpOpen(true)} />
+        <GridCommands act={act} select={grid.select} canAccept={!!grid.page} openHelp={() => setHelpOpen(true)} />
         <Counters session={session} pending={pending} offline={outbox.offline} ready={grid.page?.cells.length ?? 0} />
         <OutboxNotes outbox={outbox} pending={pending} />
         <p className="muted small">

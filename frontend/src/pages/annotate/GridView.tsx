@@ -5,6 +5,7 @@
 import type { RefObject } from "react";
 
 import type { GridCell } from "../../lib/grid";
+import type { View } from "./ContextStrip";
 import type { GridState } from "./useGrid";
 
 // Images smaller than this (pixels, either side) scale up with hard pixel edges, as in Stage.
@@ -18,13 +19,13 @@ export function GridView({
   loading,
   error,
   gridRef,
-  contrast,
+  view,
 }: {
   grid: GridState;
   loading: boolean;
   error: string | null;
   gridRef: RefObject<HTMLDivElement | null>;
-  contrast: boolean;
+  view: View; // the context strip's zoom and contrast, for every cell
 }) {
   const { page } = grid;
   const ready = page !== null && !loading;
@@ -44,7 +45,7 @@ export function GridView({
       </p>
       <div
         ref={gridRef}
-        className={`grid-page${contrast ? " contrast" : ""}`}
+        className={`grid-page${view.contrast ? " contrast" : ""}`}
         data-testid="grid"
         data-proposed={page?.proposed ?? ""}
         data-ready={ready ? "true" : "false"}
@@ -57,6 +58,7 @@ export function GridView({
             cell={cell}
             cursor={index === page.cursor}
             selected={page.selected.has(index)}
+            zoom={view.zoom}
             onClick={(shift) => grid.point(index, shift)}
           />
         ))}
@@ -69,11 +71,13 @@ function Cell({
   cell,
   cursor,
   selected,
+  zoom,
   onClick,
 }: {
   cell: GridCell;
   cursor: boolean;
   selected: boolean;
+  zoom: number;
   onClick: (shift: boolean) => void;
 }) {
   const changed = cell.label !== cell.initial;
@@ -95,7 +99,13 @@ function Cell({
       onMouseDown={keepFocus}
       onClick={(event) => onClick(event.shiftKey)}
     >
-      <img src={cell.src} alt="" className={small ? "pixelated" : undefined} draggable={false} />
+      <img
+        src={cell.src}
+        alt=""
+        className={small ? "pixelated" : undefined}
+        style={zoom !== 1 ? { transform: `scale(${zoom})` } : undefined}
+        draggable={false}
+      />
       <span className={`grid-label${cell.label === null ? " none" : ""}`}>{cell.label ?? "no label"}</span>
       {changed && (
         <span className="grid-mark" title={cell.initial ? `changed from “${cell.initial}”` : "labeled here"}>

@@ -128,10 +128,12 @@ export function Commands({
 /** The grid's commands: accept the page, back to one image at a time, the keys. */
 export function GridCommands({
   act,
+  select,
   canAccept,
   openHelp,
 }: {
   act: (action: KeyAction) => void;
+  select: () => void; // what Space does (for touch screens)
   canAccept: boolean; // a page is on screen
   openHelp: () => void;
 }) {
@@ -146,6 +148,17 @@ export function GridCommands({
         aria-keyshortcuts="Enter"
       >
         Accept page <kbd aria-hidden="true">Enter</kbd>
+      </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={select}
+        disabled={!canAccept}
+        aria-keyshortcuts="Space"
+        title="Select or unselect the image under the cursor: a class then labels every selected image"
+      >
+        Select <kbd aria-hidden="true">Space</kbd>
       </button>
       <button
         type="button"
