@@ -345,9 +345,9 @@ LABELLOOP_WEIGHTS_MAX_BYTES = env_int("LABELLOOP_WEIGHTS_MAX_BYTES", 300 * 1024*
 # "Fine-tuning"); 0: off. Its peak learning rate is lower than from scratch, so the pretrained
 # features are adjusted, not overwritten.
 LABELLOOP_FINE_TUNE_STEPS = env_int("LABELLOOP_FINE_TUNE_STEPS", 300, minimum=0)
-LABELLOOP_FINE_TUNE_LR = env_float("LABELLOOP_FINE_TUNE_LR", 1e-3)
-if LABELLOOP_FINE_TUNE_LR <= 0:
-    raise ImproperlyConfigured(f"LABELLOOP_FINE_TUNE_LR must be > 0, got {LABELLOOP_FINE_TUNE_LR}")
+LABELLOOP_FINE_TUNE_LR = env_float("LABELLOOP_FINE_TUNE_LR", 1e-3, above=0)
+# Grid labeling (learning/grid.py): pages hold only images the model is at least this sure of.
+LABELLOOP_GRID_MIN_CONFIDENCE = env_float("LABELLOOP_GRID_MIN_CONFIDENCE", 0.9, above=0, at_most=1)
 if LABELLOOP_PRETRAIN_GROWTH < 0 or LABELLOOP_PRETRAIN_MINUTES <= 0:
     raise ImproperlyConfigured(
         "LABELLOOP_PRETRAIN_GROWTH must be >= 0 and LABELLOOP_PRETRAIN_MINUTES > 0, got "

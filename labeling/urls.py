@@ -36,6 +36,7 @@ from labeling.learning.api import (
 from labeling.learning.api_backbones import ProjectBackbonesView
 from labeling.learning.api_explanations import ImageExplanationView
 from labeling.learning.api_exports import VersionExportView
+from labeling.learning.api_grid import TaskGridView
 from labeling.learning.api_similar import ImageSimilarView, ProjectEmbeddingMapView
 from labeling.projects.api import (
     LabelRenameView,
@@ -70,6 +71,7 @@ api = [
         name="project-embedding-map",
     ),
     path("projects/<int:project_id>/tasks/next/", TaskNextView.as_view(), name="task-next"),
+    path("projects/<int:project_id>/tasks/grid/", TaskGridView.as_view(), name="task-grid"),
     path(
         "projects/<int:project_id>/annotations/",
         ProjectAnnotationsView.as_view(),

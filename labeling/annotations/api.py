@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from labeling.annotations import selectors, services
-from labeling.annotations.models import Annotation
+from labeling.annotations.models import Annotation, AnnotationView
 from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.images.api import ImageSerializer
@@ -52,6 +52,12 @@ class AnnotationInSerializer(serializers.Serializer):
     duration_ms = serializers.IntegerField(
         min_value=0, max_value=86_400_000, required=False, allow_null=True
     )
+    view = serializers.ChoiceField(
+        choices=AnnotationView.choices,
+        default=AnnotationView.SINGLE,
+        help_text="where it was labeled: single (one image) or grid (a page of alike images; "
+        "duration_ms is then the cell's share of the page's time)",
+    )
 
 
 class AnnotationSerializer(serializers.ModelSerializer):
@@ -66,6 +72,7 @@ class AnnotationSerializer(serializers.ModelSerializer):
             "client_id",
             "duration_ms",
             "source",
+            "view",
             "annotator",
             "created_at",
             "discarded_at",
@@ -166,6 +173,7 @@ class AnnotationCreateView(APIView):
             label=data["label"],
             client_id=data["client_id"],
             duration_ms=data.get("duration_ms"),
+            view=data["view"],
         )
         code = status.HTTP_201_CREATED if submission.created else status.HTTP_200_OK
         return Response(AnnotationSerializer(submission.annotation).data, status=code)
@@ -244,6 +252,7 @@ class AnnotationBriefSerializer(serializers.Serializer):
     label = serializers.CharField()
     annotator = serializers.CharField(source="annotator.username")
     source = serializers.CharField()
+    view = serializers.CharField()
     duration_ms = serializers.IntegerField(allow_null=True)
     created_at = serializers.DateTimeField()
     discarded_at = serializers.DateTimeField(

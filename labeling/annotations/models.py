@@ -14,6 +14,13 @@ class AnnotationSource(models.TextChoices):
     REVIEW = "review", "Set by a reviewer deciding a suspect label"
 
 
+class AnnotationView(models.TextChoices):
+    """Where a label was given: the one-image annotator, or a page of alike images."""
+
+    SINGLE = "single", "One image at a time"
+    GRID = "grid", "A page of alike images (grid labeling)"
+
+
 class Annotation(models.Model):
     image = models.ForeignKey(Image, on_delete=models.CASCADE, related_name="annotations")
     annotator = models.ForeignKey(
@@ -26,6 +33,14 @@ class Annotation(models.Model):
     source = models.CharField(
         max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.MANUAL
     )
+    # The annotator's view when it was given; a grid label's duration_ms is its share of the
+    # page's time on screen. A database default: older rows and SQL inserts read "single".
+    view = models.CharField(
+        max_length=8,
+        choices=AnnotationView.choices,
+        default=AnnotationView.SINGLE,
+        db_default=AnnotationView.SINGLE,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     # Set when a reviewer sent the image back for fresh votes: the vote stays on record (who
     # said what, for annotator quality) but no longer counts toward the consensus.
@@ -37,6 +52,9 @@ class Annotation(models.Model):
             models.CheckConstraint(
                 condition=Q(source__in=[s.value for s in AnnotationSource]),
                 name="annotation_source",
+            ),
+            models.CheckConstraint(
+                condition=Q(view__in=[v.value for v in AnnotationView]), name="annotation_view"
             ),
         ]
         indexes = [

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from labeling.annotations.lease_log import NOT_SKIPPED_SQL
 
-QUEUE_FILTER = (
+# The images that still need a label from the user; ``{lease}``: whose lease allows it.
+_ELIGIBLE = (
     """
     i.project_id = %(project)s
     AND i.status IN ('unlabeled', 'partial')
-    AND (i.lease_expires IS NULL OR i.lease_expires <= now())
+    AND {lease}
     AND NOT EXISTS (
         SELECT 1 FROM annotations_annotation a
         WHERE a.image_id = i.id AND a.annotator_id = %(user)s
@@ -17,6 +18,12 @@ QUEUE_FILTER = (
     )
 """
     + NOT_SKIPPED_SQL
+)
+QUEUE_FILTER = _ELIGIBLE.format(lease="(i.lease_expires IS NULL OR i.lease_expires <= now())")
+# A grid page may also take back what the user holds already (a page reloaded, a page left
+# before its leases were given back): leased again, not stuck until their leases run out.
+PAGE_FILTER = _ELIGIBLE.format(
+    lease="(i.lease_expires IS NULL OR i.lease_expires <= now() OR i.leased_to_id = %(user)s)"
 )
 
 # Lease the k best eligible images. One statement: pick on the partial index, lock what is
@@ -70,4 +77,32 @@ WITH mine AS (
       AND l.expires_at > now()
 )
 SELECT * FROM renewed
+"""
+
+# Lease the given images (a grid page, learning/grid.py), those of them still eligible
+# (``PAGE_FILTER``), best ``order`` first, at most ``count``. A lease of the user's own that is
+# taken again ends its log row first, so the log never shows one person holding an image twice.
+LEASE_IDS_SQL = """
+WITH picked AS (
+    SELECT i.id FROM images_image i
+    WHERE {where} AND i.id = ANY(%(ids)s)
+    ORDER BY {order}
+    LIMIT %(count)s
+    FOR UPDATE OF i SKIP LOCKED
+), retaken AS (
+    UPDATE annotations_leaselog l SET ended_at = clock_timestamp()
+    FROM picked
+    WHERE l.image_id = picked.id AND l.user_id = %(user)s AND l.ended_at IS NULL
+), leased AS (
+    UPDATE images_image i
+    SET leased_to_id = %(user)s,
+        lease_expires = now() + make_interval(secs => %(ttl)s),
+        lease_exploration = false
+    FROM picked WHERE i.id = picked.id
+    RETURNING i.id, i.lease_expires, i.predicted_label, i.original_name, i.confidence
+), logged AS (
+    INSERT INTO annotations_leaselog (image_id, user_id, leased_at, expires_at, exploration)
+    SELECT id, %(user)s, clock_timestamp(), lease_expires, false FROM leased
+)
+SELECT id, lease_expires, predicted_label, original_name, confidence FROM leased
 """

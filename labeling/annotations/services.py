@@ -21,7 +21,7 @@ from django.utils import timezone
 from labeling.annotations import gold
 from labeling.annotations.consensus import CONSENSUS_FIELDS, apply_consensus
 from labeling.annotations.lease_log import lease_log_end
-from labeling.annotations.models import Annotation, AnnotationSource, LeaseLog
+from labeling.annotations.models import Annotation, AnnotationSource, AnnotationView, LeaseLog
 from labeling.annotations.queue_sql import LEASE_SQL, MINE_SQL, QUEUE_FILTER
 from labeling.core import events
 from labeling.core.errors import Conflict, ValidationFailed
@@ -39,6 +39,7 @@ class Task:
     exploration: bool
     suggestion: str | None
     name: str = ""  # the file name it was uploaded as (the annotator's context strip)
+    confidence: float | None = None  # the model's probability of its class (grid pages)
 
 
 def task_lease_next(
@@ -78,7 +79,7 @@ def task_lease_next(
         wanted = count - held - len(golden)
         explore = sum(rng.random() < project.exploration_fraction for _ in range(wanted))
         if explore:
-            tasks += _lease_random(cursor, params, explore, rng.random(), suggest)
+            tasks += lease_random(cursor, params, explore, rng.random(), suggest)
         if len(tasks) < count - len(golden):
             tasks += _lease(
                 cursor,
@@ -100,7 +101,7 @@ def _lease(cursor, params: dict, *, order: str, suggest: bool, extra: str = "") 
     ]
 
 
-def _lease_random(cursor, params: dict, count: int, start: float, suggest: bool) -> list[Task]:
+def lease_random(cursor, params: dict, count: int, start: float, suggest: bool) -> list[Task]:
     """Uniform sample from the eligible pool: the rows after a random point on the
     ``random_key`` index, wrapping around to the start when the tail is too short."""
     base = {**params, "exploration": True, "start": start}
@@ -221,16 +222,15 @@ def annotation_submit(
     client_id: uuid.UUID,
     duration_ms: int | None = None,
     source: str = AnnotationSource.MANUAL,
+    view: str = AnnotationView.SINGLE,
 ) -> Submission:
     """Record ``user``'s label for ``image``; idempotent on ``client_id``.
 
     Accepted with a live lease; after a lapsed lease (or none) only while the image still
     needs annotations. An annotator may change their own label: a new row, history kept,
-    the latest counts. A client_id seen before (on this image: in its history; elsewhere: the
-    unique constraint) answers with the original row. Five round trips, whatever the history
-    (six when the consensus label changes: the ``image.labeled`` webhook event); the one that
-    locks the image also reads the project's classes, under the lock a class rename waits for.
-    """
+    the latest counts. A client_id seen before answers with the original row. Five round
+    trips (six when the consensus changes: ``image.labeled``); the one that locks the image
+    also reads the project's classes, under the lock a class rename waits for."""
     project = image.project
     _current_label(label, project.labels, project.label_renames)  # refused before a transaction
     try:
@@ -265,6 +265,7 @@ def annotation_submit(
                 client_id=client_id,
                 duration_ms=duration_ms,
                 source=source,
+                view=view,
             )
             history.append(annotation)
             consensus_before = locked.consensus_label

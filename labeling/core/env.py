@@ -44,14 +44,23 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     return value
 
 
-def env_float(name: str, default: float) -> float:
+def env_float(
+    name: str, default: float, *, above: float | None = None, at_most: float | None = None
+) -> float:
+    """A number; ``above`` / ``at_most``: the open lower and the closed upper bound."""
     raw = os.environ.get(name)
     if raw is None:
         return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if (above is not None and not value > above) or (at_most is not None and value > at_most):
+        low = "" if above is None else f" above {above}"
+        high = "" if at_most is None else f" at most {at_most}"
+        both = " and" if low and high else ""
+        raise ImproperlyConfigured(f"{name} must be{low}{both}{high}, got {raw!r}")
+    return value
 
 
 def env_list(name: str, default: list[str]) -> list[str]:

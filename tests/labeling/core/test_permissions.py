@@ -138,6 +138,13 @@ ENDPOINTS = {
         200,
         lambda c: {"count": 2},
     ),
+    "grid page": Endpoint(
+        "post",
+        lambda c: f"/api/projects/{c['project'].id}/tasks/grid/",
+        "annotator",
+        200,
+        lambda c: {"size": 4},
+    ),
     "renew lease": Endpoint(
         "post",
         lambda c: f"/api/tasks/{c['image'].id}/renew/",

@@ -67,7 +67,7 @@ def test_the_product_fine_tunes_by_default_and_refuses_a_bad_learning_rate():
     assert out.stdout.split() == ["300", "0.001"]
     refused = run(env=env | {"LABELLOOP_FINE_TUNE_LR": "0"}, text=True)
     assert refused.returncode != 0
-    assert "LABELLOOP_FINE_TUNE_LR must be > 0, got 0.0" in refused.stderr
+    assert "LABELLOOP_FINE_TUNE_LR must be above 0, got '0'" in refused.stderr
 
 
 def test_a_head_round_is_followed_by_a_fine_tune_that_scores_through_its_own_network(

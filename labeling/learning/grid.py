@@ -1,0 +1,171 @@
+"""Grid labeling: a page of alike images the annotator confirms with one key.
+
+The queue decides what a page is worth. Where the active model is sure (at least
+``LABELLOOP_GRID_MIN_CONFIDENCE`` on its class) of enough images still needing the user's
+label, it serves a page of them: one predicted class (the one with the most such images),
+seeded by its surest image and filled with that image's nearest neighbours in embedding space
+among the confident ones (``similar.similar_source``: the backbone's embeddings, or the
+active model's features), shown surest first with the class proposed on top. Where it is not,
+it says why and the annotator labels single images, most uncertain first, where a label
+teaches the model most. A page keeps the queue's exploration rule: each cell is, with
+probability ``exploration_fraction``, an image drawn uniformly from the pool instead (marked
+so, proposed its own predicted class), so the random slice that keeps evaluation unbiased
+still grows while people label pages. Gold questions are not mixed into pages.
+
+An explicit selection (the embedding map's lasso) leases those of the images asked for that
+are still eligible, whatever the model's confidence.
+
+    .venv/bin/python -m pytest tests/labeling/learning/test_grid.py -q
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from dataclasses import dataclass
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import connection, transaction
+
+from labeling.annotations.pages import task_lease_explore, task_lease_page
+from labeling.annotations.queue_sql import PAGE_FILTER
+from labeling.annotations.services import Task
+from labeling.learning.models import ModelVersion
+from labeling.learning.similar import similar_source
+from labeling.projects.models import Project
+
+SIZE_DEFAULT = 24
+SIZE_MIN = 4
+SIZE_MAX = 48
+SELECTION_MAX = 200
+# A page is served only with at least this many confident alike images (or the page size,
+# if smaller): fewer, and one key saves little over labeling them singly.
+MIN_ALIKE = 8
+# The surest images of the class read to build the page from (its neighbours are among them).
+CANDIDATES = 400
+
+MESSAGES = {
+    "suggestions_off": (
+        "Suggestions are off in this project's settings. A grid proposes the model's class "
+        "for a page of images, so it needs them on."
+    ),
+    "no_model": "There is no model yet. Grids start once the first round has trained.",
+    "no_confident_page": (
+        "The model is sure ({threshold:.0%} or more) of fewer than {minimum} images that "
+        "still need your label. Label single images: the uncertain ones teach it most."
+    ),
+    "nothing_selected": (
+        "None of the selected images needs your label now: they are labeled, held by "
+        "someone else, or skipped by you."
+    ),
+}
+
+
+@dataclass(frozen=True)
+class GridPage:
+    grid: bool
+    reason: str  # "" when grid, else one of MESSAGES' codes
+    message: str
+    proposed: str | None
+    min_confidence: float
+    tasks: list[Task]
+
+
+def grid_page_lease(
+    *,
+    project: Project,
+    user: AbstractBaseUser,
+    size: int = SIZE_DEFAULT,
+    images: list[int] | None = None,
+    rng: random.Random | None = None,
+) -> GridPage:
+    """Lease ``user`` a page of up to ``size`` alike images, or say why there is none."""
+    rng = rng or random
+    threshold = settings.LABELLOOP_GRID_MIN_CONFIDENCE
+    if images is not None:
+        return _selection(project, user, size, images, threshold)
+    if not project.show_suggestions:
+        return _none("suggestions_off", threshold)
+    if not ModelVersion.objects.filter(project=project, is_active=True).exists():
+        return _none("no_model", threshold)
+    minimum = min(size, MIN_ALIKE)
+    with transaction.atomic():
+        label = _page_class(project, user, threshold, minimum)
+        if label is None:
+            return _none("no_confident_page", threshold, minimum=minimum)
+        explore = sum(rng.random() < project.exploration_fraction for _ in range(size))
+        explore = min(explore, size - minimum)  # the page stays mostly alike
+        ids = _alike(project, user, label, threshold, size - explore)
+        tasks = task_lease_page(project=project, user=user, ids=ids, count=len(ids))
+        for task in task_lease_explore(project=project, user=user, count=explore, rng=rng):
+            tasks.insert(rng.randint(0, len(tasks)), task)
+    if not tasks:  # another annotator leased the same images a moment before
+        return _none("no_confident_page", threshold, minimum=minimum)
+    return GridPage(True, "", "", label, threshold, tasks)
+
+
+def _none(reason: str, threshold: float, minimum: int = MIN_ALIKE) -> GridPage:
+    message = MESSAGES[reason].format(threshold=threshold, minimum=minimum)
+    return GridPage(False, reason, message, None, threshold, [])
+
+
+def _page_class(project: Project, user, threshold: float, minimum: int) -> str | None:
+    """The predicted class with the most confident images still needing ``user``'s label, if
+    it has at least ``minimum``."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.predicted_label, count(*) FROM images_image i WHERE {PAGE_FILTER} "
+            "AND i.predicted_label IS NOT NULL AND i.confidence >= %(threshold)s "
+            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+            {"project": project.id, "user": user.pk, "threshold": threshold},
+        )
+        row = cursor.fetchone()
+    if row is None or row[1] < minimum or row[0] not in project.labels:
+        return None
+    return row[0]
+
+
+def _alike(project: Project, user, label: str, threshold: float, count: int) -> list[int]:
+    """``count`` confident images of ``label``: the surest one and its nearest neighbours in
+    embedding space (by confidence alone where the project has no embeddings yet)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT i.id FROM images_image i WHERE {PAGE_FILTER} "
+            "AND i.predicted_label = %(label)s AND i.confidence >= %(threshold)s "
+            "ORDER BY i.confidence DESC, i.random_key LIMIT %(limit)s",
+            {
+                "project": project.id,
+                "user": user.pk,
+                "label": label,
+                "threshold": threshold,
+                "limit": CANDIDATES,
+            },
+        )
+        candidates = [row[0] for row in cursor.fetchall()]
+    source = similar_source(project)
+    if source is None or len(candidates) <= count:
+        return candidates[:count]
+    found = dict(source.rows().filter(image_id__in=candidates).values_list("image_id", "vector"))
+    if candidates[0] not in found:
+        return candidates[:count]
+    with_vector = [i for i in candidates if i in found]
+    vectors = np.frombuffer(b"".join(bytes(found[i]) for i in with_vector), dtype="<f2")
+    vectors = vectors.reshape(len(with_vector), -1).astype(np.float32)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    distance = 1.0 - vectors @ vectors[0]
+    nearest = [with_vector[i] for i in np.argsort(distance, kind="stable")[:count]]
+    # Images not embedded yet (added since the last pass) fill a short page, surest first.
+    return nearest + [i for i in candidates if i not in found][: count - len(nearest)]
+
+
+def _selection(project: Project, user, size: int, images: list[int], threshold: float):
+    """The images asked for (a lasso), those still eligible, surest first."""
+    with transaction.atomic():
+        tasks = task_lease_page(project=project, user=user, ids=images, count=size)
+    if not tasks:
+        return _none("nothing_selected", threshold)
+    votes = Counter(task.suggestion for task in tasks if task.suggestion is not None)
+    proposed = votes.most_common(1)[0][0] if votes else None
+    return GridPage(True, "", "", proposed, threshold, tasks)
