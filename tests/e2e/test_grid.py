@@ -19,6 +19,7 @@ from labeling.images.models import Image
 from labeling.learning.embedding_map import embedding_map_build
 from tests.e2e.conftest import add_digits, expect, log_in, screenshot
 from tests.e2e.test_similar import MAP_SIZE, drawn_at, embed_by_pixels
+from tests.factories import model_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,9 +30,10 @@ PROPOSED = "7"
 
 
 def confident_digits(project, alice, count: int = 30) -> None:
-    """``count`` digits that the model (predictions written as a scoring run would) calls
-    "7", each with a different confidence, suggestions on: a confident page for a grid."""
+    """``count`` digits that an active model (predictions written as a scoring run would)
+    calls "7", each with a different confidence, suggestions on: a confident page for a grid."""
     add_digits(project, alice, count)
+    model_version(project, 1, active=True)
     project.show_suggestions = True
     project.exploration_fraction = 0.0  # every cell from the confident page, none at random
     project.save(update_fields=["show_suggestions", "exploration_fraction"])
@@ -82,9 +84,6 @@ def test_enter_accepts_the_page_and_each_label_is_recorded_as_from_the_grid(
     screenshot(page, "annotator-grid")
 
     page.keyboard.press("Enter")
-    expect(page.get_by_role("status").filter(has_text="Page accepted")).to_have_text(
-        f"Page accepted: {len(shown)} labels."
-    )
     wait_until_sent(page)
     assert page.get_by_test_id("session-count").inner_text() == str(len(shown))
     rows = Annotation.objects.filter(annotator=bob)
@@ -202,7 +201,7 @@ def test_without_suggestions_the_server_says_why_and_the_single_view_takes_over(
     log_in(page, "bob")
     page.goto(f"/projects/{project.id}/label?mode=grid")
     expect(page.get_by_role("status")).to_contain_text("No grid now")
-    expect(page.get_by_role("status")).to_contain_text("suggestions_off")
+    expect(page.get_by_role("status")).to_contain_text("Suggestions are off")
     page.wait_for_selector("img[data-image-id]")  # one image at a time
     expect(page.get_by_role("button", name=re.compile("^Grid"))).to_be_visible()
     assert "mode=grid" not in page.url

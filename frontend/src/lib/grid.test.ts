@@ -9,7 +9,6 @@ import {
   moveCursor,
   newPage,
   parseIds,
-  reasonCode,
   relabel,
   toggleSelected,
 } from "./grid";
@@ -108,8 +107,4 @@ describe("grid URLs and answers", () => {
     expect(parseIds(null)).toEqual([]);
   });
 
-  it("finds the code in a reason", () => {
-    expect(reasonCode("No page is confident enough yet (no_confident_page).")).toBe("no_confident_page");
-    expect(reasonCode("something else")).toBeNull();
-  });
 });

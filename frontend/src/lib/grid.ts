@@ -15,11 +15,15 @@ export interface GridTask extends Task {
 /** POST /api/projects/{id}/tasks/grid/ */
 export interface GridAnswer {
   grid: boolean;
-  reason: string; // why not, in words a user can read (with a code in it) when grid is false
+  reason: GridReason | ""; // why there is no page ("" when there is one)
+  message: string; // the reason in words a user can read
   proposed: string | null;
   min_confidence: number;
   tasks: GridTask[];
 }
+
+export const GRID_REASONS = ["suggestions_off", "no_model", "no_confident_page", "nothing_selected"] as const;
+export type GridReason = (typeof GRID_REASONS)[number];
 
 export interface GridCell {
   task: GridTask;
@@ -124,12 +128,6 @@ export function parseIds(value: string | null): number[] {
   const ids = value.split(",").map((part) => Number(part.trim()));
   const valid = ids.filter((id) => Number.isInteger(id) && id > 0);
   return [...new Set(valid)].slice(0, GRID_ROUTE_MAX_IDS);
-}
-
-/** The code in a grid:false reason ("no_model", ...), or null. */
-export const GRID_REASONS = ["suggestions_off", "no_model", "no_confident_page", "nothing_selected"] as const;
-export function reasonCode(reason: string): (typeof GRID_REASONS)[number] | null {
-  return GRID_REASONS.find((code) => reason.includes(code)) ?? null;
 }
 
 export type GridKey = { type: "move"; direction: Direction } | { type: "select" };

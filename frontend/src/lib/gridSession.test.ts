@@ -8,7 +8,7 @@ import type { RenewResult } from "./taskQueue";
 function task(image: number, suggestion: string | null = "7"): GridTask {
   return { image, file_url: `/f/${image}`, lease_expires: "", suggestion, exploration: false, confidence: 0.9 };
 }
-const page = (tasks: GridTask[], proposed = "7"): GridAnswer => ({ grid: true, reason: "", proposed, min_confidence: 0.9, tasks });
+const page = (tasks: GridTask[], proposed = "7"): GridAnswer => ({ grid: true, reason: "", message: "", proposed, min_confidence: 0.9, tasks });
 
 /** A server and an image loader we control: pages answered in turn, preloads resolved by hand. */
 function fakeSource(answers: GridAnswer[]) {
@@ -20,7 +20,7 @@ function fakeSource(answers: GridAnswer[]) {
   const source: GridSource = {
     page: async (_size, ids) => {
       asked.push(ids);
-      return answers.shift() ?? { grid: false, reason: "Nothing confident (no_confident_page)", proposed: null, min_confidence: 0.9, tasks: [] };
+      return answers.shift() ?? { grid: false, reason: "no_confident_page", message: "The model is sure of too few.", proposed: null, min_confidence: 0.9, tasks: [] };
     },
     renew: async (image) => renewals.get(image) ?? "ok",
     release: async (image) => void released.push(image),
@@ -38,20 +38,21 @@ function fakeSource(answers: GridAnswer[]) {
   return { source, released, discarded, asked, renewals, decodeAll };
 }
 
-function session(answers: GridAnswer[], handled: number[] = []) {
+function session(answers: GridAnswer[], handled: number[] = [], unsent = new Set<number>()) {
   const fake = fakeSource(answers);
   const clock = new FakeClock();
-  const refused: (string | null)[] = [];
+  const refused: string[] = [];
   const grid = new GridSession({
     source: fake.source,
     ids: [],
     leaseSeconds: 30,
     isHandled: (image) => handled.includes(image),
+    isUnsent: (image) => unsent.has(image),
     onChange: () => {},
-    onRefused: (_reason, code) => refused.push(code),
+    onRefused: (reason, message) => refused.push(`${reason}: ${message}`),
     clock,
   });
-  return { grid, fake, clock, refused };
+  return { grid, fake, clock, refused, unsent };
 }
 
 describe("GridSession", () => {
@@ -79,6 +80,24 @@ describe("GridSession", () => {
     expect(grid.page?.cells.map((c) => c.task.image)).toEqual([3]);
   });
 
+  it("asks for the next page only once the accepted page's labels have reached the server", async () => {
+    const unsent = new Set([1, 2]);
+    const { grid, fake, clock } = session([page([task(1), task(2)]), page([task(3)])], [], unsent);
+    grid.start();
+    await fake.decodeAll();
+    grid.accept();
+    expect(grid.sending).toBe(true);
+    clock.advance(500);
+    await fake.decodeAll();
+    expect(fake.asked).toHaveLength(1); // asked now, the server would hand this page back
+    unsent.clear();
+    clock.advance(100);
+    await fake.decodeAll();
+    expect(fake.asked).toHaveLength(2);
+    expect(grid.sending).toBe(false);
+    expect(grid.page?.cells.map((c) => c.task.image)).toEqual([3]);
+  });
+
   it("refuses Enter while a cell has no label and puts the cursor on it", async () => {
     const { grid, fake } = session([page([task(1), task(2, null)])]);
     grid.start();
@@ -88,6 +107,9 @@ describe("GridSession", () => {
     expect(fake.asked).toHaveLength(1);
   });
 
+});
+
+describe("GridSession: leases", () => {
   it("gives every lease on screen back (no skip) when the page is left", async () => {
     const { grid, fake } = session([page([task(1), task(2)])]);
     grid.start();
@@ -102,7 +124,7 @@ describe("GridSession", () => {
     const { grid, refused } = session([]);
     grid.start();
     for (let n = 0; n < 5; n++) await Promise.resolve();
-    expect(refused).toEqual(["no_confident_page"]);
+    expect(refused).toEqual(["no_confident_page: The model is sure of too few."]);
     expect(grid.page).toBeNull();
   });
 

@@ -2,7 +2,7 @@
 // decoded before the page shows (no cell pops in), every lease renewed while it shows, and
 // the leases of cells not accepted given back (skip=false) when the page is left.
 
-import { acceptPage, type Accepted, type GridAnswer, type GridCell, type GridPage, type GridTask, GRID_SIZE, newPage, reasonCode } from "./grid";
+import { acceptPage, type Accepted, type GridAnswer, type GridCell, type GridPage, type GridTask, GRID_SIZE, newPage } from "./grid";
 import { type Clock, realClock } from "./outbox";
 import type { Preloaded, RenewResult } from "./taskQueue";
 
@@ -21,18 +21,21 @@ export interface GridSessionOptions {
   size?: number;
   leaseSeconds: number;
   isHandled: (image: number) => boolean; // labeled in this browser (its label may be unsent)
+  isUnsent: (image: number) => boolean; // its label is still in the outbox
   name?: (label: string) => string | null; // a class's current name (null: removed)
   onChange: () => void;
-  /** The server serves no grid now: its reason, and the code in it. */
-  onRefused: (reason: string, code: string | null) => void;
+  /** The server serves no grid now: the reason's code, and the reason in words. */
+  onRefused: (reason: string, message: string) => void;
   clock?: Clock;
   retryMs?: number; // after a failed request
+  pollMs?: number; // how often to look whether the page's labels have reached the server
 }
 
 export class GridSession {
   page: GridPage | null = null;
   loading = true;
   error: string | null = null;
+  sending = false; // the page's labels are on their way; the next page waits for them
   shownAt = 0; // clock time the page showed: the labels' duration starts there
   private stopped = false;
   private retryTimer: unknown = null;
@@ -75,8 +78,21 @@ export class GridSession {
     }
     this.drop(this.page.cells, false); // labeled: the labels end the leases
     this.page = null;
-    void this.load();
+    this.afterDelivery(result.labels.map((label) => label.image));
     return result;
+  }
+
+  /** The server hands back the leases its caller holds, surest first: asked before the labels
+   * of the page just accepted have arrived, it would serve that page again. */
+  private afterDelivery(images: number[]): void {
+    if (this.stopped) return;
+    this.sending = images.some((image) => this.options.isUnsent(image));
+    if (!this.sending) {
+      void this.load();
+      return;
+    }
+    this.changed();
+    this.retryTimer = this.clock.setTimeout(() => this.afterDelivery(images), this.options.pollMs ?? 100);
   }
 
   async load(): Promise<void> {
@@ -99,7 +115,7 @@ export class GridSession {
     if (!answer.grid) {
       this.loading = false;
       this.changed();
-      this.options.onRefused(answer.reason, reasonCode(answer.reason));
+      this.options.onRefused(answer.reason, answer.message);
       return;
     }
     await this.show(answer);

@@ -44,9 +44,9 @@ export function GridAnnotator({ project, reload, ids, toSingle, idsDone }: GridA
     classes,
     ids,
     onNewLabel: session.add,
-    onRefused: (reason, code, pagesDone) => {
-      if (ids.length > 0 && code === "nothing_selected" && pagesDone > 0) idsDone();
-      else toSingle(reason);
+    onRefused: (reason, message, pagesDone) => {
+      if (ids.length > 0 && reason === "nothing_selected" && pagesDone > 0) idsDone();
+      else toSingle(message || reason);
     },
   });
   const gridRef = useRef<HTMLDivElement>(null);
@@ -77,7 +77,7 @@ export function GridAnnotator({ project, reload, ids, toSingle, idsDone }: GridA
           <Link to="/" className="small">All projects</Link>
         </header>
         <ContextStrip project={project} task={cursorTask} view={view} setView={setView} />
-        <GridView grid={grid} loading={grid.session?.loading ?? true} error={grid.session?.error ?? null} gridRef={gridRef} view={view} />
+        <GridView grid={grid} loading={grid.session?.loading ?? true} sending={grid.session?.sending ?? false} error={grid.session?.error ?? null} gridRef={gridRef} view={view} />
       </div>
       <aside className="annotate-panel" aria-label="Labeling controls">
         {change && <ClassChangeNotice change={change} onDismiss={() => act({ type: "close" })} />}

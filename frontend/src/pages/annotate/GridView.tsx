@@ -17,12 +17,14 @@ const keepFocus = (event: { preventDefault(): void }) => event.preventDefault();
 export function GridView({
   grid,
   loading,
+  sending,
   error,
   gridRef,
   view,
 }: {
   grid: GridState;
   loading: boolean;
+  sending: boolean; // the last page's labels are on their way: the next page waits for them
   error: string | null;
   gridRef: RefObject<HTMLDivElement | null>;
   view: View; // the context strip's zoom and contrast, for every cell
@@ -40,7 +42,13 @@ export function GridView({
         ) : page ? (
           <span className="muted">Each image starts with the model’s suggestion, if any.</span>
         ) : (
-          <span aria-busy="true">{error ? `Cannot fetch a page (${error}) Retrying…` : "Fetching a page…"}</span>
+          <span aria-busy="true">
+            {sending
+              ? "Sending the page’s labels; the next page comes once the server has them…"
+              : error
+                ? `Cannot fetch a page (${error}) Retrying…`
+                : "Fetching a page…"}
+          </span>
         )}
       </p>
       <div

@@ -32,7 +32,7 @@ export interface GridOptions {
   classes: Classes;
   ids: readonly number[];
   onNewLabel: () => void;
-  onRefused: (reason: string, code: string | null, pagesDone: number) => void;
+  onRefused: (reason: string, message: string, pagesDone: number) => void;
 }
 
 export interface GridState {
@@ -62,9 +62,10 @@ export function useGrid(options: GridOptions): GridState {
       ids: idsKey ? idsKey.split(",").map(Number) : [],
       leaseSeconds: project.lease_seconds,
       isHandled: (image) => outbox.handled(image),
+      isUnsent: (image) => outbox.hasPending(image),
       name: (label) => currentName(label, latest.current.classes),
       onChange: () => setVersion((n) => n + 1),
-      onRefused: (reason, code) => latest.current.onRefused(reason, code, latest.current.pagesDone),
+      onRefused: (reason, message) => latest.current.onRefused(reason, message, latest.current.pagesDone),
     });
     setSession(created);
     created.start();
