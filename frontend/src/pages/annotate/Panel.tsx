@@ -271,7 +271,8 @@ export function KeysTip({ suggestions }: { suggestions: boolean }) {
           <kbd>H</kbd> shows what the model looked at,{" "}
         </>
       )}
-      <kbd>M</kbd> shows images like this one, <kbd>?</kbd> lists every key.
+      <kbd>M</kbd> shows images like this one, <kbd>G</kbd> labels a page of alike images at
+      once, <kbd>?</kbd> lists every key.
     </p>
   );
 }
