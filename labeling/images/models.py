@@ -89,6 +89,8 @@ class Image(models.Model):
             models.Index(
                 fields=["project", "-priority", "random_key"], condition=_QUEUE, name="image_queue"
             ),
+            # Grid pages (learning/grid.py): the pool's surest images first.
+            models.Index(fields=["project", "-confidence"], condition=_QUEUE, name="image_surest"),
             # The exploration slice: a uniform sample of the same pool.
             models.Index(fields=["project", "random_key"], condition=_QUEUE, name="image_explore"),
             # The gold questions of a project (a few among many images).

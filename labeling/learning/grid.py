@@ -2,7 +2,7 @@
 
 The queue decides what a page is worth. Where the active model is sure (at least
 ``LABELLOOP_GRID_MIN_CONFIDENCE`` on its class) of enough images still needing the user's
-label, it serves a page of them: one predicted class (the one with the most such images),
+label, it serves a page of them: one predicted class (the most common among the surest),
 seeded by its surest image and filled with that image's nearest neighbours in embedding space
 among the confident ones (``similar.similar_source``: the backbone's embeddings, or the
 active model's features), shown surest first with the class proposed on top. Where it is not,
@@ -45,6 +45,8 @@ SELECTION_MAX = 200
 MIN_ALIKE = 8
 # The surest images of the class read to build the page from (its neighbours are among them).
 CANDIDATES = 400
+# The surest images of the pool whose most common class is the page's.
+SURE_SAMPLE = 1000
 
 MESSAGES = {
     "suggestions_off": (
@@ -112,14 +114,17 @@ def _none(reason: str, threshold: float, minimum: int = MIN_ALIKE) -> GridPage:
 
 
 def _page_class(project: Project, user, threshold: float, minimum: int) -> str | None:
-    """The predicted class with the most confident images still needing ``user``'s label, if
-    it has at least ``minimum``."""
+    """The predicted class most common among the ``SURE_SAMPLE`` surest images still needing
+    ``user``'s label (read on the ``image_surest`` index, so the same at 1M images as at 1k),
+    if it has at least ``minimum`` of them."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.predicted_label, count(*) FROM images_image i WHERE {PAGE_FILTER} "
+            "SELECT label, count(*) FROM (SELECT i.predicted_label AS label "
+            f"FROM images_image i WHERE {PAGE_FILTER} "
             "AND i.predicted_label IS NOT NULL AND i.confidence >= %(threshold)s "
+            "ORDER BY i.confidence DESC LIMIT %(sample)s) surest "
             "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
-            {"project": project.id, "user": user.pk, "threshold": threshold},
+            {"project": project.id, "user": user.pk, "threshold": threshold, "sample": SURE_SAMPLE},
         )
         row = cursor.fetchone()
     if row is None or row[1] < minimum or row[0] not in project.labels:
