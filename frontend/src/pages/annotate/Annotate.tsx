@@ -72,7 +72,7 @@ function Modes({ project, reload }: { project: Project; reload: () => void }) {
         ids={ids}
         toSingle={(reason) => {
           setNote(reason ? `No grid now: ${reason} Press G to ask again.` : "");
-          setParams({});
+          setParams({}, { replace: reason !== null }); // a refusal: Back skips the grid
         }}
         idsDone={() => {
           setNote("");
