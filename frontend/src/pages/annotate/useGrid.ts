@@ -73,13 +73,17 @@ export function useGrid(options: GridOptions): GridState {
   }, [project.id, project.lease_seconds, outbox, idsKey, latest]);
 
   const page = session?.page ?? null;
+  // Commands read the session's page as it is now, not as this render saw it: two keys may
+  // arrive before React renders again.
+  const live = () => session?.page ?? null;
   const update = (next: GridPage) => session?.update(next);
 
   function label(name: string): string | null {
-    if (!page) return null;
-    const { page: next, changed } = relabel(page, name);
+    const now = live();
+    if (!now) return null;
+    const { page: next, changed } = relabel(now, name);
     update(next);
-    const which = changed.map((index) => page.cells[index].task.image);
+    const which = changed.map((index) => now.cells[index].task.image);
     return which.length === 1 ? `Image ${which[0]}: “${name}”.` : `${which.length} images: “${name}”.`;
   }
 
@@ -102,12 +106,22 @@ export function useGrid(options: GridOptions): GridState {
   return {
     session,
     page,
-    move: (direction, columns) => page && update({ ...page, cursor: moveCursor(page.cursor, direction, columns, page.cells.length) }),
-    point: (index, select) => page && update(select ? { ...toggleSelected(page, index), cursor: index } : { ...page, cursor: index }),
-    select: () => page && update(toggleSelected(page, page.cursor)),
+    move(direction, columns) {
+      const now = live();
+      if (now) update({ ...now, cursor: moveCursor(now.cursor, direction, columns, now.cells.length) });
+    },
+    point(index, select) {
+      const now = live();
+      if (now) update(select ? { ...toggleSelected(now, index), cursor: index } : { ...now, cursor: index });
+    },
+    select() {
+      const now = live();
+      if (now) update(toggleSelected(now, now.cursor));
+    },
     clear() {
-      if (!page || page.selected.size === 0) return null;
-      update({ ...page, selected: new Set() });
+      const now = live();
+      if (!now || now.selected.size === 0) return null;
+      update({ ...now, selected: new Set() });
       return "Selection cleared.";
     },
     label,
