@@ -48,6 +48,7 @@ function session(answers: GridAnswer[], handled: number[] = [], unsent = new Set
     leaseSeconds: 30,
     isHandled: (image) => handled.includes(image),
     isUnsent: (image) => unsent.has(image),
+    submit: (labels) => labels.forEach((label) => unsent.add(label.image)), // the outbox
     onChange: () => {},
     onRefused: (reason, message) => refused.push(`${reason}: ${message}`),
     clock,
@@ -68,7 +69,7 @@ describe("GridSession", () => {
   });
 
   it("accepts a page with the time on screen shared, then fetches the next", async () => {
-    const { grid, fake, clock } = session([page([task(1), task(2)]), page([task(3)])]);
+    const { grid, fake, clock, unsent } = session([page([task(1), task(2)]), page([task(3)])]);
     grid.start();
     await fake.decodeAll();
     clock.time += 3000;
@@ -76,21 +77,24 @@ describe("GridSession", () => {
     expect(missing).toEqual([]);
     expect(labels.map((l) => [l.image, l.label, l.durationMs])).toEqual([[1, "7", 1500], [2, "7", 1500]]);
     expect(fake.released).toEqual([]); // the labels end those leases
+    unsent.clear(); // the labels reached the server
+    clock.advance(100);
     await fake.decodeAll();
     expect(grid.page?.cells.map((c) => c.task.image)).toEqual([3]);
   });
 
   it("asks for the next page only once the accepted page's labels have reached the server", async () => {
-    const unsent = new Set([1, 2]);
-    const { grid, fake, clock } = session([page([task(1), task(2)]), page([task(3)])], [], unsent);
+    // Asked before, the server would hand the page back: its leases are still the caller's.
+    const { grid, fake, clock, unsent } = session([page([task(1), task(2)]), page([task(3)])]);
     grid.start();
     await fake.decodeAll();
     grid.accept();
+    expect([...unsent]).toEqual([1, 2]); // queued before anything else happens
     expect(grid.sending).toBe(true);
     clock.advance(500);
     await fake.decodeAll();
-    expect(fake.asked).toHaveLength(1); // asked now, the server would hand this page back
-    unsent.clear();
+    expect(fake.asked).toHaveLength(1);
+    unsent.clear(); // delivered
     clock.advance(100);
     await fake.decodeAll();
     expect(fake.asked).toHaveLength(2);

@@ -22,6 +22,8 @@ export interface GridSessionOptions {
   leaseSeconds: number;
   isHandled: (image: number) => boolean; // labeled in this browser (its label may be unsent)
   isUnsent: (image: number) => boolean; // its label is still in the outbox
+  /** Queue an accepted page's labels (the outbox): before the next page is asked for. */
+  submit: (labels: Accepted[]) => void;
   name?: (label: string) => string | null; // a class's current name (null: removed)
   onChange: () => void;
   /** The server serves no grid now: the reason's code, and the reason in words. */
@@ -67,8 +69,8 @@ export class GridSession {
     this.changed();
   }
 
-  /** Enter: the page's labels (the caller queues them), then the next page; or the cells
-   * still without a label, and the page stays. */
+  /** Enter: the page's labels (handed to `submit`), then the next page once they have reached
+   * the server; or the cells still without a label, and the page stays. */
   accept(): { labels: Accepted[]; missing: number[] } {
     if (!this.page) return { labels: [], missing: [] };
     const result = acceptPage(this.page, this.clock.now() - this.shownAt);
@@ -78,6 +80,7 @@ export class GridSession {
     }
     this.drop(this.page.cells, false); // labeled: the labels end the leases
     this.page = null;
+    this.options.submit(result.labels);
     this.afterDelivery(result.labels.map((label) => label.image));
     return result;
   }

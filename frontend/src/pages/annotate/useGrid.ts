@@ -7,7 +7,7 @@ import { useEffect, useState } from "react";
 import { useLatest } from "../../hooks/useLatest";
 import { api, type Project } from "../../lib/api";
 import { type Classes, currentName } from "../../lib/classChanges";
-import { type Direction, type GridAnswer, type GridPage, moveCursor, relabel, toggleSelected } from "../../lib/grid";
+import { type Accepted, type Direction, type GridAnswer, type GridPage, moveCursor, relabel, toggleSelected } from "../../lib/grid";
 import { GridSession, type GridSource } from "../../lib/gridSession";
 import type { Outbox } from "../../lib/outbox";
 import { decodeImage, releaseLease, renewLease } from "./useTaskQueue";
@@ -54,7 +54,14 @@ export function useGrid(options: GridOptions): GridState {
   const [pagesDone, setPagesDone] = useState(0);
   const idsKey = ids.join(",");
   // The effect below makes the session once per project and selection; these it reads live.
-  const latest = useLatest({ onRefused, classes, pagesDone });
+  const submit = (labels: Accepted[]) => {
+    for (const done of labels) {
+      outbox.enqueue({ project: project.id, image: done.image, label: done.label, durationMs: done.durationMs, view: "grid" });
+      onNewLabel();
+    }
+    setPagesDone((n) => n + 1);
+  };
+  const latest = useLatest({ onRefused, classes, pagesDone, submit });
 
   useEffect(() => {
     const created = new GridSession({
@@ -63,6 +70,7 @@ export function useGrid(options: GridOptions): GridState {
       leaseSeconds: project.lease_seconds,
       isHandled: (image) => outbox.handled(image),
       isUnsent: (image) => outbox.hasPending(image),
+      submit: (labels) => latest.current.submit(labels),
       name: (label) => currentName(label, latest.current.classes),
       onChange: () => setVersion((n) => n + 1),
       onRefused: (reason, message) => latest.current.onRefused(reason, message, latest.current.pagesDone),
@@ -73,10 +81,13 @@ export function useGrid(options: GridOptions): GridState {
   }, [project.id, project.lease_seconds, outbox, idsKey, latest]);
 
   const page = session?.page ?? null;
-  // Commands read the session's page as it is now, not as this render saw it: two keys may
-  // arrive before React renders again.
+  // Commands read the session's page now, not this render's: two keys may beat a render.
   const live = () => session?.page ?? null;
   const update = (next: GridPage) => session?.update(next);
+  const change = (how: (now: GridPage) => GridPage) => {
+    const now = live();
+    if (now) update(how(now));
+  };
 
   function label(name: string): string | null {
     const now = live();
@@ -94,11 +105,6 @@ export function useGrid(options: GridOptions): GridState {
       const count = missing.length === 1 ? "1 image has" : `${missing.length} images have`;
       return `${count} no label yet: press a class key on each (the cursor is on the first).`;
     }
-    for (const done of labels) {
-      outbox.enqueue({ project: project.id, image: done.image, label: done.label, durationMs: done.durationMs, view: "grid" });
-      onNewLabel();
-    }
-    setPagesDone((n) => n + 1);
     const changed = labels.filter((done) => done.changed).length;
     return `Page accepted: ${labels.length} labels${changed ? ` (${changed} changed)` : ""}.`;
   }
@@ -106,18 +112,11 @@ export function useGrid(options: GridOptions): GridState {
   return {
     session,
     page,
-    move(direction, columns) {
-      const now = live();
-      if (now) update({ ...now, cursor: moveCursor(now.cursor, direction, columns, now.cells.length) });
-    },
-    point(index, select) {
-      const now = live();
-      if (now) update(select ? { ...toggleSelected(now, index), cursor: index } : { ...now, cursor: index });
-    },
-    select() {
-      const now = live();
-      if (now) update(toggleSelected(now, now.cursor));
-    },
+    move: (direction, columns) =>
+      change((now) => ({ ...now, cursor: moveCursor(now.cursor, direction, columns, now.cells.length) })),
+    point: (index, select) =>
+      change((now) => (select ? { ...toggleSelected(now, index), cursor: index } : { ...now, cursor: index })),
+    select: () => change((now) => toggleSelected(now, now.cursor)),
     clear() {
       const now = live();
       if (!now || now.selected.size === 0) return null;
