@@ -43,10 +43,12 @@ export function KeysHelp({
             </tbody>
           </table>
           <CommandKeys suggestions={suggestions} />
+          <GridKeys />
         </div>
         <p className="muted small">
           Labels are saved in this browser first and sent in the background; the “Unsent” count
-          shows what the server has not confirmed yet.
+          shows what the server has not confirmed yet. A label from the grid is recorded as such,
+          with the page’s time on screen divided by the number of images accepted as its time.
         </p>
         <button ref={closeButton} type="button" className="btn btn-primary" onClick={onClose}>
           Close
@@ -97,6 +99,12 @@ function CommandKeys({ suggestions }: { suggestions: boolean }) {
         </tr>
         <tr>
           <td>
+            <kbd>G</kbd>
+          </td>
+          <td>Grid: label a page of alike images at once, or back to one at a time</td>
+        </tr>
+        <tr>
+          <td>
             <kbd>?</kbd>
           </td>
           <td>Show or hide this list</td>
@@ -107,6 +115,36 @@ function CommandKeys({ suggestions }: { suggestions: boolean }) {
           </td>
           <td>Close</td>
         </tr>
+      </tbody>
+    </table>
+  );
+}
+
+const GRID_KEYS: [string[], string][] = [
+  [["Enter"], "Accept the page: every image with the label it shows"],
+  [["←", "↑", "→", "↓"], "Move the cursor"],
+  [["Class key"], "Change the label of the image under the cursor (or of the selected ones)"],
+  [["Space"], "Select or unselect the image under the cursor (Shift-click selects too)"],
+  [["Esc"], "Clear the selection"],
+  [["G"], "Back to one image at a time"],
+];
+
+/** The keys of the grid mode (G): a page of images, the proposed class on top. */
+function GridKeys() {
+  return (
+    <table className="keys-table" data-testid="grid-keys">
+      <caption>Grid</caption>
+      <tbody>
+        {GRID_KEYS.map(([caps, what]) => (
+          <tr key={what}>
+            <td>
+              {caps.map((cap) => (
+                <kbd key={cap}>{cap}</kbd>
+              ))}
+            </td>
+            <td>{what}</td>
+          </tr>
+        ))}
       </tbody>
     </table>
   );

@@ -4,7 +4,7 @@
 import { createContext, type ReactNode, useContext, useEffect, useState, useSyncExternalStore } from "react";
 
 import { apiRaw, type ErrorBody, onServerReachable } from "../lib/api";
-import { classifyResponse, Outbox, type OutboxItem, type SendOutcome } from "../lib/outbox";
+import { annotationBody, classifyResponse, Outbox, type OutboxItem, type SendOutcome } from "../lib/outbox";
 import { useMe } from "./auth";
 
 const OutboxContext = createContext<Outbox | null>(null);
@@ -12,12 +12,7 @@ const OutboxContext = createContext<Outbox | null>(null);
 async function sendAnnotation(item: OutboxItem): Promise<SendOutcome> {
   const { status, body } = await apiRaw("/api/annotations/", {
     method: "POST",
-    body: {
-      image: item.image,
-      label: item.label,
-      client_id: item.clientId,
-      duration_ms: item.durationMs,
-    },
+    body: annotationBody(item),
   });
   const error = (body as ErrorBody | null)?.error;
   const details = error?.details as { retry_after_seconds?: number } | null | undefined;

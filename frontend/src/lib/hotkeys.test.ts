@@ -21,20 +21,21 @@ describe("class hotkeys", () => {
   it("falls back to positions when any class cannot have its own name as key", () => {
     // "s" is the skip key; "10" is two characters; duplicates after lower-casing clash.
     expect(classKeys(["r", "s"]).map((c) => c.key)).toEqual(["1", "2"]);
-    expect(classKeys(["g", "h"]).map((c) => c.key)).toEqual(["1", "2"]); // h: the map
+    expect(classKeys(["g", "h"]).map((c) => c.key)).toEqual(["1", "2"]); // g: the grid, h: the map
     expect(classKeys(["9", "10"]).map((c) => c.key)).toEqual(["1", "2"]);
     expect(classKeys(["a", "A"]).map((c) => c.key)).toEqual(["1", "2"]);
   });
 
-  it("continues with letters, never the command letters s, z, h and m", () => {
+  it("continues with letters, never the command letters s, z, h, m and g", () => {
     const labels = Array.from({ length: 32 }, (_, i) => `class${i}`);
     const keys = classKeys(labels).map((c) => c.key);
     expect(keys.slice(10, 14)).toEqual(["a", "b", "c", "d"]);
-    expect(keys.slice(16, 18)).toEqual(["g", "i"]);
+    expect(keys.slice(15, 17)).toEqual(["f", "i"]);
     expect(keys).not.toContain("s");
     expect(keys).not.toContain("z");
     expect(keys).not.toContain("h");
     expect(keys).not.toContain("m");
+    expect(keys).not.toContain("g");
     expect(new Set(keys).size).toBe(32);
   });
 
@@ -77,6 +78,8 @@ describe("keyAction", () => {
     expect(keyAction({ key: "H" }, map)).toEqual({ type: "map" });
     expect(keyAction({ key: "m" }, map)).toEqual({ type: "similar" });
     expect(keyAction({ key: "M" }, map)).toEqual({ type: "similar" });
+    expect(keyAction({ key: "g" }, map)).toEqual({ type: "grid" });
+    expect(keyAction({ key: "G" }, map)).toEqual({ type: "grid" });
     expect(keyAction({ key: "Escape" }, map)).toEqual({ type: "close" });
   });
 

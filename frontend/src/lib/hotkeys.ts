@@ -1,6 +1,7 @@
 // The annotator's keyboard: class keys 1-9, 0, then letters; the rest are commands.
 //
-// Letters that are commands (s = skip, z = undo, h = the heat map, m = more like this) are
+// Letters that are commands (s = skip, z = undo, h = the heat map, m = more like this, g = the
+// grid on and off) are
 // never given to a class, so a project with many classes never shadows a command. Classes
 // past the last free key get no hotkey (their button still works).
 
@@ -10,6 +11,7 @@ export const COMMAND_KEYS = {
   undo: "z",
   map: "h", // the model's activation map over the image, on and off
   similar: "m", // the images most like this one
+  grid: "g", // grid labeling (a page of alike images) on and off
   help: "?",
 } as const;
 
@@ -19,6 +21,7 @@ const RESERVED_LETTERS: ReadonlySet<string> = new Set([
   COMMAND_KEYS.undo,
   COMMAND_KEYS.map,
   COMMAND_KEYS.similar,
+  COMMAND_KEYS.grid,
 ]);
 const LETTER_KEYS = "abcdefghijklmnopqrstuvwxyz"
   .split("")
@@ -67,6 +70,7 @@ export type KeyAction =
   | { type: "undo" }
   | { type: "map" }
   | { type: "similar" }
+  | { type: "grid" }
   | { type: "help" }
   | { type: "close" };
 
@@ -96,6 +100,7 @@ export function keyAction(press: KeyPress, map: Map<string, string>): KeyAction 
   if (lower === COMMAND_KEYS.skip) return { type: "skip" };
   if (lower === COMMAND_KEYS.map) return { type: "map" };
   if (lower === COMMAND_KEYS.similar) return { type: "similar" };
+  if (lower === COMMAND_KEYS.grid) return { type: "grid" };
   const label = map.get(lower);
   return label === undefined ? null : { type: "label", label };
 }

@@ -12,12 +12,16 @@ export interface StorageLike {
   setItem(key: string, value: string): void;
 }
 
+/** Where a label was made: the one-image view, or a page of the grid (sent as `view`). */
+export type LabelView = "single" | "grid";
+
 export interface OutboxItem {
   clientId: string;
   project: number;
   image: number;
   label: string;
   durationMs: number | null;
+  view?: LabelView; // absent in items stored before the grid: those send "single"
   createdAt: number; // ms since the epoch
   attempts: number; // failed sends so far
   nextAttemptAt: number; // ms since the epoch; 0 = now
@@ -123,6 +127,23 @@ export interface NewLabel {
   image: number;
   label: string;
   durationMs?: number | null;
+  view?: LabelView; // default "single"
+}
+
+/** The view an item was labeled in; items stored before the grid existed say "single". */
+export function itemView(item: OutboxItem): LabelView {
+  return item.view === "grid" ? "grid" : "single";
+}
+
+/** The body of POST /api/annotations/ for an item. */
+export function annotationBody(item: OutboxItem) {
+  return {
+    image: item.image,
+    label: item.label,
+    client_id: item.clientId,
+    duration_ms: item.durationMs,
+    view: itemView(item),
+  };
 }
 
 export class Outbox {
@@ -197,6 +218,7 @@ export class Outbox {
       image: label.image,
       label: label.label,
       durationMs: label.durationMs ?? null,
+      view: label.view ?? "single",
       createdAt: this.clock.now(),
       attempts: 0,
       nextAttemptAt: 0,
@@ -218,6 +240,7 @@ export class Outbox {
     if (last && last.attempts === 0 && last.clientId !== this.inFlight) {
       last.label = label.label;
       if (label.durationMs !== undefined) last.durationMs = label.durationMs;
+      if (label.view !== undefined) last.view = label.view;
       this.changed();
       this.kick();
       return last;

@@ -21,6 +21,7 @@ function fakeSource(pool: number[]) {
   const leased: number[] = [];
   const requests: number[] = [];
   const released: number[] = [];
+  const skips: boolean[] = [];
   const renewAnswers = new Map<number, RenewResult>();
   const source: TaskSource = {
     async next(count) {
@@ -33,8 +34,9 @@ function fakeSource(pool: number[]) {
     async renew(image) {
       return renewAnswers.get(image) ?? "ok";
     },
-    async release(image) {
+    async release(image, skip = true) {
       released.push(image);
+      skips.push(skip);
       leased.splice(leased.indexOf(image), 1);
     },
     async preload(t) {
@@ -42,7 +44,7 @@ function fakeSource(pool: number[]) {
     },
     discard() {},
   };
-  return { source, leased, requests, released, renewAnswers, pool };
+  return { source, leased, requests, released, skips, renewAnswers, pool };
 }
 
 const tick = () => new Promise((resolve) => setTimeout(resolve, 0));
@@ -125,6 +127,20 @@ describe("TaskQueue: skips, lost leases and failed refills", () => {
     await tick();
     expect(queue.tasks).toEqual([]);
     expect(queue.exhausted).toBe(true);
+  });
+
+  it("gives every lease back without a skip on a switch to the grid, and stops", async () => {
+    const server = fakeSource([1, 2, 3, 4, 5, 6]);
+    const queue = makeQueue(server);
+    await queue.fill();
+    queue.skip(); // 1: a skip
+    queue.releaseAll();
+    await tick();
+    expect(server.released).toEqual([1, 2, 3, 4]);
+    expect(server.skips).toEqual([true, false, false, false]);
+    expect(queue.tasks).toEqual([]);
+    await queue.fill();
+    expect(server.requests).toHaveLength(1); // stopped: it asks for nothing more
   });
 
   it("drops a queued task whose lease was lost, but never the one on screen", async () => {

@@ -34,7 +34,7 @@ export type RenewResult = "ok" | "lost" | "error";
 export interface TaskSource {
   next(count: number): Promise<Task[]>;
   renew(image: number): Promise<RenewResult>;
-  release(image: number): Promise<void>;
+  release(image: number, skip?: boolean): Promise<void>; // skip: true unless said otherwise
   /** Fetch and decode the image, so that showing it needs neither network nor decoding. */
   preload(task: Task): Promise<Preloaded>;
   discard(src: string): void;
@@ -120,6 +120,18 @@ export class TaskQueue {
     this.changed();
     this.topUp();
     return task;
+  }
+
+  /** Give back every lease held (no skip), for a switch to the grid; the queue stays empty. */
+  releaseAll(): void {
+    for (const task of this.tasks) {
+      if (task.previousLabel === null) {
+        this.options.source.release(task.image, false).catch(() => {
+          // The lease lapses by itself.
+        });
+      }
+    }
+    this.stop();
   }
 
   /** Ask the server for more when the queue runs low. */

@@ -3,7 +3,7 @@
 // at once; the network catches up in the background.
 
 import { useEffect, useMemo, useState } from "react";
-import { Link, useParams } from "react-router";
+import { Link, useParams, useSearchParams } from "react-router";
 
 import { Stage } from "../../components/AnnotateStage";
 import { ClassChangeNotice } from "../../components/ClassChangeNotice";
@@ -16,10 +16,12 @@ import { useTitle } from "../../hooks/useTitle";
 import { canLabel, type Project } from "../../lib/api";
 import { currentName } from "../../lib/classChanges";
 import { classKeys } from "../../lib/hotkeys";
-import type { Outbox } from "../../lib/outbox";
+import { parseIds } from "../../lib/grid";
 import { ContextStrip, type View } from "./ContextStrip";
+import { GridAnnotator } from "./GridAnnotate";
 import { ClassButtons, Commands, Counters, DroppedLabels, KeysTip, OutboxNotes } from "./Panel";
 import { useAnnotatorKeys } from "./useAnnotatorKeys";
+import { useDroppedLabels } from "./useDroppedLabels";
 import { useClassChange } from "./useClassChange";
 import { useSessionCount } from "./useSessionCount";
 import { useAnnotatorMap } from "./useAnnotatorMap";
@@ -53,24 +55,50 @@ export function Annotate() {
       </section>
     );
   }
-  return <Annotator key={project.data.id} project={project.data} reload={reload} />;
+  return <Modes key={project.data.id} project={project.data} reload={reload} />;
 }
 
-/** The last few labels of this project the server refused; their arrival re-reads the project. */
-function useDroppedLabels(outbox: Outbox, projectId: number, reload: () => void) {
-  const droppedHere = outbox.dropped().filter((item) => item.project === projectId);
-  // A label the server refused may name a class that is gone: re-read the classes at once.
-  const droppedCount = droppedHere.length;
-  useEffect(() => {
-    if (droppedCount > 0) reload();
-  }, [droppedCount, reload]);
-  return droppedHere.slice(-3);
+/** One image at a time, or a page of them (`?mode=grid`, with `&ids=` from a lasso). */
+function Modes({ project, reload }: { project: Project; reload: () => void }) {
+  const [params, setParams] = useSearchParams();
+  const [note, setNote] = useState(""); // why the grid gave way to the single view
+  const ids = parseIds(params.get("ids"));
+  if (params.get("mode") === "grid") {
+    return (
+      <GridAnnotator
+        key={ids.join(",")}
+        project={project}
+        reload={reload}
+        ids={ids}
+        toSingle={(reason) => {
+          setNote(reason ? `No grid now: ${reason} Press G to ask again.` : "");
+          setParams({}, { replace: reason !== null }); // a refusal: Back skips the grid
+        }}
+        idsDone={() => {
+          setNote("");
+          setParams({ mode: "grid" });
+        }}
+      />
+    );
+  }
+  const toGrid = () => {
+    setNote("");
+    setParams({ mode: "grid" });
+  };
+  return <Annotator project={project} reload={reload} note={note} toGrid={toGrid} />;
 }
 
-function Annotator({ project, reload }: { project: Project; reload: () => void }) {
+interface AnnotatorProps {
+  project: Project;
+  reload: () => void;
+  note: string; // the first status line (why there is no grid)
+  toGrid: () => void;
+}
+
+function Annotator({ project, reload, note, toGrid }: AnnotatorProps) {
   const outbox = useOutbox();
   useOutboxVersion(outbox);
-  const [status, setStatus] = useState("");
+  const [status, setStatus] = useState(note);
   const [view, setView] = useState<View>({ zoom: 1, contrast: false });
   const session = useSessionCount(project.id);
   const keys = useMemo(() => classKeys(project.labels), [project.labels]);
@@ -91,6 +119,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
     dismissChange,
     setStatus,
     toggleMap: map.toggle,
+    toGrid,
   });
   const pending = pendingFor(outbox, project.id);
   const dropped = useDroppedLabels(outbox, project.id, reload);
@@ -103,9 +132,7 @@ function Annotator({ project, reload }: { project: Project; reload: () => void }
       <div className="annotate-main">
         <header className="annotate-head">
           <h1><bdi>{project.name}</bdi></h1>
-          <Link to="/" className="small">
-            All projects
-          </Link>
+          <Link to="/" className="small">All projects</Link>
         </header>
         <ContextStrip project={project} task={current} view={view} setView={setView} />
         <Stage

@@ -3,8 +3,7 @@
 // contrast) that change how the image shows, never the image.
 
 import { useResource } from "../../hooks/useResource";
-import type { Project, Stats } from "../../lib/api";
-import type { QueueTask } from "../../lib/taskQueue";
+import type { Project, Stats, Task } from "../../lib/api";
 
 const STATS_REFRESH_MS = 30_000; // the strip's figures are re-read this often
 
@@ -22,7 +21,7 @@ export function ContextStrip({
   setView,
 }: {
   project: Project;
-  task: QueueTask | null;
+  task: Pick<Task, "name"> | null; // the image on screen (in the grid: under the cursor)
   view: View;
   setView: (view: View) => void;
 }) {

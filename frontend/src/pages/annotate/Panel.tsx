@@ -108,6 +108,67 @@ export function Commands({
       >
         More like this <kbd aria-hidden="true">M</kbd>
       </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "grid" })}
+        aria-keyshortcuts="G"
+        title="Label a page of alike images at once"
+      >
+        Grid <kbd aria-hidden="true">G</kbd>
+      </button>
+      <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
+        Keys <kbd aria-hidden="true">?</kbd>
+      </button>
+    </div>
+  );
+}
+
+/** The grid's commands: accept the page, back to one image at a time, the keys. */
+export function GridCommands({
+  act,
+  select,
+  canAccept,
+  openHelp,
+}: {
+  act: (action: KeyAction) => void;
+  select: () => void; // what Space does (for touch screens)
+  canAccept: boolean; // a page is on screen
+  openHelp: () => void;
+}) {
+  return (
+    <div className="toolbar" role="group" aria-label="Commands">
+      <button
+        type="button"
+        className="btn btn-primary"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "accept" })}
+        disabled={!canAccept}
+        aria-keyshortcuts="Enter"
+      >
+        Accept page <kbd aria-hidden="true">Enter</kbd>
+      </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={select}
+        disabled={!canAccept}
+        aria-keyshortcuts="Space"
+        title="Select or unselect the image under the cursor: a class then labels every selected image"
+      >
+        Select <kbd aria-hidden="true">Space</kbd>
+      </button>
+      <button
+        type="button"
+        className="btn"
+        onMouseDown={keepFocus}
+        onClick={() => act({ type: "grid" })}
+        aria-keyshortcuts="G"
+      >
+        One at a time <kbd aria-hidden="true">G</kbd>
+      </button>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>
@@ -210,7 +271,8 @@ export function KeysTip({ suggestions }: { suggestions: boolean }) {
           <kbd>H</kbd> shows what the model looked at,{" "}
         </>
       )}
-      <kbd>M</kbd> shows images like this one, <kbd>?</kbd> lists every key.
+      <kbd>M</kbd> shows images like this one, <kbd>G</kbd> labels a page of alike images at
+      once, <kbd>?</kbd> lists every key.
     </p>
   );
 }

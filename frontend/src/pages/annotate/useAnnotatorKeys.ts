@@ -17,6 +17,7 @@ export interface AnnotatorKeysOptions {
   dismissChange: () => void;
   setStatus: Dispatch<SetStateAction<string>>;
   toggleMap: () => void; // the activation map over the image (where suggestions show)
+  toGrid: () => void; // G: a page of alike images instead
 }
 
 export interface AnnotatorKeys {
@@ -29,7 +30,7 @@ export interface AnnotatorKeys {
 
 export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
   const { tasks, labels, classes, suggestions, change, dismissChange, setStatus } = options;
-  const { toggleMap } = options;
+  const { toggleMap, toGrid } = options;
   const [helpOpen, setHelpOpen] = useState(false);
   const [similarOf, setSimilarOf] = useState<number | null>(null);
   const map = useMemo(() => hotkeyMap(labels), [labels]);
@@ -37,9 +38,7 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
   function act(action: KeyAction) {
     if (!tasks.queue) return;
     const task = tasks.queue.current();
-    const say = (line: string | null) => {
-      if (line !== null) setStatus(line);
-    };
+    const say = (line: string | null) => line !== null && setStatus(line);
     switch (action.type) {
       case "help":
         setHelpOpen((open) => !open);
@@ -61,6 +60,10 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
         return;
       case "skip":
         say(tasks.skip());
+        return;
+      case "grid":
+        tasks.queue.releaseAll(); // the grid leases a page of its own
+        toGrid();
         return;
       case "accept": {
         if (!task) return;

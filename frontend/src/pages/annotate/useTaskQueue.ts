@@ -6,37 +6,45 @@ import { useEffect, useLayoutEffect, useRef, useState } from "react";
 
 import { api, apiRaw, type Project, type Task } from "../../lib/api";
 import type { Outbox } from "../../lib/outbox";
-import { type QueueTask, TaskQueue, type TaskSource } from "../../lib/taskQueue";
+import { type Preloaded, type QueueTask, type RenewResult, TaskQueue, type TaskSource } from "../../lib/taskQueue";
 
 const LOOKAHEAD = 8; // tasks kept leased and decoded ahead of the one on screen
 const HISTORY = 20; // labels that Z can walk back through
+
+/** Fetch an image and decode it, so that showing it needs neither network nor decoding. */
+export async function decodeImage(task: Task): Promise<Preloaded> {
+  const response = await fetch(task.file_url, { credentials: "same-origin" });
+  if (!response.ok) throw new Error(`image ${task.image}: HTTP ${response.status}`);
+  const src = URL.createObjectURL(await response.blob());
+  const image = new Image();
+  image.src = src;
+  try {
+    await image.decode();
+  } catch (error) {
+    URL.revokeObjectURL(src);
+    throw error;
+  }
+  return { src, width: image.naturalWidth, height: image.naturalHeight };
+}
+
+/** Give a lease back: a skip (not served to me again for a while), or just the lease. */
+export async function releaseLease(image: number, skip = true): Promise<void> {
+  await apiRaw(`/api/tasks/${image}/release/`, { method: "POST", body: { skip } });
+}
+
+export async function renewLease(image: number): Promise<RenewResult> {
+  const { status } = await apiRaw(`/api/tasks/${image}/renew/`, { method: "POST" });
+  if (status === 200) return "ok";
+  return status === 409 || status === 404 || status === 403 ? "lost" : "error";
+}
 
 function browserSource(projectId: number): TaskSource {
   return {
     next: (count) =>
       api<Task[]>(`/api/projects/${projectId}/tasks/next/`, { method: "POST", body: { count } }),
-    async renew(image) {
-      const { status } = await apiRaw(`/api/tasks/${image}/renew/`, { method: "POST" });
-      if (status === 200) return "ok";
-      return status === 409 || status === 404 || status === 403 ? "lost" : "error";
-    },
-    async release(image) {
-      await apiRaw(`/api/tasks/${image}/release/`, { method: "POST" });
-    },
-    async preload(task) {
-      const response = await fetch(task.file_url, { credentials: "same-origin" });
-      if (!response.ok) throw new Error(`image ${task.image}: HTTP ${response.status}`);
-      const src = URL.createObjectURL(await response.blob());
-      const image = new Image();
-      image.src = src;
-      try {
-        await image.decode();
-      } catch (error) {
-        URL.revokeObjectURL(src);
-        throw error;
-      }
-      return { src, width: image.naturalWidth, height: image.naturalHeight };
-    },
+    renew: renewLease,
+    release: (image, skip) => releaseLease(image, skip),
+    preload: decodeImage,
     discard: (src) => URL.revokeObjectURL(src),
   };
 }

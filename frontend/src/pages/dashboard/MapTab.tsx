@@ -7,7 +7,7 @@ import { useNavigate } from "react-router";
 
 import { ErrorNote } from "../../components/ErrorNote";
 import { useResource } from "../../hooks/useResource";
-import type { Project } from "../../lib/api";
+import { canLabel, type Project } from "../../lib/api";
 import {
   classColour,
   type ColourMode,
@@ -19,6 +19,7 @@ import {
   toCanvas,
   uncertaintyColour,
 } from "../../lib/embeddingMap";
+import { GRID_ROUTE_MAX_IDS, gridUrl } from "../../lib/grid";
 
 // Ids the image browser takes in one selection (the image list's `ids` filter caps it).
 const OPEN_MAX = 1000;
@@ -68,10 +69,20 @@ export function MapTab({ project }: { project: Project }) {
             <button type="button" className="btn btn-primary" onClick={open}>
               Open in the image browser
             </button>{" "}
+            {canLabel(project.role) && (
+              <>
+                <button type="button" className="btn" onClick={() => navigate(gridUrl(project.id, ids))}>
+                  Label as grid
+                </button>{" "}
+              </>
+            )}
             <button type="button" className="btn btn-quiet" onClick={() => setSelected([])}>
               Clear
             </button>
             {selected.length > OPEN_MAX && <span className="muted small"> (the first {OPEN_MAX} open)</span>}
+            {canLabel(project.role) && selected.length > GRID_ROUTE_MAX_IDS && (
+              <span className="muted small"> (a grid takes the first {GRID_ROUTE_MAX_IDS})</span>
+            )}
           </>
         )}
       </p>
