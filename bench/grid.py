@@ -2,7 +2,7 @@
 browser, with the same keystroke costs.
 
     .venv/bin/python -m bench.grid                  # 5,000 digits, a first model on 200 labels
-    .venv/bin/python -m bench.grid --labels 480 --key-ms 300,600 --look-ms 0,250
+    .venv/bin/python -m bench.grid --seed 1 --key-ms 300,600 --look-ms 0,250
 
 The annotator reads each image's true class (the MNIST label behind its file name) and does
 what a careful person would: in the single view one key per image (the class, or Enter where
@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import sys
@@ -83,8 +84,30 @@ def prepare(args, env):
     annotator = users.create_user(username="annotator", password=PASSWORD)
     Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
     print(f"first round on {args.first_labels} labels (worker --once) ...")
-    warm_up(project, ids, truth, args.first_labels, env)
-    return project, {i: str(t) for i, t in zip(ids, truth, strict=True)}
+    # The first labels are a random sample of the pool (its rows are in class order).
+    order = random.Random(args.seed).sample(range(len(ids)), len(ids))
+    warm_up(project, [ids[n] for n in order], [truth[n] for n in order], args.first_labels, env)
+    named = {i: str(t) for i, t in zip(ids, truth, strict=True)}
+    model_precision(project, named)
+    return project, named
+
+
+def model_precision(project, truth: dict[int, str]) -> None:
+    """How often the first model is right on the whole pool and on its sure images (what
+    a page is made of), against the truth."""
+    from django.conf import settings
+
+    from labeling.images.models import Image
+
+    rows = Image.objects.filter(project=project).values_list("id", "predicted_label", "confidence")
+    threshold = settings.LABELLOOP_GRID_MIN_CONFIDENCE
+    right = [(truth[i] == p, c) for i, p, c in rows if p is not None]
+    sure = [ok for ok, c in right if c >= threshold]
+    print(
+        f"  first model: right on {sum(ok for ok, _ in right) / len(right):.1%} of the pool; "
+        f"{len(sure):,} images at confidence >= {threshold:.0%}, right on "
+        f"{sum(sure) / max(len(sure), 1):.1%} of them"
+    )
 
 
 def log_in(page, base: str) -> None:
@@ -230,6 +253,7 @@ def main() -> None:
     parser.add_argument("--pool", type=int, default=5000)
     parser.add_argument("--first-labels", type=int, default=200)
     parser.add_argument("--labels", type=int, default=240, help="labels in each view")
+    parser.add_argument("--seed", type=int, default=0, help="draws the first labels")
     parser.add_argument("--key-ms", default="400", help="costs of one key press, ms")
     parser.add_argument("--look-ms", default="0,300", help="costs of looking at one image, ms")
     parser.add_argument("--keep", action="store_true")

@@ -14,6 +14,7 @@ from labeling.annotations.api import TaskSerializer
 from labeling.core.parsers import JSONParser
 from labeling.core.schema import ErrorSerializer
 from labeling.learning import grid as grids
+from labeling.projects.api import JsonBooleanField
 from labeling.projects.models import Role
 from labeling.projects.selectors import project_get_for_user
 
@@ -30,6 +31,18 @@ class GridRequestSerializer(serializers.Serializer):
         help_text="a selection (the embedding map's lasso): lease those of these images that "
         "still need your label, whatever the model's confidence",
     )
+    probe = JsonBooleanField(
+        default=False,
+        help_text="true: only say whether the queue would serve a page now (grid, reason, "
+        "proposed), leasing nothing (the single view asks this now and then)",
+    )
+
+    def validate(self, attrs: dict) -> dict:
+        if attrs.get("probe") and attrs.get("images"):
+            raise serializers.ValidationError(
+                {"probe": "a probe asks about the queue's page, not a selection: drop images"}
+            )
+        return attrs
 
 
 class GridTaskSerializer(TaskSerializer):
@@ -70,5 +83,6 @@ class TaskGridView(APIView):
             user=request.user,
             size=body.validated_data["size"],
             images=body.validated_data.get("images"),
+            probe=body.validated_data["probe"],
         )
         return Response(GridPageSerializer(page).data)

@@ -82,8 +82,10 @@ def grid_page_lease(
     size: int = SIZE_DEFAULT,
     images: list[int] | None = None,
     rng: random.Random | None = None,
+    probe: bool = False,
 ) -> GridPage:
-    """Lease ``user`` a page of up to ``size`` alike images, or say why there is none."""
+    """Lease ``user`` a page of up to ``size`` alike images, or say why there is none;
+    ``probe``: only say whether there would be one now (its class), leasing nothing."""
     rng = rng or random
     threshold = settings.LABELLOOP_GRID_MIN_CONFIDENCE
     if images is not None:
@@ -97,6 +99,8 @@ def grid_page_lease(
         label = _page_class(project, user, threshold, minimum)
         if label is None:
             return _none("no_confident_page", threshold, minimum=minimum)
+        if probe:
+            return GridPage(True, "", "", label, threshold, [])
         explore = sum(rng.random() < project.exploration_fraction for _ in range(size))
         explore = min(explore, size - minimum)  # the page stays mostly alike
         ids = _alike(project, user, label, threshold, size - explore)

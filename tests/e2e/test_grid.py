@@ -21,6 +21,7 @@ from labeling.images.services import images_ingest, ingest_limits
 from labeling.images.sources import file_source
 from labeling.learning.embedding_map import embedding_map_build
 from tests.e2e.conftest import add_digits, digit_png, expect, log_in, screenshot
+from tests.e2e.test_annotator import press_and_wait_for_next, shown_image
 from tests.e2e.test_similar import MAP_SIZE, drawn_at, embed_by_pixels
 from tests.factories import model_version
 
@@ -230,6 +231,25 @@ def test_a_lasso_on_the_map_opens_its_images_as_a_grid_to_label(page, alice, pro
     page.wait_for_url(re.compile(r"/label\?mode=grid&ids="))
     page.wait_for_selector(READY)
     assert {cell["id"] for cell in cells(page)} == inside
+
+
+def test_the_single_view_offers_a_waiting_page_every_25_labels(page, alice, bob, project):
+    truth = confident_digits(project, alice, sevens=40, ones=3)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    status = page.get_by_role("status").filter(has_text="press G")
+    for n in range(25):
+        assert status.count() == 0, f"offered after {n} labels"
+        press_and_wait_for_next(page, truth[shown_image(page)])
+    expect(status).to_contain_text('"7" images')
+    wait_until_sent(page)
+    # The question leased nothing: what bob holds is the single view's own look-ahead.
+    held = set(Image.objects.filter(leased_to=bob).values_list("id", flat=True))
+    single = set(LeaseLog.objects.filter(user=bob).values_list("image_id", flat=True))
+    assert held <= single and len(single) <= 25 + 10
+    page.keyboard.press("g")
+    page.wait_for_selector(READY)
+    assert page.get_attribute(GRID, "data-proposed") == PROPOSED
 
 
 def test_without_suggestions_the_server_says_why_and_the_single_view_takes_over(

@@ -8,6 +8,9 @@ import {
   type GridTask,
   moveCursor,
   newPage,
+  OFFER_EVERY,
+  offerDue,
+  offerText,
   parseIds,
   relabel,
   toggleSelected,
@@ -107,4 +110,19 @@ describe("grid URLs and answers", () => {
     expect(parseIds(null)).toEqual([]);
   });
 
+});
+
+describe("the single view's offer of a grid", () => {
+  it("asks every OFFER_EVERY labels, and only with suggestions on", () => {
+    expect(offerDue(0, true)).toBe(false);
+    expect(offerDue(OFFER_EVERY - 1, true)).toBe(false);
+    expect(offerDue(OFFER_EVERY, true)).toBe(true);
+    expect(offerDue(2 * OFFER_EVERY, true)).toBe(true);
+    expect(offerDue(OFFER_EVERY, false)).toBe(false);
+  });
+
+  it("names the class and the key", () => {
+    expect(offerText("7")).toContain('"7"');
+    expect(offerText("7")).toContain("press G");
+  });
 });

@@ -140,3 +140,16 @@ export function gridKey(press: { key: string; ctrlKey?: boolean; metaKey?: boole
   if (press.key === " ") return { type: "select" };
   return null;
 }
+
+/** Single labels between two questions of the single view to the queue: is a page waiting? */
+export const OFFER_EVERY = 25;
+
+/** Whether the single view asks now: suggestions on, and a multiple of OFFER_EVERY labels. */
+export function offerDue(labeled: number, suggestions: boolean): boolean {
+  return suggestions && labeled > 0 && labeled % OFFER_EVERY === 0;
+}
+
+/** The status line's offer of a page the queue would serve now (its proposed class). */
+export function offerText(proposed: string): string {
+  return `The model is sure of a page of "${proposed}" images: press G to label them at once.`;
+}

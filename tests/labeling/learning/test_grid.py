@@ -166,6 +166,23 @@ def test_a_page_keeps_the_exploration_share_marked_and_in_the_random_slice(bob, 
     assert target.in_random_slice is True
 
 
+def test_a_probe_says_whether_a_page_waits_and_leases_nothing(bob, project, as_user, pool):
+    probe = grid(as_user, bob, project, probe=True)
+    assert probe["grid"] is True and probe["proposed"] == "3" and probe["tasks"] == []
+    assert not Image.objects.filter(leased_to=bob).exists() and not LeaseLog.objects.exists()
+    Image.objects.filter(project=project).update(confidence=0.5)
+    probe = grid(as_user, bob, project, probe=True)
+    assert probe["grid"] is False and probe["reason"] == "no_confident_page"
+    both = as_user(bob).post(
+        f"/api/projects/{project.id}/tasks/grid/", {"probe": True, "images": [1]}, format="json"
+    )
+    assert both.status_code == 400 and "probe" in both.json()["error"]["details"]
+    flag = as_user(bob).post(
+        f"/api/projects/{project.id}/tasks/grid/", {"probe": "yes"}, format="json"
+    )
+    assert flag.status_code == 400 and "probe" in flag.json()["error"]["details"]
+
+
 def test_no_page_says_why(alice, bob, project, as_user, pool):
     Image.objects.filter(project=project).update(confidence=0.5)
     page = grid(as_user, bob, project)

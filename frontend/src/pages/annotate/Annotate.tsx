@@ -19,6 +19,7 @@ import { classKeys } from "../../lib/hotkeys";
 import { parseIds } from "../../lib/grid";
 import { ContextStrip, type View } from "./ContextStrip";
 import { GridAnnotator } from "./GridAnnotate";
+import { useGridOffer } from "./useGridOffer";
 import { ClassButtons, Commands, Counters, DroppedLabels, KeysTip, OutboxNotes } from "./Panel";
 import { useAnnotatorKeys } from "./useAnnotatorKeys";
 import { useDroppedLabels } from "./useDroppedLabels";
@@ -109,6 +110,7 @@ function Annotator({ project, reload, note, toGrid }: AnnotatorProps) {
     setStatus("");
   };
   const tasks = useTaskQueue(project, outbox, session.add);
+  useGridOffer(project.id, suggestions, session.count, setStatus);
   const map = useAnnotatorMap(tasks.current?.image ?? null, suggestions);
   const { act, helpOpen, setHelpOpen, similarOf, setSimilarOf } = useAnnotatorKeys({
     tasks,
