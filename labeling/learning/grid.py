@@ -33,7 +33,7 @@ from labeling.annotations.pages import task_lease_explore, task_lease_page
 from labeling.annotations.queue_sql import PAGE_FILTER
 from labeling.annotations.services import Task
 from labeling.learning.models import ModelVersion
-from labeling.learning.similar import similar_source
+from labeling.learning.similar import decode_vectors, similar_source
 from labeling.projects.models import Project
 
 SIZE_DEFAULT = 24
@@ -160,8 +160,8 @@ def _alike(project: Project, user, label: str, threshold: float, count: int) -> 
     if candidates[0] not in found:
         return candidates[:count]
     with_vector = [i for i in candidates if i in found]
-    vectors = np.frombuffer(b"".join(bytes(found[i]) for i in with_vector), dtype="<f2")
-    vectors = vectors.reshape(len(with_vector), -1).astype(np.float32)
+    _, vectors = decode_vectors(with_vector, [bytes(found[i]) for i in with_vector])
+    vectors = vectors.astype(np.float32)
     vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
     distance = 1.0 - vectors @ vectors[0]
     nearest = [with_vector[i] for i in np.argsort(distance, kind="stable")[:count]]

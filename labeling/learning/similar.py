@@ -234,13 +234,13 @@ def vector_batches(rows: QuerySet[ImageEmbedding]):
         ids.append(image_id)
         blobs.append(bytes(vector))
         if len(ids) == READ_BATCH:
-            yield _decode(ids, blobs)
+            yield decode_vectors(ids, blobs)
             ids, blobs = [], []
     if ids:
-        yield _decode(ids, blobs)
+        yield decode_vectors(ids, blobs)
 
 
-def _decode(ids: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
+def decode_vectors(ids: list[int], blobs: list[bytes]) -> tuple[np.ndarray, np.ndarray]:
     vectors = np.frombuffer(b"".join(blobs), dtype="<f2").reshape(len(ids), -1)
     return np.array(ids, dtype=np.int64), vectors
 

@@ -22,7 +22,7 @@ from labeling.images.sources import file_source
 from labeling.learning.embedding_map import embedding_map_build
 from tests.e2e.conftest import add_digits, digit_png, expect, log_in, screenshot
 from tests.e2e.test_annotator import press_and_wait_for_next, shown_image
-from tests.e2e.test_similar import MAP_SIZE, drawn_at, embed_by_pixels
+from tests.e2e.test_similar import embed_by_pixels, lasso_left_of
 from tests.factories import model_version
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -215,15 +215,7 @@ def test_a_lasso_on_the_map_opens_its_images_as_a_grid_to_label(page, alice, pro
     log_in(page, "alice")
     page.goto(f"/projects/{project.id}/admin/map")
     canvas = page.get_by_role("img", name=re.compile(r"^Map of 40 images"))
-    box = canvas.bounding_box()
-    scale = box["width"] / MAP_SIZE
-    right = drawn_at(cut, 0)[0]
-    corners = [(2, 2), (right, 2), (right, MAP_SIZE - 2), (2, MAP_SIZE - 2), (2, 4)]
-    page.mouse.move(box["x"] + corners[0][0] * scale, box["y"] + corners[0][1] * scale)
-    page.mouse.down()
-    for cx, cy in corners[1:]:
-        page.mouse.move(box["x"] + cx * scale, box["y"] + cy * scale, steps=5)
-    page.mouse.up()
+    lasso_left_of(page, canvas, cut)
     expect(page.get_by_role("status").filter(has_text="selected")).to_have_text(
         re.compile(rf"^{len(inside)} images selected")
     )

@@ -102,6 +102,19 @@ def test_the_image_browser_shows_images_like_the_chosen_one_and_opens_a_neighbou
 MAP_SIZE, MAP_PAD = 560, 12
 
 
+def lasso_left_of(page, canvas, cut: float) -> None:
+    """Draw a lasso around the map's points left of ``cut`` (a map x, 0..1) with the mouse."""
+    box = canvas.bounding_box()
+    scale = box["width"] / MAP_SIZE  # the page may draw the canvas smaller
+    right = drawn_at(cut, 0)[0]
+    corners = [(2, 2), (right, 2), (right, MAP_SIZE - 2), (2, MAP_SIZE - 2), (2, 4)]
+    page.mouse.move(box["x"] + corners[0][0] * scale, box["y"] + corners[0][1] * scale)
+    page.mouse.down()
+    for cx, cy in corners[1:]:
+        page.mouse.move(box["x"] + cx * scale, box["y"] + cy * scale, steps=5)
+    page.mouse.up()
+
+
 def drawn_at(x: float, y: float) -> tuple[float, float]:
     span = MAP_SIZE - 2 * MAP_PAD
     return MAP_PAD + x * span, MAP_SIZE - MAP_PAD - y * span
@@ -125,15 +138,7 @@ def test_a_lasso_on_the_map_opens_the_images_inside_it_in_the_image_browser(page
     expect(canvas).to_have_accessible_name("Map of 40 images, coloured by label")
     page.get_by_label("Colour by").select_option("uncertainty")
     expect(canvas).to_have_accessible_name(re.compile("coloured by uncertainty"))
-    box = canvas.bounding_box()
-    scale = box["width"] / MAP_SIZE  # the page may draw the canvas smaller
-    right = drawn_at(cut, 0)[0]
-    corners = [(2, 2), (right, 2), (right, MAP_SIZE - 2), (2, MAP_SIZE - 2), (2, 4)]
-    page.mouse.move(box["x"] + corners[0][0] * scale, box["y"] + corners[0][1] * scale)
-    page.mouse.down()
-    for cx, cy in corners[1:]:
-        page.mouse.move(box["x"] + cx * scale, box["y"] + cy * scale, steps=5)
-    page.mouse.up()
+    lasso_left_of(page, canvas, cut)
     expect(page.get_by_role("status").filter(has_text="selected")).to_have_text(
         re.compile(rf"^{len(inside)} images selected")
     )

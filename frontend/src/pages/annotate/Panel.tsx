@@ -1,7 +1,7 @@
 // The parts of the annotator's side panel: a button per class, the commands, the counters, and
 // what the outbox has to say (offline, storage refused, labels the server did not take).
 
-import { useEffect, useState } from "react";
+import { type ReactNode, useEffect, useState } from "react";
 
 import { type ClassKey, type KeyAction, keyCap } from "../../lib/hotkeys";
 import type { DroppedItem, Outbox } from "../../lib/outbox";
@@ -52,6 +52,39 @@ export function ClassButtons({
   );
 }
 
+/** A command's button: keyboard focus stays where it was, and the key is shown beside it. */
+function CommandButton({
+  cap,
+  shortcuts,
+  onClick,
+  disabled,
+  primary,
+  title,
+  children,
+}: {
+  cap: string; // the key shown
+  shortcuts: string; // aria-keyshortcuts
+  onClick: () => void;
+  disabled?: boolean;
+  primary?: boolean;
+  title?: string;
+  children: ReactNode;
+}) {
+  return (
+    <button
+      type="button"
+      className={primary ? "btn btn-primary" : "btn"}
+      onMouseDown={keepFocus}
+      onClick={onClick}
+      disabled={disabled}
+      aria-keyshortcuts={shortcuts}
+      title={title}
+    >
+      {children} <kbd aria-hidden="true">{cap}</kbd>
+    </button>
+  );
+}
+
 export function Commands({
   suggestions,
   canAccept,
@@ -68,56 +101,37 @@ export function Commands({
   return (
     <div className="toolbar" role="group" aria-label="Commands">
       {suggestions && (
-        <button
-          type="button"
-          className="btn"
-          onMouseDown={keepFocus}
+        <CommandButton
+          cap="Enter"
+          shortcuts="Enter"
           onClick={() => act({ type: "accept" })}
           disabled={!canAccept}
-          aria-keyshortcuts="Enter"
         >
-          Accept suggestion <kbd aria-hidden="true">Enter</kbd>
-        </button>
+          Accept suggestion
+        </CommandButton>
       )}
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
-        onClick={() => act({ type: "skip" })}
-        disabled={!current}
-        aria-keyshortcuts="S"
-      >
-        Skip <kbd aria-hidden="true">S</kbd>
-      </button>
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
-        onClick={() => act({ type: "undo" })}
-        aria-keyshortcuts="Z Backspace"
-      >
-        Undo <kbd aria-hidden="true">Z</kbd>
-      </button>
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
+      <CommandButton cap="S" shortcuts="S" onClick={() => act({ type: "skip" })} disabled={!current}>
+        Skip
+      </CommandButton>
+      <CommandButton cap="Z" shortcuts="Z Backspace" onClick={() => act({ type: "undo" })}>
+        Undo
+      </CommandButton>
+      <CommandButton
+        cap="M"
+        shortcuts="M"
         onClick={() => act({ type: "similar" })}
         disabled={!current}
-        aria-keyshortcuts="M"
       >
-        More like this <kbd aria-hidden="true">M</kbd>
-      </button>
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
+        More like this
+      </CommandButton>
+      <CommandButton
+        cap="G"
+        shortcuts="G"
         onClick={() => act({ type: "grid" })}
-        aria-keyshortcuts="G"
         title="Label a page of alike images at once"
       >
-        Grid <kbd aria-hidden="true">G</kbd>
-      </button>
+        Grid
+      </CommandButton>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>
@@ -139,36 +153,27 @@ export function GridCommands({
 }) {
   return (
     <div className="toolbar" role="group" aria-label="Commands">
-      <button
-        type="button"
-        className="btn btn-primary"
-        onMouseDown={keepFocus}
+      <CommandButton
+        cap="Enter"
+        shortcuts="Enter"
         onClick={() => act({ type: "accept" })}
         disabled={!canAccept}
-        aria-keyshortcuts="Enter"
+        primary
       >
-        Accept page <kbd aria-hidden="true">Enter</kbd>
-      </button>
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
+        Accept page
+      </CommandButton>
+      <CommandButton
+        cap="Space"
+        shortcuts="Space"
         onClick={select}
         disabled={!canAccept}
-        aria-keyshortcuts="Space"
         title="Select or unselect the image under the cursor: a class then labels every selected image"
       >
-        Select <kbd aria-hidden="true">Space</kbd>
-      </button>
-      <button
-        type="button"
-        className="btn"
-        onMouseDown={keepFocus}
-        onClick={() => act({ type: "grid" })}
-        aria-keyshortcuts="G"
-      >
-        One at a time <kbd aria-hidden="true">G</kbd>
-      </button>
+        Select
+      </CommandButton>
+      <CommandButton cap="G" shortcuts="G" onClick={() => act({ type: "grid" })}>
+        One at a time
+      </CommandButton>
       <button type="button" className="btn" onClick={openHelp} aria-keyshortcuts="?">
         Keys <kbd aria-hidden="true">?</kbd>
       </button>
