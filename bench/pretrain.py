@@ -1,7 +1,7 @@
 """Throughput of backbone pretraining (SimCLR): the Ray job path against a bare PyTorch loop.
 
     .venv/bin/python -m bench.pretrain [--dataset mnist|cifar10k] [--images N] [--epochs E] \
-        [--width W] [--batch B] [--zip PATH]
+        [--width W] [--batch B] [--zip PATH] [--workers K]
 
 Writes N images as files (MNIST digits as PNG, or the first N photos of the CIFAR-10 10k zip
 as JPEG, read in place from `--zip`), then on the same decoded arrays times
@@ -14,6 +14,10 @@ as JPEG, read in place from `--zip`), then on the same decoded arrays times
 
 and prints the ratio job / bare (target >= 0.8x) and the wall time extrapolated to 10,000
 images x E epochs. Both use the same torch thread count (the CPUs Ray gives the task).
+
+`--workers K` (K > 1) runs the job path on Ray Train's TorchTrainer with K data-parallel
+workers (one per GPU on a GPU cluster, CPU workers sharing the node's cores otherwise); the
+default, 0, is the product's: one worker per GPU where there are two or more, else one task.
 
 The backbone is the product's: a ResNet-18 (`--width` channels in its first stage, the small
 stem for 28-32 px images), built by `training.pretrain`'s factory in both paths.
@@ -106,6 +110,7 @@ def main() -> None:
     parser.add_argument("--width", type=int, default=16)
     parser.add_argument("--batch", type=int, default=256)
     parser.add_argument("--zip", default=DEFAULT_ZIP, help="the CIFAR-10 10k zip (cifar10k)")
+    parser.add_argument("--workers", type=int, default=0, help="Ray Train workers; 0: auto")
     args = parser.parse_args()
     if args.dataset == "cifar10k" and not Path(args.zip).is_file():
         print(f"skipped: {args.zip} is missing (pass --zip PATH to the cifar10-train-10k.zip)")
@@ -127,6 +132,7 @@ def main() -> None:
             batch_size=args.batch,
             flip=args.dataset != "mnist",
             num_threads=threads,
+            num_workers=args.workers,
         )
         started = time.perf_counter()
         result = run_pretrain(spec)
@@ -140,7 +146,8 @@ def main() -> None:
     trained = m["steps"] * min(args.batch, len(x))
     wall_rate = trained / job_wall
     print(f"{args.dataset}: {len(x)} images, {args.epochs} epochs, batch {args.batch},")
-    print(f"  width {args.width}, {threads} torch threads, device {m['device']}")
+    print(f"  width {args.width}, {threads} torch threads, device {m['device']}, ", end="")
+    print(f"{m['workers']} worker(s)")
     print(f"job  (run_pretrain, Ray): {job:8.1f} images/s training, {wall_rate:8.1f} end to end")
     print(f"bare (plain PyTorch loop): {bare:8.1f} images/s")
     print(f"ratio job / bare: {job / bare:.2f}x training, {wall_rate / bare:.2f}x end to end")

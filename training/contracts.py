@@ -191,6 +191,8 @@ class PretrainSpec:
     num_threads: int = 0
     use_gpu: bool | None = None
     seed: int = 0
+    # Ray Train workers (DDP): 0 = one per GPU where the cluster has 2+, else one Ray task.
+    num_workers: int = 0
 
 
 @dataclass(frozen=True)

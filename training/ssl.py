@@ -32,78 +32,19 @@ import torch.nn.functional as F
 from torch import nn
 
 from training.batches import channel_stats
+from training.collective import BUDGET, CANCELLED, GO, LOCAL, STOP_REASONS, Collective
 from training.contracts import PRETRAIN_METHODS, PretrainSpec
 from training.inference import bf16_ok, pick_device
 from training.loop import seed_everything
+from training.views import make_view
 
 Progress = Callable[[str, float], None]
 ShouldStop = Callable[[], bool]
 BackboneFactory = Callable[[PretrainSpec], nn.Module]
 
-CROP_SCALE = (0.2, 1.0)  # fraction of the image's area a crop keeps (SimCLR's small-image range)
-CROP_RATIO = (3 / 4, 4 / 3)  # crop aspect ratios, width / height
-JITTER = 0.4  # brightness, contrast and saturation factors drawn from [1 - 0.4, 1 + 0.4]
-JITTER_P = 0.8  # share of views that get the colour jitter
-GRAY_P = 0.2  # share of views turned grey
 PROGRESS_EVERY_S = 0.5  # seconds between progress calls: a progress bar needs no more
 STATS_SAMPLE = 10_000  # images the input mean/std are computed from
 MIN_IMAGES = 2  # NT-Xent needs another image in the batch to contrast with
-
-
-# --- views ---------------------------------------------------------------------------------
-
-
-def _uniform(n: int, low: float, high: float, gen: torch.Generator) -> torch.Tensor:
-    return low + (high - low) * torch.rand(n, generator=gen)
-
-
-def random_resized_crop(x: torch.Tensor, gen: torch.Generator, *, flip: bool) -> torch.Tensor:
-    """Each image of float `x` (N, C, H, W) cropped to a random area/aspect and resized back to
-    H x W with one batched affine grid (bilinear); mirrored left-right half the time if `flip`."""
-    n = x.shape[0]
-    area = _uniform(n, *CROP_SCALE, gen)
-    log_ratio = _uniform(n, math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1]), gen)
-    ratio = torch.exp(log_ratio)
-    # Crop width and height as fractions of the image's (affine_grid's half-extent units).
-    cw = torch.sqrt(area * ratio).clamp(max=1.0)
-    ch = torch.sqrt(area / ratio).clamp(max=1.0)
-    cx = (torch.rand(n, generator=gen) * 2 - 1) * (1 - cw)
-    cy = (torch.rand(n, generator=gen) * 2 - 1) * (1 - ch)
-    sx = cw * torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if flip else cw
-    zero = torch.zeros(n)
-    theta = torch.stack([torch.stack([sx, zero, cx], 1), torch.stack([zero, ch, cy], 1)], 1)
-    grid = F.affine_grid(theta.to(x.device), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
-
-
-def _gray(x: torch.Tensor) -> torch.Tensor:
-    return (x * torch.tensor([0.299, 0.587, 0.114], device=x.device).view(1, 3, 1, 1)).sum(1, True)
-
-
-def colour_jitter(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    """Brightness, contrast and saturation (each x U[0.6, 1.4]) on a JITTER_P share of the RGB
-    images in `x` (floats in 0..1), then grayscale on a GRAY_P share. No hue shift: it costs a
-    colour-space round trip per pixel and SimCLR's ablation ranks it last of the four."""
-    n = x.shape[0]
-    apply = torch.rand(n, generator=gen) < JITTER_P
-
-    def factor() -> torch.Tensor:
-        f = _uniform(n, 1 - JITTER, 1 + JITTER, gen)
-        return torch.where(apply, f, torch.ones(n)).view(n, 1, 1, 1).to(x.device)
-
-    x = x * factor()
-    mean = _gray(x).mean(dim=(2, 3), keepdim=True)
-    x = (x - mean) * factor() + mean
-    gray = _gray(x)
-    x = ((x - gray) * factor() + gray).clamp(0, 1)
-    to_gray = (torch.rand(n, generator=gen) < GRAY_P).view(n, 1, 1, 1).to(x.device)
-    return torch.where(to_gray, _gray(x).expand_as(x), x)
-
-
-def make_view(x: torch.Tensor, gen: torch.Generator, *, flip: bool) -> torch.Tensor:
-    """One SimCLR view of uint8 images `x` (N, C, H, W), as floats in 0..1."""
-    view = random_resized_crop(x.float() / 255, gen, flip=flip)
-    return colour_jitter(view, gen) if x.shape[1] == 3 else view
 
 
 # --- model and loss ------------------------------------------------------------------------
@@ -191,7 +132,7 @@ def read_state(path: str, expected: str) -> dict | None:
 # --- the loop ------------------------------------------------------------------------------
 
 
-def _check(x: np.ndarray, spec: PretrainSpec) -> None:
+def _check(x: np.ndarray, spec: PretrainSpec, world_size: int = 1) -> None:
     if spec.method not in PRETRAIN_METHODS:
         raise ValueError(f"pretrain method {spec.method!r} is not one of {PRETRAIN_METHODS}")
     if x.dtype != np.uint8 or x.ndim != 4:
@@ -205,6 +146,11 @@ def _check(x: np.ndarray, spec: PretrainSpec) -> None:
         raise ValueError(
             f"SimCLR needs at least 2 images and batch_size >= 2 (got {len(x)} images, "
             f"batch_size={spec.batch_size}): each image is contrasted with the rest of its batch"
+        )
+    if global_batch(spec, len(x), world_size) // world_size < 2:  # BatchNorm: 2 images a rank
+        raise ValueError(
+            f"each of the {world_size} workers needs at least 2 images a step, and the batch "
+            f"is {min(spec.batch_size, len(x))}: raise batch_size or pretrain on fewer workers"
         )
     if spec.epochs < 1 or spec.minutes <= 0:
         raise ValueError(f"epochs ({spec.epochs}) and minutes ({spec.minutes}) must be positive")
@@ -240,8 +186,12 @@ class SimCLR(nn.Module):
         view = make_view(xb, gen, flip=self.flip) * self.scale - self.shift
         return self.projector(self.backbone.features(view))
 
+    def forward(self, xb: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """The projections of two views of every image of `xb`."""
+        return self.project(xb, gen), self.project(xb, gen)
+
     def loss(self, xb: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-        return nt_xent(self.project(xb, gen), self.project(xb, gen), self.temperature)
+        return nt_xent(*self(xb, gen), self.temperature)
 
 
 @dataclass
@@ -264,8 +214,21 @@ class _Run:
         return max(self.step / self.total, self.clock() / self.budget_s)
 
 
+def global_batch(spec: PretrainSpec, n: int, world_size: int = 1) -> int:
+    """Images per step over all ranks: the spec's batch (at most the pool), rounded down to a
+    multiple of world_size so that every rank gets an equal share."""
+    batch = min(spec.batch_size, n)
+    return max(world_size, batch - batch % world_size)
+
+
+def _stop_code(run: _Run, should_stop: ShouldStop | None) -> int:
+    if should_stop is not None and should_stop():
+        return CANCELLED
+    return BUDGET if run.clock() >= run.budget_s else GO
+
+
 def train_one_epoch(
-    model: SimCLR,
+    net: nn.Module,
     xt: torch.Tensor,
     optimizer: torch.optim.Optimizer,
     *,
@@ -274,24 +237,31 @@ def train_one_epoch(
     run: _Run,
     throttle: _Throttle,
     should_stop: ShouldStop | None,
+    views: torch.Generator | None = None,
+    group: Collective = LOCAL,
 ) -> tuple[list[float], str]:
-    """One shuffled pass in full batches; returns (losses, "epochs" | "budget" | "cancelled")."""
-    model.train()
-    batch = min(spec.batch_size, len(xt))
+    """One shuffled pass in full batches; returns (losses, "epochs" | "budget" | "cancelled").
+
+    `net` is the SimCLR module (DDP-wrapped under Ray Train). `gen` shuffles (the same on every
+    rank), `views` draws the augmentations (this rank's own; `gen` when alone). Each rank
+    takes its share of each global batch and the loss is NT-Xent over the whole batch."""
+    net.train()
+    views = views or gen
+    batch = global_batch(spec, len(xt), group.world_size)
     perm = torch.randperm(len(xt), generator=gen).to(xt.device)
     autocast = torch.autocast(xt.device.type, dtype=torch.bfloat16, enabled=bf16_ok(xt.device))
     losses: list[float] = []
     for s in range(len(xt) // batch):  # the short last batch is dropped: NT-Xent wants full ones
-        if should_stop is not None and should_stop():
-            return losses, "cancelled"
-        if run.clock() >= run.budget_s:
-            return losses, "budget"
-        for group in optimizer.param_groups:
-            group["lr"] = cosine_lr(spec.lr, run.step, run.total)
+        code = group.agree(_stop_code(run, should_stop), xt.device)
+        if code != GO:
+            return losses, STOP_REASONS[code]
+        for param_group in optimizer.param_groups:
+            param_group["lr"] = cosine_lr(spec.lr, run.step, run.total)
         with autocast:
-            loss = model.loss(xt[perm[s * batch : (s + 1) * batch]], gen)
+            z1, z2 = net(xt[group.shard(perm[s * batch : (s + 1) * batch])], views)
+            loss = nt_xent(group.gather(z1), group.gather(z2), spec.temperature)
         optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        (loss * group.world_size).backward()  # DDP averages over ranks: see Collective.gather
         optimizer.step()
         losses.append(loss.item())
         run.step += 1
@@ -323,6 +293,14 @@ def _restore(state: dict, model: SimCLR, optimizer, gen, run: _Run) -> None:
     run.loss_curve, run.elapsed = list(state["loss_curve"]), float(state["elapsed"])
 
 
+def _views(spec: PretrainSpec, group: Collective, epoch: int) -> torch.Generator | None:
+    """The augmentations' generator: None alone (the shuffling generator draws them, as it
+    always has), else one per rank and epoch, so ranks differ and a resumed run repeats none."""
+    if group.world_size == 1:
+        return None
+    return torch.Generator().manual_seed(spec.seed * 1_000_003 + epoch * 1_009 + group.rank)
+
+
 def pretrain_arrays(
     x: np.ndarray,
     spec: PretrainSpec,
@@ -331,15 +309,20 @@ def pretrain_arrays(
     progress: Progress | None = None,
     should_stop: ShouldStop | None = None,
     device: torch.device | None = None,
+    group: Collective = LOCAL,
+    wrap: Callable[[nn.Module], nn.Module] | None = None,
 ) -> tuple[nn.Module, dict]:
     """SimCLR on uint8 images `x` (N, C, H, W); returns (backbone in eval mode, metrics).
+
+    Alone by default; under Ray Train every rank calls it with the same `x`, its `group`, and
+    `wrap` (Ray Train's `prepare_model`: DDP). Rank 0 alone writes the resumable state.
 
     Stops after `spec.epochs` epochs in all (a matching state at `spec.state_path` counts its
     epochs), after `spec.minutes` of training in all, or when `should_stop()` is true (checked
     before every step); metrics["stopped"] says which: "epochs", "budget" or "cancelled".
     The loss curve holds whole epochs only (a stopped epoch's steps still count in "steps").
     """
-    _check(x, spec)
+    _check(x, spec, group.world_size)
     if spec.num_threads > 0:
         torch.set_num_threads(spec.num_threads)
     seed_everything(spec.seed)
@@ -349,7 +332,8 @@ def pretrain_arrays(
     mean, std = channel_stats(x[sample])
     backbone = make_backbone(spec)
     model = SimCLR(backbone, feature_dim(backbone, x), spec, mean, std).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
+    net = wrap(model) if wrap else model
+    optimizer = torch.optim.AdamW(net.parameters(), lr=spec.lr, weight_decay=spec.weight_decay)
     print_ = fingerprint(spec, x)
     run = _Run(budget_s=spec.minutes * 60.0)
     state = read_state(spec.state_path, print_)
@@ -357,27 +341,22 @@ def pretrain_arrays(
         _restore(state, model, optimizer, gen, run)
     run.session_base, run.session_started = run.elapsed, time.perf_counter()
     resumed_from, steps_before = run.epoch, run.step
-    run.total = max(1, spec.epochs * (len(x) // min(spec.batch_size, len(x))))
+    batch = global_batch(spec, len(x), group.world_size)
+    run.total = max(1, spec.epochs * (len(x) // batch))
     xt = torch.as_tensor(x).to(device)
     throttle, stopped = _Throttle(progress), "epochs"
     throttle(run.fraction(), force=True)
     while run.epoch < spec.epochs:
         losses, stopped = train_one_epoch(
-            model,
-            xt,
-            optimizer,
-            spec=spec,
-            gen=gen,
-            run=run,
-            throttle=throttle,
-            should_stop=should_stop,
-        )
+            net, xt, optimizer, spec=spec, gen=gen, run=run, throttle=throttle,
+            should_stop=should_stop, views=_views(spec, group, run.epoch), group=group,
+        )  # fmt: skip
         if stopped != "epochs":
             break
         run.epoch += 1
         run.loss_curve = [*run.loss_curve, float(np.mean(losses))]
         run.elapsed = run.clock()
-        if spec.state_path:
+        if spec.state_path and group.rank == 0:
             _save_state(spec.state_path, model, optimizer, gen, run, print_)
     seconds = run.clock() - run.session_base
     throttle(1.0 if stopped == "epochs" else run.fraction(), force=True)
@@ -388,9 +367,8 @@ def pretrain_arrays(
         "steps": run.step,
         "images": len(x),
         "seconds": round(seconds, 3),
-        "images_per_second": round(
-            (run.step - steps_before) * min(spec.batch_size, len(x)) / max(seconds, 1e-9), 1
-        ),
+        "images_per_second": round((run.step - steps_before) * batch / max(seconds, 1e-9), 1),
+        "workers": group.world_size,
         "loss_curve": [round(v, 5) for v in run.loss_curve],
         "stopped": stopped,
         "resumed_from_epoch": resumed_from,

@@ -22,7 +22,7 @@ from django.db import transaction
 from labeling.core.storage import file_sha256
 from labeling.images.models import Image, ImageStatus
 from labeling.learning.backbones import backbone_register, embeddings_write
-from labeling.learning.jobs.base import Job, RunError
+from labeling.learning.jobs.base import Job, RunError, run_workdir
 from labeling.learning.models import Backbone, RunTrigger
 from labeling.learning.services import run_after_backbone
 from labeling.learning.writeback import cache_dir, image_refs, local_path
@@ -63,9 +63,7 @@ class BackboneJob(Job):
     done = "backbone registered"
 
     def workdir(self) -> Path:
-        path = Path(settings.DATA_DIR) / "worker" / f"run-{self.run.pk}"
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return run_workdir(self.run)
 
     def pool(self) -> tuple:
         rows = Image.objects.filter(project=self.project).values_list("id", "sha256", "storage_key")
@@ -158,6 +156,7 @@ class PretrainJob(BackboneJob):
             minutes=float(params.get("minutes") or settings.LABELLOOP_PRETRAIN_MINUTES),
             flip=project.input_channels == 3,  # photos; never mirror digits or letters
             num_threads=settings.LABELLOOP_TRAIN_THREADS,
+            num_workers=settings.LABELLOOP_PRETRAIN_WORKERS,
             seed=self.run.pk,
         )
         result = self.stage(

@@ -19,11 +19,30 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, ClassVar
+
+from django.conf import settings
 
 from labeling.learning.models import ModelVersion, TrainingRun
 
 Stage = Callable[[str, Callable[[], Any]], Any]  # stage(name, fn) -> fn()
+
+
+def run_workdir(run: TrainingRun) -> Path:
+    """The worker's scratch folder for one run (checkpoints, a pretraining's resumable state),
+    the same for every attempt at it. Named by its id and creation time: a database restored
+    from a backup hands out run ids again, and a new run must never resume an older one's
+    state left in the data dir."""
+    path = Path(settings.DATA_DIR) / "worker" / run_workdir_name(run)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def run_workdir_name(run: TrainingRun) -> str:
+    return f"run-{run.pk}-{run.created_at.strftime('%Y%m%d%H%M%S%f')}"
+
+
 Progress = Callable[[str, float], None]  # (stage, fraction of that stage) -> None
 
 # Share of the run's progress bar each stage accounts for: the stages of a run that trains,

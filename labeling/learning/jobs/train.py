@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 from django.conf import settings
@@ -19,7 +18,7 @@ import training.train
 from labeling.annotations.consensus import consensus_refit
 from labeling.learning import runs
 from labeling.learning.backbones import backbone_newest
-from labeling.learning.jobs.base import Job
+from labeling.learning.jobs.base import Job, run_workdir
 from labeling.learning.jobs.head import backbone_probe_record, train_head
 from labeling.learning.jobs.scoring import score_pool, write_pool_scores
 from labeling.learning.jobs.shortcut import shortcut_check_round
@@ -88,8 +87,7 @@ class TrainJob(Job):
         snap = self.stage("snapshot", lambda: self._snapshot(run))
         if not snap.items:
             raise RuntimeError("no consensus labels yet: label some images first")
-        workdir = Path(settings.DATA_DIR) / "worker" / f"run-{run.pk}"
-        workdir.mkdir(parents=True, exist_ok=True)
+        workdir = run_workdir(run)
         spec = TrainSpec(
             classes=tuple(snap.classes),
             input_size=project.input_size,

@@ -237,6 +237,9 @@ def test_pretraining_through_the_api_end_to_end(
     small_project, settings, alice, as_user, ray_session
 ):
     settings.LABELLOOP_PRETRAIN_WIDTH = 4
+    # Two Ray Train workers (DDP on CPU), as a cluster with two GPUs would run it by itself;
+    # tests/labeling/learning/test_pretrain_runs.py runs the one-task path through the worker.
+    settings.LABELLOOP_PRETRAIN_WORKERS = 2
     project, truth = small_project
     label_first(project, alice, truth, 20)
     client = as_user(alice)
@@ -260,6 +263,7 @@ def test_pretraining_through_the_api_end_to_end(
     backbone = Backbone.objects.get(project=project, run=run)
     assert (backbone.source, backbone.images_seen, backbone.width) == ("pretrain", 300, 4)
     assert len(backbone.metrics["loss_curve"]) == 1 and backbone.metrics["stopped"] == "epochs"
+    assert backbone.metrics["workers"] == 2
     assert ImageEmbedding.objects.filter(backbone=backbone).count() == 300
     # The round it queued (there are labels) fits its head on the new features.
     round_run = TrainingRun.objects.get(project=project, lane=RunLane.MAIN, status=RunStatus.QUEUED)

@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from labeling.learning.jobs.base import run_workdir, run_workdir_name
 from labeling.learning.models import (
     Backbone,
     ImageEmbedding,
@@ -87,8 +88,8 @@ def test_a_worker_killed_mid_pretraining_is_resumed_once_by_the_next(pool, ray_s
     run, _ = run_request(
         project=pool, trigger=RunTrigger.PRETRAIN, params={"epochs": 40, "minutes": 30}
     )
-    media = Path(settings.STORAGES["default"]["OPTIONS"]["location"])
-    state = media.parent / "worker" / f"run-{run.pk}" / "pretrain-state.pt"
+    media = Path(settings.STORAGES["default"]["OPTIONS"]["location"])  # the worker's data dir
+    state = media.parent / "worker" / run_workdir_name(run) / "pretrain-state.pt"
     env = {"LABELLOOP_PRETRAIN_WIDTH": "4"}
     first = start_worker(ray_session, **env)
     try:
@@ -121,3 +122,20 @@ def test_a_worker_killed_mid_pretraining_is_resumed_once_by_the_next(pool, ray_s
     assert metrics["resumed_from_epoch"] >= 1, metrics
     assert metrics["epochs_run"] == 40 and len(metrics["loss_curve"]) == 40
     assert ImageEmbedding.objects.filter(backbone=backbone).count() == 300
+
+
+def test_a_run_id_handed_out_again_never_resumes_the_older_runs_state(pool):
+    """A database restored from a backup hands out run ids again while the data dir keeps the
+    later runs' files: the new run with an old id gets a folder of its own."""
+    old, _ = run_request(project=pool, trigger=RunTrigger.PRETRAIN, params={"epochs": 1})
+    (run_workdir(old) / "pretrain-state.pt").write_bytes(b"an older run's state")
+    TrainingRun.objects.filter(pk=old.pk).delete()
+    table = TrainingRun._meta.db_table
+    with connection.cursor() as cursor:  # what a restore does to the id sequence
+        cursor.execute(
+            "SELECT setval(pg_get_serial_sequence(%s, 'id'), %s, false)", [table, old.pk]
+        )
+    new, _ = run_request(project=pool, trigger=RunTrigger.PRETRAIN, params={"epochs": 1})
+    assert new.pk == old.pk
+    assert run_workdir(new) != run_workdir(old)
+    assert not (run_workdir(new) / "pretrain-state.pt").exists()
