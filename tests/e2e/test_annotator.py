@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import statistics
+import time
 
 import pytest
 
-from labeling.annotations.models import Annotation
+from labeling.annotations.models import Annotation, LeaseLog
 from labeling.images.models import Image
 from labeling.projects.models import Membership, Project
 from labeling.projects.services import project_label_rename, project_update
@@ -228,8 +229,44 @@ def test_an_annotator_removed_from_the_project_is_told_so_on_the_open_page(
     page.wait_for_selector(IMAGE)
 
     console.allow(r"status of 404 .*/api/projects/")  # the re-read, refused on purpose
+    console.allow(r"status of 404 .*/api/tasks/\d+/release/")  # leaving: bob's leases, gone too
     Membership.objects.filter(project=project, user=bob).delete()
     page.evaluate("window.dispatchEvent(new Event('focus'))")
     gone = page.get_by_text("This project does not exist, or you are not a member.")
     expect(gone).to_be_visible()
     expect(page.locator(IMAGE)).to_have_count(0)
+
+
+def held_by(user) -> set[int]:
+    return set(Image.objects.filter(leased_to=user).values_list("id", flat=True))
+
+
+def wait_for_db(check, what: str, timeout_s: float = 15.0) -> None:
+    """Poll the database (the page may be gone) until `check()` is true."""
+    deadline = time.monotonic() + timeout_s
+    while not check():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+def test_leaving_the_annotator_or_closing_its_tab_gives_the_leases_back(page, alice, bob, project):
+    add_digits(project, alice, 20)
+    log_in(page, "bob")
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+    wait_for_db(lambda: len(held_by(bob)) >= 8, "the look-ahead's leases")
+    held = held_by(bob)
+
+    page.get_by_role("link", name="All projects", exact=True).click()  # another page of the app
+    expect(page.get_by_role("heading", name="Projects")).to_be_visible()
+    wait_for_db(lambda: not held_by(bob), "the leases to be given back")
+    # Given back, not skipped: the images may come to bob again, and to everyone else now.
+    logged = LeaseLog.objects.filter(image_id__in=held, user=bob)
+    assert logged.filter(ended_at__isnull=False, skipped=False).count() == len(held)
+    assert not logged.filter(skipped=True).exists()
+
+    page.goto(f"/projects/{project.id}/label")
+    page.wait_for_selector(IMAGE)
+    wait_for_db(lambda: len(held_by(bob)) >= 8, "the look-ahead's leases again")
+    page.close(run_before_unload=True)  # the tab closes: its requests must outlive it
+    wait_for_db(lambda: not held_by(bob), "a closed tab's leases to be given back")

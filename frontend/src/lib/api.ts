@@ -43,6 +43,7 @@ export interface RequestOptions {
   method?: string;
   body?: unknown; // JSON-encoded unless FormData
   signal?: AbortSignal;
+  keepalive?: boolean; // the request outlives the page (sent while the tab closes)
 }
 
 /** The raw answer: status and parsed body, errors included. Network failure gives status 0. */
@@ -68,6 +69,7 @@ export async function apiRaw(
       body,
       credentials: "same-origin",
       signal: options.signal,
+      keepalive: options.keepalive,
     });
   } catch (error) {
     if ((error as Error).name === "AbortError") throw error;

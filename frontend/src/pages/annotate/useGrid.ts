@@ -10,7 +10,7 @@ import { type Classes, currentName } from "../../lib/classChanges";
 import { type Accepted, type Direction, type GridAnswer, type GridPage, moveCursor, relabel, toggleSelected } from "../../lib/grid";
 import { GridSession, type GridSource } from "../../lib/gridSession";
 import type { Outbox } from "../../lib/outbox";
-import { decodeImage, releaseLease, renewLease } from "./useTaskQueue";
+import { decodeImage, leavingWith, releaseLease, renewLease } from "./useTaskQueue";
 
 function browserGridSource(projectId: number): GridSource {
   return {
@@ -77,7 +77,7 @@ export function useGrid(options: GridOptions): GridState {
     });
     setSession(created);
     created.start();
-    return () => created.stop();
+    return leavingWith(() => created.stop()); // the page's leases go back, a closing tab's too
   }, [project.id, project.lease_seconds, outbox, idsKey, latest]);
 
   const page = session?.page ?? null;
