@@ -11,10 +11,12 @@ Screenshots go to ``var/screenshots/``.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import re
 import shutil
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -23,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from django.conf import settings
+from django.core.signals import request_finished, request_started
 from django.db import connection
 from PIL import Image as PILImage
 
@@ -31,6 +34,7 @@ from labeling.images.sources import file_source
 from labeling.projects.models import Project
 
 try:
+    from playwright.sync_api import Error as PlaywrightError
     from playwright.sync_api import expect
 
     # Assertions wait as long as actions do (the context's 15 s below), not Playwright's 5 s:
@@ -38,6 +42,7 @@ try:
     expect.set_options(timeout=15_000)
 except ImportError:  # the browser fixture says so: a skip, or under CI=true a failure
     expect = None
+    PlaywrightError = Exception
 
 # Playwright's sync API runs an asyncio loop on this thread; Django refuses ORM calls from a
 # thread with a running loop unless told that this (test-only, single-threaded) use is safe.
@@ -114,13 +119,59 @@ def page(browser, console: Console, live_server) -> Iterator:
 
     new_page.on("console", on_console)
     new_page.on("pageerror", lambda error: console.errors.append(f"uncaught: {error}"))
+    served = ServerRequests()
+    request_started.connect(served.started, weak=False)
+    request_finished.connect(served.finished, weak=False)
     yield new_page
+    try:
+        leave_pages(context, served)
+    finally:
+        request_started.disconnect(served.started)
+        request_finished.disconnect(served.finished)
     context.close()
     server_settled()
     assert console.unexpected() == [], "the browser console had errors"
 
 
 SETTLE_S = 10.0  # longest wait for the live server's last requests before the test's flush
+
+
+QUIET_S = 0.3  # the live server has answered everything and heard nothing new for this long
+
+
+class ServerRequests:
+    """The live server's requests being handled now, and when the last one began or ended
+    (Django's request signals, sent in its threads). Playwright does not see the keepalive
+    requests a page sends while it unloads, so the server is where they are counted."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.active, self.last = 0, time.monotonic()
+
+    def started(self, **_: object) -> None:
+        with self.lock:
+            self.active, self.last = self.active + 1, time.monotonic()
+
+    def finished(self, **_: object) -> None:
+        with self.lock:
+            self.active, self.last = self.active - 1, time.monotonic()
+
+    def quiet(self) -> bool:
+        with self.lock:
+            return self.active <= 0 and time.monotonic() - self.last >= QUIET_S
+
+
+def leave_pages(context, served: ServerRequests) -> None:
+    """Send every open page away (to about:blank) and wait, up to SETTLE_S, until the server
+    has answered what leaving sends: the annotator gives its leases back on pagehide, with
+    keepalive requests that outlive the page. Closing the context at once would let them
+    reach the server after the test, with its database access gone (500s, seen in CI)."""
+    for open_page in context.pages:
+        with contextlib.suppress(PlaywrightError):
+            open_page.goto("about:blank")
+    deadline = time.monotonic() + SETTLE_S
+    while not served.quiet() and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def server_settled() -> None:
