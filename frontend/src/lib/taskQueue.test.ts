@@ -134,8 +134,7 @@ describe("TaskQueue: skips, lost leases and failed refills", () => {
     const queue = makeQueue(server);
     await queue.fill();
     queue.skip(); // 1: a skip
-    queue.releaseAll();
-    await tick();
+    await queue.releaseAll(); // resolves once the releases are answered
     expect(server.released).toEqual([1, 2, 3, 4]);
     expect(server.skips).toEqual([true, false, false, false]);
     expect(queue.tasks).toEqual([]);

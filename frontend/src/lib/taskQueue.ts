@@ -122,16 +122,18 @@ export class TaskQueue {
     return task;
   }
 
-  /** Give back every lease held (no skip), for a switch to the grid; the queue stays empty. */
-  releaseAll(): void {
-    for (const task of this.tasks) {
-      if (task.previousLabel === null) {
+  /** Give back every lease held (no skip), for a switch to the grid or leaving the page; the
+   * queue stays empty. Resolves once every release has been answered (or has failed). */
+  releaseAll(): Promise<void> {
+    const releases = this.tasks
+      .filter((task) => task.previousLabel === null)
+      .map((task) =>
         this.options.source.release(task.image, false).catch(() => {
           // The lease lapses by itself.
-        });
-      }
-    }
+        }),
+      );
     this.stop();
+    return Promise.all(releases).then(() => undefined);
   }
 
   /** Ask the server for more when the queue runs low. */

@@ -6,7 +6,18 @@ import { type Dispatch, type SetStateAction, useEffect, useMemo, useState } from
 import { useLatest } from "../../hooks/useLatest";
 import { type ClassChange, type Classes, currentName } from "../../lib/classChanges";
 import { hotkeyMap, type KeyAction, keyAction } from "../../lib/hotkeys";
+import type { TaskQueue } from "../../lib/taskQueue";
 import type { TaskQueueState } from "./useTaskQueue";
+
+const RELEASE_WAIT_MS = 3000; // longest wait for the look-ahead's releases before the grid
+
+/** Switch to the grid once the look-ahead's leases are back (RELEASE_WAIT_MS at most): the grid
+ * leases a page of its own, and asked before, the server would hand those back as the ones
+ * this annotator still holds. */
+function releaseThenGrid(queue: TaskQueue, toGrid: () => void): void {
+  const waited = new Promise((done) => setTimeout(done, RELEASE_WAIT_MS));
+  void Promise.race([queue.releaseAll(), waited]).then(toGrid);
+}
 
 export interface AnnotatorKeysOptions {
   tasks: TaskQueueState;
@@ -62,8 +73,7 @@ export function useAnnotatorKeys(options: AnnotatorKeysOptions): AnnotatorKeys {
         say(tasks.skip());
         return;
       case "grid":
-        tasks.queue.releaseAll(); // the grid leases a page of its own
-        toGrid();
+        if (tasks.queue) releaseThenGrid(tasks.queue, toGrid);
         return;
       case "accept": {
         if (!task) return;
