@@ -29,6 +29,8 @@ UNCERTAIN = "uncertain"
 HANDOVER_LABELS_PER_CLASS = 5.0
 PICK_NEIGHBOURS = 20  # TypiClust's density: mean distance to this many nearest in the cluster
 PCA_DIM = 50
+# The product's rounds cluster at most this many waiting images (a random sample) for a batch.
+TYPICLUST_SAMPLE = 20_000
 
 
 def picker(
@@ -117,3 +119,52 @@ def handover_select(
     if which == TYPICAL and select_kwargs.get("strategy") != "random":
         return typiclust_select(scores, k, **select_kwargs), TYPICAL
     return acquisition.select(scores, k, **select_kwargs), UNCERTAIN
+
+
+def rank(
+    scores: np.ndarray,
+    *,
+    picker: str,
+    strategy: str,
+    embeddings: np.ndarray | None = None,
+    batch_size: int = 0,
+    exploration_fraction: float = 0.0,
+    seed: int = 0,
+    labeled_embeddings: np.ndarray | None = None,
+) -> tuple[np.ndarray, str]:
+    """`acquisition.rank` under the hand-over: while `picker` is `typical` the batch is
+    TypiClust's (on a random sample of at most TYPICLUST_SAMPLE of the pool, which bounds the
+    k-means), the rest by score; else `acquisition.rank`. Returns (order, the picker used)."""
+    if picker not in (TYPICAL, UNCERTAIN):
+        raise ValueError(f"unknown picker {picker!r}; use {TYPICAL!r} or {UNCERTAIN!r}")
+    typical = picker == TYPICAL and strategy != "random" and embeddings is not None
+    if not typical or batch_size <= 0 or len(scores) == 0:
+        order = acquisition.rank(
+            scores,
+            strategy=strategy,
+            embeddings=embeddings,
+            batch_size=batch_size,
+            exploration_fraction=exploration_fraction,
+            seed=seed,
+            labeled_embeddings=labeled_embeddings,
+        )
+        return order, UNCERTAIN
+    n = len(scores)
+    sample = np.arange(n)
+    if n > TYPICLUST_SAMPLE:
+        sample = np.sort(np.random.default_rng(seed).choice(n, TYPICLUST_SAMPLE, replace=False))
+    head = sample[
+        typiclust_select(
+            scores[sample],
+            batch_size,
+            embeddings=embeddings[sample],
+            exploration_fraction=exploration_fraction,
+            seed=seed,
+            labeled_embeddings=labeled_embeddings,
+        )
+    ]
+    left = np.ones(n, dtype=bool)
+    left[head] = False
+    tail = np.flatnonzero(left)
+    tail = tail[np.argsort(-scores[tail], kind="stable")]
+    return np.concatenate([head, tail]).astype(np.int64), TYPICAL
