@@ -13,6 +13,7 @@ replaced - is scored on pixels on Ray (``training.score.run_scoring``).
 from __future__ import annotations
 
 import numpy as np
+from django.conf import settings
 
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.backbones import (
@@ -24,6 +25,7 @@ from labeling.learning.jobs.base import Job
 from labeling.learning.jobs.head import embeddings_for
 from labeling.learning.models import Backbone, ModelVersion
 from labeling.learning.writeback import cache_dir, copy_scores, image_refs, local_checkpoint
+from training import handover
 from training.contracts import HEAD_FIT, ImageRef, ScoreResult, ScoreSpec
 from training.score import run_scoring, score_features
 
@@ -66,10 +68,25 @@ def score_pool(job: Job, version: ModelVersion):
         # for their predictions (disagreements with humans), not for selection.
         candidates=tuple(sorted(pool)),
         seed=run.pk,
+        picker=round_picker(project, version),
     )
     if stored:
         return score_from_embeddings(job, backbone, spec, rows), pool
     return run_scoring(spec, progress=lambda s, f: job.progress("score", f)), pool
+
+
+def round_picker(project, version: ModelVersion) -> str:
+    """What picks the round's acquisition batch (``training.handover.picker``): typical images
+    (TypiClust) while the labels the model learned from are fewer than
+    ``LABELLOOP_HANDOVER_LABELS_PER_CLASS`` per class, in a project whose rounds learn from its
+    whole pool (a backbone, or ``semi_supervised`` on); the project's strategy otherwise."""
+    if not (project.semi_supervised or backbone_newest(project) is not None):
+        return handover.UNCERTAIN
+    return handover.picker(
+        labels=version.labels_used,
+        classes=len(project.labels),
+        labels_per_class=settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS,
+    )
 
 
 def score_from_embeddings(
@@ -111,3 +128,9 @@ def write_pool_scores(job: Job, scorer: ModelVersion, scored, *, promote: bool) 
             # No backbone: the model's own features are what "similar" means in the project
             # (``labeling/learning/similar.py``), kept for the model that orders the queue.
             embeddings_write_model(scorer, result.keys, result.embeddings)
+
+
+def picker_used(scored) -> str | None:
+    """Which picker chose the round's acquisition batch ("typical" or "uncertain"; None: no
+    images were scored), for the run's metrics."""
+    return None if scored is None else scored[0].picker
