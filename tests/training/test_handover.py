@@ -1,6 +1,6 @@
 """The hand-over from typicality-first picking (TypiClust) to the project's strategy.
 
-    .venv/bin/python -m pytest tests/training/test_handover.py -p no:django -q
+.venv/bin/python -m pytest tests/training/test_handover.py -p no:django -q
 """
 
 from __future__ import annotations

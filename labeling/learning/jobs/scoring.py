@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 from django.conf import settings
 
-from labeling.images.models import QUEUE_STATUSES, Image
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning.backbones import (
     backbone_newest,
     embeddings_read,
@@ -41,6 +41,7 @@ def score_pool(job: Job, version: ModelVersion):
         Image.objects.filter(project=project).values_list("id", "sha256", "storage_key", "status")
     )
     pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
+    labeled = sum(1 for *_, status in rows if status == ImageStatus.LABELED)
     if not rows:
         return None
     backbone = version.backbone
@@ -68,22 +69,23 @@ def score_pool(job: Job, version: ModelVersion):
         # for their predictions (disagreements with humans), not for selection.
         candidates=tuple(sorted(pool)),
         seed=run.pk,
-        picker=round_picker(project, version),
+        # The labels so far: the model's, or the project's now if more (a rollback's older model).
+        picker=round_picker(project, labels=max(version.labels_used, labeled)),
     )
     if stored:
         return score_from_embeddings(job, backbone, spec, rows), pool
     return run_scoring(spec, progress=lambda s, f: job.progress("score", f)), pool
 
 
-def round_picker(project, version: ModelVersion) -> str:
+def round_picker(project, *, labels: int) -> str:
     """What picks the round's acquisition batch (``training.handover.picker``): typical images
-    (TypiClust) while the labels the model learned from are fewer than
+    (TypiClust) while ``labels`` are fewer than
     ``LABELLOOP_HANDOVER_LABELS_PER_CLASS`` per class, in a project whose rounds learn from its
     whole pool (a backbone, or ``semi_supervised`` on); the project's strategy otherwise."""
     if not (project.semi_supervised or backbone_newest(project) is not None):
         return handover.UNCERTAIN
     return handover.picker(
-        labels=version.labels_used,
+        labels=labels,
         classes=len(project.labels),
         labels_per_class=settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS,
     )

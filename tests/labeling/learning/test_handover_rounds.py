@@ -18,7 +18,7 @@ import labeling.learning.jobs.scoring
 from labeling.images.models import QUEUE_STATUSES, Image
 from labeling.learning.jobs.scoring import round_picker
 from labeling.learning.models import RunStatus, TrainingRun
-from tests.factories import digits_project_from, label_first, model_version
+from tests.factories import digits_project_from, label_first
 from tests.labeling.learning.test_score_embeddings import (  # noqa: F401 (fixtures)
     a_round,
     import_backbone,
@@ -128,11 +128,10 @@ def test_a_backbone_project_picks_typical_images_while_labels_are_few_then_by_it
 def test_round_picker_hands_over_only_where_rounds_learn_from_the_pool(digits, settings):
     project, _ = digits
     settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS = 5
-    few, many = model_version(project, 1, labels_used=49), model_version(project, 2, labels_used=50)
     # Trained on its labels alone (no backbone, no FixMatch): the strategy picks from the start.
-    assert round_picker(project, few) == handover.UNCERTAIN
+    assert round_picker(project, labels=0) == handover.UNCERTAIN
     project.semi_supervised = True
-    assert round_picker(project, few) == handover.TYPICAL
-    assert round_picker(project, many) == handover.UNCERTAIN
+    assert round_picker(project, labels=49) == handover.TYPICAL
+    assert round_picker(project, labels=50) == handover.UNCERTAIN
     settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS = 0  # off
-    assert round_picker(project, few) == handover.UNCERTAIN
+    assert round_picker(project, labels=0) == handover.UNCERTAIN
