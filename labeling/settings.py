@@ -308,13 +308,6 @@ LABELLOOP_TRAIN_AFFINE = env_bool("LABELLOOP_TRAIN_AFFINE", True)
 # (FixMatch): a random sample of its pool, drawn anew each round. More images, more variety
 # for the same steps; the training cost does not grow with it, the decoding and memory do.
 LABELLOOP_SEMI_SUPERVISED_POOL = env_int("LABELLOOP_SEMI_SUPERVISED_POOL", 5000, minimum=1)
-# The hand-over (issue 25): a project with a backbone or `semi_supervised` on picks typical
-# images (TypiClust) while its model learned from fewer than this many labels per class, then
-# by its strategy (training/handover.py; docs/benchmarks.md, "Hand-over from typicality to the
-# default"). 0 (or less) turns typicality-first picking off.
-LABELLOOP_HANDOVER_LABELS_PER_CLASS = max(
-    0.0, env_float("LABELLOOP_HANDOVER_LABELS_PER_CLASS", 5.0)
-)
 
 # Suspect labels (docs/operations.md, "Suspect labels"): after a training round succeeds, a
 # project with at least this many consensus labels queues a label check (confident learning

@@ -74,7 +74,7 @@ def test_typiclust_covers_every_cluster_before_any_twice_and_is_deterministic_pe
 
 
 def test_typiclust_select_keeps_the_exploration_share_random_and_spread():
-    x, which, centre = blobs()
+    x = blobs()[0]
     scores = np.zeros(len(x))
     chosen = handover.typiclust_select(
         scores, 10, embeddings=x, exploration_fraction=0.2, seed=1, labeled_embeddings=None
@@ -129,7 +129,7 @@ def test_rank_puts_the_typical_batch_first_then_the_rest_by_score():
 
 def test_rank_clusters_a_sample_of_a_large_pool(monkeypatch):
     monkeypatch.setattr(handover, "TYPICLUST_SAMPLE", 60)
-    x, which, _ = blobs(per=100)
+    x = blobs(per=100)[0]
     scores = np.zeros(len(x))
     order, used = handover.rank(
         scores, picker=TYPICAL, strategy="diverse", embeddings=x, batch_size=6, seed=0

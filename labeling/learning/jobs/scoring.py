@@ -13,7 +13,6 @@ replaced - is scored on pixels on Ray (``training.score.run_scoring``).
 from __future__ import annotations
 
 import numpy as np
-from django.conf import settings
 
 from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning.backbones import (
@@ -79,15 +78,15 @@ def score_pool(job: Job, version: ModelVersion):
 
 def round_picker(project, *, labels: int) -> str:
     """What picks the round's acquisition batch (``training.handover.picker``): typical images
-    (TypiClust) while ``labels`` are fewer than
-    ``LABELLOOP_HANDOVER_LABELS_PER_CLASS`` per class, in a project whose rounds learn from its
-    whole pool (a backbone, or ``semi_supervised`` on); the project's strategy otherwise."""
+    (TypiClust) while ``labels`` are fewer than ``handover.HANDOVER_LABELS_PER_CLASS`` per
+    class, in a project whose rounds learn from its whole pool (a backbone, or
+    ``semi_supervised`` on); the project's strategy otherwise."""
     if not (project.semi_supervised or backbone_newest(project) is not None):
         return handover.UNCERTAIN
     return handover.picker(
         labels=labels,
         classes=len(project.labels),
-        labels_per_class=settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS,
+        labels_per_class=handover.HANDOVER_LABELS_PER_CLASS,  # at call time: tests set it
     )
 
 

@@ -84,11 +84,11 @@ def batch_by(spec, result, picker: str) -> list[str]:
 
 
 def test_a_backbone_project_picks_typical_images_while_labels_are_few_then_by_its_strategy(
-    digits, alice, as_user, tmp_path, ray_session, settings, scorings
+    digits, alice, as_user, tmp_path, ray_session, settings, scorings, monkeypatch
 ):
     project, truth = digits
     settings.LABELLOOP_PROMOTE_ONLY_IF_NOT_WORSE = False  # its check scores on pixels
-    settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS = 3
+    monkeypatch.setattr(handover, "HANDOVER_LABELS_PER_CLASS", 3)
     import_backbone(project, alice, as_user, tmp_path)
 
     label_first(project, alice, truth, 20)
@@ -125,13 +125,13 @@ def test_a_backbone_project_picks_typical_images_while_labels_are_few_then_by_it
     assert queue_head(project) == [result.keys[cand[i]] for i in diverse[:BATCH]]
 
 
-def test_round_picker_hands_over_only_where_rounds_learn_from_the_pool(digits, settings):
+def test_round_picker_hands_over_only_where_rounds_learn_from_the_pool(digits, monkeypatch):
     project, _ = digits
-    settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS = 5
+    monkeypatch.setattr(handover, "HANDOVER_LABELS_PER_CLASS", 5)
     # Trained on its labels alone (no backbone, no FixMatch): the strategy picks from the start.
     assert round_picker(project, labels=0) == handover.UNCERTAIN
     project.semi_supervised = True
     assert round_picker(project, labels=49) == handover.TYPICAL
     assert round_picker(project, labels=50) == handover.UNCERTAIN
-    settings.LABELLOOP_HANDOVER_LABELS_PER_CLASS = 0  # off
+    monkeypatch.setattr(handover, "HANDOVER_LABELS_PER_CLASS", 0)  # off
     assert round_picker(project, labels=0) == handover.UNCERTAIN
