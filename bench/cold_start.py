@@ -8,11 +8,12 @@ round, the worker's `TrainConfig()` recipe, 10% exploration), run to 90% test ac
 each rule side by side:
 
 - `diverse`: the product's default (`training/acquisition.py`);
-- `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget": k-means of the model's
-  embeddings (PCA to 50 dimensions) into labeled + batch clusters; each pick takes the most
-  typical image (inverse mean distance to its 20 nearest neighbours) of the largest cluster
-  with the fewest labels; the model's uncertainty plays no part (kept as a measured negative
-  result: docs/benchmarks.md, "A typicality-only acquisition");
+- `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget" (`training/handover.py`):
+  k-means of the model's embeddings (PCA to 50 dimensions) into labeled + batch clusters; each
+  pick takes the most typical image of the largest cluster with the fewest labels; the model's
+  uncertainty plays no part (docs/benchmarks.md, "A typicality-only acquisition");
+- `handover[:N]` (`bench.semi_supervised --rules`): `typiclust` below N labels per class (the
+  engine's `HANDOVER_LABELS_PER_CLASS` without N), `diverse` from then on;
 - `random`.
 
 `--start queue` (the default) gives each rule the first 20 labels the product's queue serves an

@@ -1,8 +1,8 @@
 """What semi-supervised training (FixMatch) is worth to each acquisition rule, on MNIST-5k.
 
     .venv/bin/python -m bench.semi_supervised [--seeds 6] [--budget 245] [--target 0.9] \
-        [--rules diverse typiclust random] [--train supervised fixmatch] [--dirty 0.15] \
-        [--min-steps N]
+        [--rules diverse typiclust random handover handover:N] [--train supervised fixmatch] \
+        [--dirty 0.15] [--min-steps N]
 
 The engine's in-memory simulation (`training/simulate.py` with the setup of `bench.cold_start
 --start queue`: 20 first labels from what the queue serves an empty project, 25 per round, 10%
@@ -21,8 +21,9 @@ trained two ways side by side:
 The figures in docs/benchmarks.md ("Semi-supervised training") were measured with this
 bench's first, standalone loop, whose labeled batches had the 2 px shifts only (no affine warp)
 and were drawn class-balanced; the loop now is the product's. Prints labels to 90% (and to 95%
-with `--target 0.95`) per seed, the means, and each rule's ratio to `random` under the same
-training.
+with `--target 0.95`) per seed, the means, each rule's mean curve (a seed that stopped at the
+target keeps its last accuracy), which picker each `handover` round used, and each rule's
+ratio to `random` under the same training.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def rule_name(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown rule {text!r}")
 
 
-def mean_curve(curves: list, budget: int) -> dict[int, float]:
+def mean_curve(curves: list) -> dict[int, float]:
     """Mean test accuracy at each labeled-set size over seeds; a seed that stopped at the
     target keeps its last accuracy (it would not have got worse by much)."""
     sizes = sorted({n for c in curves for n in c.labels})
@@ -120,9 +121,7 @@ def main() -> None:
                     f"mean {np.mean(reached[t]):.1f} ({took:.0f}s)",
                     flush=True,
                 )
-            curve_text = " ".join(
-                f"{n}:{a:.1%}" for n, a in mean_curve(curves, args.budget).items()
-            )
+            curve_text = " ".join(f"{n}:{a:.1%}" for n, a in mean_curve(curves).items())
             print(f"{train:>10} {rule:>9}: mean curve {curve_text}", flush=True)
         if "random" in means:
             for rule in (r for r in args.rules if r != "random"):
