@@ -26,7 +26,7 @@ TYPICAL = "typical"
 UNCERTAIN = "uncertain"
 # Labels per class below which a round picks typical images (docs/benchmarks.md, "Hand-over
 # from typicality to the default (issue 25)": the threshold of the fewest labels to 95%).
-HANDOVER_LABELS_PER_CLASS = 5.0
+HANDOVER_LABELS_PER_CLASS = 3.0
 PICK_NEIGHBOURS = 20  # TypiClust's density: mean distance to this many nearest in the cluster
 PCA_DIM = 50
 # The product's rounds cluster at most this many waiting images (a random sample) for a batch.
