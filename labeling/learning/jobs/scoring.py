@@ -79,9 +79,9 @@ def score_pool(job: Job, version: ModelVersion):
 def round_picker(project, *, labels: int) -> str:
     """What picks the round's acquisition batch (``training.handover.picker``): typical images
     (TypiClust) while ``labels`` are fewer than ``handover.HANDOVER_LABELS_PER_CLASS`` per
-    class, in a project whose rounds learn from its whole pool (a backbone, or
-    ``semi_supervised`` on); the project's strategy otherwise."""
-    if not (project.semi_supervised or backbone_newest(project) is not None):
+    class, in a project with a backbone; the project's strategy otherwise (docs/benchmarks.md,
+    "Hand-over": under FixMatch the first typical batch does not help)."""
+    if backbone_newest(project) is None:
         return handover.UNCERTAIN
     return handover.picker(
         labels=labels,

@@ -1,6 +1,6 @@
-"""The hand-over in the product: a project whose rounds learn from its whole pool (a backbone,
-or `semi_supervised` on) orders its queue typicality-first (TypiClust) while its labels are
-few, then by its strategy; each round's metrics say which picker chose the batch.
+"""The hand-over in the product: a project with a backbone orders its queue typicality-first
+(TypiClust) while its labels are few, then by its strategy; each round's metrics say which
+picker chose the batch.
 
     .venv/bin/python -m pytest tests/labeling/learning/test_handover_rounds.py -q
 
@@ -125,12 +125,14 @@ def test_a_backbone_project_picks_typical_images_while_labels_are_few_then_by_it
     assert queue_head(project) == [result.keys[cand[i]] for i in diverse[:BATCH]]
 
 
-def test_round_picker_hands_over_only_where_rounds_learn_from_the_pool(digits, monkeypatch):
+def test_round_picker_hands_over_only_in_a_project_with_a_backbone(digits, monkeypatch):
     project, _ = digits
     monkeypatch.setattr(handover, "HANDOVER_LABELS_PER_CLASS", 5)
-    # Trained on its labels alone (no backbone, no FixMatch): the strategy picks from the start.
+    # Trained on its labels alone, or with FixMatch: the strategy picks from the start.
     assert round_picker(project, labels=0) == handover.UNCERTAIN
     project.semi_supervised = True
+    assert round_picker(project, labels=0) == handover.UNCERTAIN
+    monkeypatch.setattr(labeling.learning.jobs.scoring, "backbone_newest", lambda p: "a backbone")
     assert round_picker(project, labels=49) == handover.TYPICAL
     assert round_picker(project, labels=50) == handover.UNCERTAIN
     monkeypatch.setattr(handover, "HANDOVER_LABELS_PER_CLASS", 0)  # off
