@@ -11,9 +11,9 @@ few dozen labels deserves, and what stops helping once it knows more (docs/bench
 
 `picker` is the measured hand-over: a round picks `typical` while the project has fewer than
 `labels_per_class` labels per class, `uncertain` (the project's strategy, `acquisition.select`)
-after. Labels per class is known before any model exists, costs nothing, and (on MNIST-5k, see
-the benchmark) says when the model's uncertainty starts to mean something as well as the
-other signals tried.
+after. Labels per class is known before any model exists and costs nothing; of the thresholds
+measured on MNIST-5k (3, 5, 8), 3 needed the fewest labels to 95%: one typical batch after the
+cold start, then the default.
 """
 
 from __future__ import annotations
