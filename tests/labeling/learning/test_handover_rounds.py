@@ -99,11 +99,6 @@ def test_a_backbone_project_picks_typical_images_while_labels_are_few_then_by_it
     typical = batch_by(spec, result, handover.TYPICAL)
     assert queue_head(project) == typical
     assert typical != batch_by(spec, result, handover.UNCERTAIN)  # not what diverse picks
-    kinds = {
-        truth[n]
-        for n in Image.objects.filter(pk__in=typical).values_list("original_name", flat=True)
-    }
-    assert len(kinds) >= 4  # spread over the digits, as its clusters are
 
     label_first(project, alice, truth, 32, start=20)
     second = a_round(project)
