@@ -8,11 +8,12 @@ round, the worker's `TrainConfig()` recipe, 10% exploration), run to 90% test ac
 each rule side by side:
 
 - `diverse`: the product's default (`training/acquisition.py`);
-- `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget": k-means of the model's
-  embeddings (PCA to 50 dimensions) into labeled + batch clusters; each pick takes the most
-  typical image (inverse mean distance to its 20 nearest neighbours) of the largest cluster
-  with the fewest labels; the model's uncertainty plays no part (kept as a measured negative
-  result: docs/benchmarks.md, "A typicality-only acquisition");
+- `typiclust`: Hacohen et al. (2022), "Active Learning on a Budget" (`training/handover.py`):
+  k-means of the model's embeddings (PCA to 50 dimensions) into labeled + batch clusters; each
+  pick takes the most typical image of the largest cluster with the fewest labels; the model's
+  uncertainty plays no part (docs/benchmarks.md, "A typicality-only acquisition");
+- `handover[:N]` (`bench.semi_supervised --rules`): `typiclust` below N labels per class (the
+  engine's `HANDOVER_LABELS_PER_CLASS` without N), `diverse` from then on;
 - `random`.
 
 `--start queue` (the default) gives each rule the first 20 labels the product's queue serves an
@@ -33,11 +34,11 @@ import numpy as np
 
 import training.simulate as sim
 from bench.protocol import _mnist5k
-from training import acquisition
+from training import acquisition, handover
 from training.contracts import TrainConfig
 
 CONFIG = replace(TrainConfig(), num_threads=1, val_fraction=0.0)
-PICK_NEIGHBOURS = 20
+PICKERS: list[tuple[int, str]] = []  # (labels, picker) of each `handover` round, in order
 
 
 def add_min_steps(parser: argparse.ArgumentParser) -> None:
@@ -56,47 +57,36 @@ def use_min_steps(steps: int | None) -> None:
         CONFIG = replace(CONFIG, min_steps=steps)
 
 
-def typiclust(embeddings: np.ndarray, labeled: np.ndarray, k: int, seed: int) -> np.ndarray:
-    from sklearn.cluster import KMeans
-    from sklearn.decomposition import PCA
+def handover_picker(labels_per_class: float, classes: int = 10):
+    """`acquisition.select`'s signature for the simulation: `training.handover`'s rule, with
+    the labels so far counted from `labeled_embeddings` (the simulation passes them)."""
 
-    points = acquisition.unit_rows(np.concatenate([embeddings, labeled]))
-    z = PCA(n_components=min(50, points.shape[1]), random_state=seed).fit_transform(points)
-    clusters = len(labeled) + k
-    assign = KMeans(n_clusters=clusters, n_init=1, random_state=seed).fit(z).labels_
-    pool = assign[: len(embeddings)]
-    covered = np.bincount(assign[len(embeddings) :], minlength=clusters)
-    size = np.bincount(pool, minlength=clusters)
-    picks: list[int] = []
-    while len(picks) < k and size.any():
-        open_ = np.flatnonzero(size > 0)
-        c = open_[np.lexsort((-size[open_], covered[open_]))[0]]  # fewest labels, then largest
-        members = np.setdiff1d(np.flatnonzero(pool == c), picks)
-        if len(members) == 0:
-            size[c] = 0
-            continue
-        d = np.sqrt(acquisition.squared_distances(z[members], z[members]))
-        n = min(PICK_NEIGHBOURS, len(members) - 1)
-        density = 1.0 / (np.sort(d, axis=1)[:, 1 : n + 1].mean(axis=1) + 1e-9) if n else d[:, 0]
-        picks.append(int(members[np.argmax(density)]))
-        covered[c] += 1
-    return np.array(picks, dtype=np.int64)
+    def pick(scores, k, **kwargs):
+        labeled = kwargs.get("labeled_embeddings")
+        labels = 0 if labeled is None else len(labeled)
+        chosen, which = handover.handover_select(
+            scores, k, labels=labels, classes=classes, labels_per_class=labels_per_class, **kwargs
+        )
+        PICKERS.append((labels, which))
+        return chosen
+
+    return pick
 
 
-def typiclust_select(scores, k, *, strategy, embeddings=None, exploration_fraction=0.0, seed=0,
-                     labeled_embeddings=None):  # fmt: skip
-    """`acquisition.select`'s signature; the same share of random exploration picks."""
-    rng = np.random.default_rng(seed)
-    n_explore = round(k * exploration_fraction)
-    picks = typiclust(embeddings, labeled_embeddings, k - n_explore, seed)
-    rest = np.setdiff1d(np.arange(len(scores)), picks)
-    return acquisition._interleave(picks, rng.choice(rest, size=n_explore, replace=False))
+def rule_select(rule: str):
+    """The selection function a rule's simulation runs: `handover:5` hands over at 5 per class."""
+    if rule == "typiclust":
+        return handover.typiclust_select
+    if rule.startswith("handover"):
+        _, _, at = rule.partition(":")
+        return handover_picker(float(at) if at else handover.HANDOVER_LABELS_PER_CLASS)
+    return acquisition.select
 
 
 def run_rule(data: tuple, rule: str, *, seed: int, budget: int, target: float, start: str):
     """One seed's run of the engine's simulation under `rule` (diverse, typiclust or random),
     with the worker's recipe and 10% exploration for the model-driven rules; the curve."""
-    sim.select = typiclust_select if rule == "typiclust" else acquisition.select
+    sim.select = rule_select(rule)
     try:
         return sim.simulate(
             *data,

@@ -126,6 +126,9 @@ class ScoreSpec:
     # the others rank after every candidate, and the batch avoids near-copies of them.
     candidates: tuple[str, ...] | None = None
     seed: int = 0
+    # "typical": the batch is TypiClust's typical picks, "uncertain": `strategy`'s (the
+    # hand-over rule, `training.handover.picker`, decides which for a round).
+    picker: str = "uncertain"
     # Pools smaller than this are scored by one Ray task instead of a Ray Data actor pool:
     # tasks run in worker processes Ray keeps warm between rounds, while a pool pays ~5 s of
     # actor start-up (import torch, load the checkpoint) for ~1 s of inference at 10k images.
@@ -148,6 +151,7 @@ class ScoreResult:
     # The model's classes, in the order of `predicted` and `probabilities`: those it was
     # trained on, which need not be the project's classes now (a class added or reordered).
     classes: tuple[str, ...] = ()
+    picker: str = "uncertain"  # what picked the acquisition batch: "typical" or "uncertain"
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ import ray.data
 import torch
 import torch.nn.functional as F
 
-from training import acquisition
+from training import acquisition, handover
 from training.cluster import cluster_cpus, cluster_gpus, ensure_ray, fill_cache
 from training.contracts import STRATEGIES, ScoreResult, ScoreSpec
 from training.data import ArrayCache
@@ -210,7 +210,7 @@ def _result(
     d = by_key["embeddings"].shape[1] if n else 0
     scores = by_key["scores"] if n else np.zeros(0, np.float32)
     embeddings = by_key["embeddings"] if n else np.zeros((0, d), np.float16)
-    order = _priority_order(spec, keys, scores, embeddings)
+    order, picker = _priority_order(spec, keys, scores, embeddings)
     if progress:
         progress("done", 1.0)
     return ScoreResult(
@@ -224,6 +224,7 @@ def _result(
         failed_items=tuple(failed),
         seconds=time.perf_counter() - started,
         classes=tuple(classes),
+        picker=picker,
     )
 
 
@@ -306,31 +307,29 @@ def _score_inline(spec: ScoreSpec, items: list, progress: Progress | None) -> di
 
 def _priority_order(
     spec: ScoreSpec, keys: tuple[str, ...], scores: np.ndarray, embeddings: np.ndarray
-) -> np.ndarray:
-    """Candidates in acquisition order, then everything else by score."""
-    if spec.candidates is None:  # the common case needs no copy of the embeddings
-        return acquisition.rank(
-            scores,
-            strategy=spec.strategy,
-            embeddings=embeddings,
-            batch_size=spec.select_size,
-            exploration_fraction=spec.exploration_fraction,
-            seed=spec.seed,
-        )
-    wanted = set(spec.candidates)
-    is_cand = np.array([k in wanted for k in keys], dtype=bool)
-    cand, other = np.flatnonzero(is_cand), np.flatnonzero(~is_cand)
-    head = acquisition.rank(
-        scores[cand],
+) -> tuple[np.ndarray, str]:
+    """Candidates in acquisition order, then everything else by score; and the picker used
+    for the batch (`training.handover`: typical picks while labels are few)."""
+    ranking = dict(
+        picker=spec.picker,
         strategy=spec.strategy,
-        embeddings=embeddings[cand],
         batch_size=spec.select_size,
         exploration_fraction=spec.exploration_fraction,
         seed=spec.seed,
+    )
+    if spec.candidates is None:  # the common case needs no copy of the embeddings
+        return handover.rank(scores, embeddings=embeddings, **ranking)
+    wanted = set(spec.candidates)
+    is_cand = np.array([k in wanted for k in keys], dtype=bool)
+    cand, other = np.flatnonzero(is_cand), np.flatnonzero(~is_cand)
+    head, picker = handover.rank(
+        scores[cand],
+        embeddings=embeddings[cand],
         labeled_embeddings=embeddings[other] if len(other) else None,
+        **ranking,
     )
     tail = other[np.argsort(-scores[other], kind="stable")]
-    return np.concatenate([cand[head], tail]).astype(np.int64)
+    return np.concatenate([cand[head], tail]).astype(np.int64), picker
 
 
 def _merge(parts: list[dict[str, np.ndarray]], keys: list[str]) -> dict[str, np.ndarray]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from labeling.learning import runs
 from labeling.learning.jobs.base import Job
-from labeling.learning.jobs.scoring import score_pool, write_pool_scores
+from labeling.learning.jobs.scoring import picker_used, score_pool, write_pool_scores
 from labeling.learning.models import RunTrigger
 
 
@@ -27,4 +27,9 @@ class ActivationJob(Job):
         write_pool_scores(self, version, scored, promote=True)
         # Announced already: by the admin's activation, or it was the active model.
         runs.version_promote(version=version, announce=False)
-        return {"activated_version": version.number, "promoted": True, "version": version.number}
+        return {
+            "activated_version": version.number,
+            "promoted": True,
+            "version": version.number,
+            "picker": picker_used(scored),
+        }

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from labeling.images.models import QUEUE_STATUSES, Image
+from labeling.images.models import QUEUE_STATUSES, Image, ImageStatus
 from labeling.learning.backbones import (
     backbone_newest,
     embeddings_read,
@@ -24,6 +24,7 @@ from labeling.learning.jobs.base import Job
 from labeling.learning.jobs.head import embeddings_for
 from labeling.learning.models import Backbone, ModelVersion
 from labeling.learning.writeback import cache_dir, copy_scores, image_refs, local_checkpoint
+from training import handover
 from training.contracts import HEAD_FIT, ImageRef, ScoreResult, ScoreSpec
 from training.score import run_scoring, score_features
 
@@ -39,6 +40,7 @@ def score_pool(job: Job, version: ModelVersion):
         Image.objects.filter(project=project).values_list("id", "sha256", "storage_key", "status")
     )
     pool = {str(i) for i, _, _, status in rows if status in QUEUE_STATUSES}
+    labeled = sum(1 for *_, status in rows if status == ImageStatus.LABELED)
     if not rows:
         return None
     backbone = version.backbone
@@ -66,10 +68,26 @@ def score_pool(job: Job, version: ModelVersion):
         # for their predictions (disagreements with humans), not for selection.
         candidates=tuple(sorted(pool)),
         seed=run.pk,
+        # The labels so far: the model's, or the project's now if more (a rollback's older model).
+        picker=round_picker(project, labels=max(version.labels_used, labeled)),
     )
     if stored:
         return score_from_embeddings(job, backbone, spec, rows), pool
     return run_scoring(spec, progress=lambda s, f: job.progress("score", f)), pool
+
+
+def round_picker(project, *, labels: int) -> str:
+    """What picks the round's acquisition batch (``training.handover.picker``): typical images
+    (TypiClust) while ``labels`` are fewer than ``handover.HANDOVER_LABELS_PER_CLASS`` per
+    class, in a project with a backbone; the project's strategy otherwise (docs/benchmarks.md,
+    "Hand-over": under FixMatch the first typical batch does not help)."""
+    if backbone_newest(project) is None:
+        return handover.UNCERTAIN
+    return handover.picker(
+        labels=labels,
+        classes=len(project.labels),
+        labels_per_class=handover.HANDOVER_LABELS_PER_CLASS,  # at call time: tests set it
+    )
 
 
 def score_from_embeddings(
@@ -111,3 +129,9 @@ def write_pool_scores(job: Job, scorer: ModelVersion, scored, *, promote: bool) 
             # No backbone: the model's own features are what "similar" means in the project
             # (``labeling/learning/similar.py``), kept for the model that orders the queue.
             embeddings_write_model(scorer, result.keys, result.embeddings)
+
+
+def picker_used(scored) -> str | None:
+    """Which picker chose the round's acquisition batch ("typical" or "uncertain"; None: no
+    images were scored), for the run's metrics."""
+    return None if scored is None else scored[0].picker

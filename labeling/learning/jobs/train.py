@@ -20,7 +20,7 @@ from labeling.learning import runs
 from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.base import Job, run_workdir
 from labeling.learning.jobs.head import backbone_probe_record, train_head
-from labeling.learning.jobs.scoring import score_pool, write_pool_scores
+from labeling.learning.jobs.scoring import picker_used, score_pool, write_pool_scores
 from labeling.learning.jobs.shortcut import shortcut_check_round
 from labeling.learning.models import ModelVersion, RunTrigger
 from labeling.learning.snapshot import Snapshot, take_snapshot, train_config
@@ -72,7 +72,12 @@ class TrainJob(Job):
         backbone_probe_record(version=result.version, metrics=result.metrics)
         if result.promote:
             runs.version_promote(version=result.version)  # model.activated goes out with it
-        return {**result.metrics, "promoted": result.promote, "version": result.version.number}
+        return {
+            **result.metrics,
+            "promoted": result.promote,
+            "version": result.version.number,
+            "picker": picker_used(result.scored),  # typical (TypiClust) or the strategy's
+        }
 
     def _snapshot(self, run) -> Snapshot:
         """The labels to train on. Where several annotators label each image, the model of
