@@ -23,6 +23,9 @@ import torch.multiprocessing as mp
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+# The one-process tests' stand-in backbone; that module registers itself for pickling by value,
+# so Ray Train workers need not import it by name.
+from tests.training.test_pretrain import save_small, small_conv
 from training.collective import LOCAL, Collective
 from training.contracts import PretrainSpec
 from training.pretrain import result_path, run_pretrain, workers_for
@@ -31,31 +34,6 @@ from training.ssl import nt_xent, pretrain_arrays
 ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 BATCH, DIM = 8, 6
-
-
-class SmallConv(nn.Module):
-    """Conv-BN-ReLU twice and a global average pool: `.features(x) -> (N, D)` like a ResNet."""
-
-    def __init__(self, channels: int, width: int) -> None:
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, width, 3, 1, 1, bias=False), nn.BatchNorm2d(width), nn.ReLU(),
-            nn.Conv2d(width, 2 * width, 3, 2, 1, bias=False), nn.BatchNorm2d(2 * width), nn.ReLU(),
-        )  # fmt: skip
-        self.feature_dim = 2 * width
-
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        return self.body(x).mean(dim=(2, 3))
-
-
-def small_conv(spec: PretrainSpec) -> nn.Module:
-    return SmallConv(spec.input_channels, spec.width)
-
-
-def save_small(path: str, backbone: nn.Module, **fields: object) -> None:
-    torch.save(
-        {"format": "labelloop-backbone-1", **fields, "state_dict": backbone.state_dict()}, path
-    )
 
 
 def spec_for(tmp_path: Path, store, **overrides: object) -> PretrainSpec:

@@ -4,7 +4,7 @@
 
 import { ErrorNote } from "../../components/ErrorNote";
 import type { ApiError, ModelVersion, Project, Stats, TrainingRun } from "../../lib/api";
-import { accuracyRange, FEW_HELD_OUT, heldOut, laneName, pct, runKind } from "./format";
+import { accuracyRange, FEW_HELD_OUT, heldOut, laneName, pct, queuePicker, runKind } from "./format";
 import { ACTIVE } from "./useModel";
 
 export function TrainingCard({
@@ -133,6 +133,11 @@ export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?
       )}
       {run.status === "succeeded" && run.model_version !== null && (
         <p className="muted small">A new model version was made from {run.labels_snapshot ?? "?"} labels.</p>
+      )}
+      {run.status === "succeeded" && queuePicker(run.metrics) && (
+        <p className="muted small" data-testid={`${testId}-picker`}>
+          {queuePicker(run.metrics)}
+        </p>
       )}
     </div>
   );

@@ -36,6 +36,18 @@ export function laneName(lane: string | null | undefined): string {
   return lane === "background" ? "Backbone run" : "Round";
 }
 
+/** What a finished round did to the queue: its `metrics.picker` is "typical" while the hand-over
+ * rule has TypiClust pick (a project on a backbone with fewer than 3 labels per class). "" when
+ * the project's strategy picked, as it does for every other round. */
+export function queuePicker(metrics: Record<string, unknown> | null | undefined): string {
+  if (metrics?.picker !== "typical") return "";
+  return (
+    "The queue now serves typical images first, one from each cluster of the backbone's " +
+    "features: with fewer than 3 labels per class, these teach the model more than its doubts " +
+    "do. The project's strategy takes over from 3 labels per class."
+  );
+}
+
 // Below this many held-out labels an accuracy can be off by 20 points or more: the model tab
 // says so beside it (a 95% interval on 30 labels at 90% spans about 74–97%).
 export const FEW_HELD_OUT = 30;
