@@ -344,9 +344,11 @@ LABELLOOP_WEIGHTS_MAX_BYTES = env_int("LABELLOOP_WEIGHTS_MAX_BYTES", 300 * 1024*
 # After a round on a backbone fits its head (seconds), a fine-tune trains every layer of that
 # model for this many steps, a run of its own that gives way to any other (docs/operations.md,
 # "Fine-tuning"); 0: off. Its peak learning rate is lower than from scratch, so the pretrained
-# features are adjusted, not overwritten.
+# features are adjusted, not overwritten. It also learns from SEMI_SUPERVISED_POOL unlabeled
+# images (FixMatch), whatever the project's `semi_supervised` says, unless this is off.
 LABELLOOP_FINE_TUNE_STEPS = env_int("LABELLOOP_FINE_TUNE_STEPS", 300, minimum=0)
 LABELLOOP_FINE_TUNE_LR = env_float("LABELLOOP_FINE_TUNE_LR", 1e-3, above=0)
+LABELLOOP_FINE_TUNE_SEMI_SUPERVISED = env_bool("LABELLOOP_FINE_TUNE_SEMI_SUPERVISED", True)
 # Grid labeling (learning/grid.py): pages hold only images the model is at least this sure of.
 LABELLOOP_GRID_MIN_CONFIDENCE = env_float("LABELLOOP_GRID_MIN_CONFIDENCE", 0.9, above=0, at_most=1)
 if LABELLOOP_PRETRAIN_GROWTH < 0:
@@ -365,11 +367,7 @@ LABELLOOP_PREDICT_MAX_PIXELS = env_int("LABELLOOP_PREDICT_MAX_PIXELS", 50_000_00
 # before a delivery is given up (backoff 10 s, 1 min, 5 min, 30 min, 2 h, 6 h, 6 h, ...);
 # seconds image.labeled events wait to be batched into one request; and whether webhook URLs
 # may resolve to loopback/private/link-local addresses (off: a guard against SSRF).
-LABELLOOP_WEBHOOK_TIMEOUT = env_float("LABELLOOP_WEBHOOK_TIMEOUT", 5.0)
-if LABELLOOP_WEBHOOK_TIMEOUT <= 0:
-    raise ImproperlyConfigured(
-        f"LABELLOOP_WEBHOOK_TIMEOUT must be positive (seconds), got {LABELLOOP_WEBHOOK_TIMEOUT}"
-    )
+LABELLOOP_WEBHOOK_TIMEOUT = env_float("LABELLOOP_WEBHOOK_TIMEOUT", 5.0, above=0)
 LABELLOOP_WEBHOOK_MAX_ATTEMPTS = env_int("LABELLOOP_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1)
 LABELLOOP_WEBHOOK_BATCH_SECONDS = env_float("LABELLOOP_WEBHOOK_BATCH_SECONDS", 5.0)
 LABELLOOP_WEBHOOK_ALLOW_PRIVATE = env_bool("LABELLOOP_WEBHOOK_ALLOW_PRIVATE", False)

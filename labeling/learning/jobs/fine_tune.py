@@ -1,7 +1,9 @@
 """A fine-tune (``fine_tune`` runs): after a round has fitted a head on the backbone's frozen
 features - seconds, so the queue improves at once - every layer of that model is trained on
 the labels for ``LABELLOOP_FINE_TUNE_STEPS`` steps at ``LABELLOOP_FINE_TUNE_LR``, on Ray like
-a round from scratch (semi-supervised too where the project asks). It is then evaluated,
+a round from scratch. It learns from a sample of the unlabeled pool too (FixMatch), whether or
+not the project's rounds do (``LABELLOOP_FINE_TUNE_SEMI_SUPERVISED``, on by default: it runs in
+the background, so the pool's cost keeps no one waiting). It is then evaluated,
 registered and, unless significantly worse than the active model, promoted like any round,
 and scores the pool on pixels: its trunk is no longer the backbone the stored embeddings
 came from.
@@ -23,7 +25,7 @@ from django.conf import settings
 from labeling.learning.backbones import backbone_newest
 from labeling.learning.jobs.train import TrainJob
 from labeling.learning.models import ModelVersion, RunTrigger
-from labeling.learning.snapshot import Snapshot
+from labeling.learning.snapshot import Snapshot, unlabeled_sample
 from labeling.learning.writeback import local_checkpoint, renames_seen
 from labeling.projects.labels import follow_renames
 from training.contracts import FINE_TUNED, TrainSpec
@@ -64,11 +66,19 @@ class FineTuneJob(TrainJob):
             # would double the run for the few labels the split holds back.
             refit=False,
         )
+        unlabeled = spec.unlabeled_items
+        if not unlabeled and settings.LABELLOOP_FINE_TUNE_SEMI_SUPERVISED:
+            # It runs after the head fit has re-ordered the queue, so learning from the pool
+            # too keeps no one waiting: 95% on MNIST with 55 labels instead of 140
+            # (docs/benchmarks.md, "Fine-tunes that learn from the pool").
+            size = settings.LABELLOOP_SEMI_SUPERVISED_POOL
+            unlabeled = tuple(unlabeled_sample(self.project, size=size, seed=self.run.pk))
         spec = replace(
             spec,
             arch=f"backbone:{base.backbone.arch}",
             init_checkpoint=local_checkpoint(base.checkpoint_key),
             config=config,
+            unlabeled_items=unlabeled,
         )
         result = self._train_on_ray(spec)
         metrics = result.metrics | {"trained": FINE_TUNED, "base_version": base.number}

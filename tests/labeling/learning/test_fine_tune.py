@@ -60,11 +60,12 @@ def test_the_product_fine_tunes_by_default_and_refuses_a_bad_learning_rate():
     deployment that says nothing gets it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("LABELLOOP_FINE_TUNE")}
     code = "import django; django.setup(); from django.conf import settings; "
-    code += "print(settings.LABELLOOP_FINE_TUNE_STEPS, settings.LABELLOOP_FINE_TUNE_LR)"
+    code += "print(settings.LABELLOOP_FINE_TUNE_STEPS, settings.LABELLOOP_FINE_TUNE_LR, "
+    code += "settings.LABELLOOP_FINE_TUNE_SEMI_SUPERVISED)"
     env |= {"DJANGO_SETTINGS_MODULE": "labeling.settings"}
     run = functools.partial(subprocess.run, [sys.executable, "-c", code], capture_output=True)
     out = run(env=env, text=True, check=True)
-    assert out.stdout.split() == ["300", "0.001"]
+    assert out.stdout.split() == ["300", "0.001", "True"]
     refused = run(env=env | {"LABELLOOP_FINE_TUNE_LR": "0"}, text=True)
     assert refused.returncode != 0
     assert "LABELLOOP_FINE_TUNE_LR must be above 0, got '0'" in refused.stderr
@@ -89,6 +90,11 @@ def test_a_head_round_is_followed_by_a_fine_tune_that_scores_through_its_own_net
     assert tuned.metrics["trained"] == "fine-tuned"
     assert tuned.metrics["base_version"] == head.number
     assert tuned.metrics["steps"] == STEPS
+    # It learned from the 40 images nobody labeled too (FixMatch), though the project's own
+    # rounds do not (semi_supervised is off).
+    assert not project.semi_supervised and not head.metrics["semi_supervised"]
+    assert tuned.metrics["semi_supervised"] and tuned.metrics["unlabeled_images"] == IMAGES - 20
+    assert "fixmatch" in tuned.metrics
     assert tune.metrics["version"] == tuned.number and tune.metrics["promoted"]
     # Its trunk is no longer the backbone: the pool went through it on Ray, and the queue's
     # predictions are its own.
@@ -117,12 +123,15 @@ def test_a_queued_fine_tune_gives_way_to_a_round(
     label_first(project, alice, truth, 30, start=20)
     run, created = run_request(project=project, trigger=RunTrigger.MANUAL)
     assert not created and run.pk == queued.pk and run.trigger == RunTrigger.MANUAL
+    fine_tuning.LABELLOOP_FINE_TUNE_SEMI_SUPERVISED = False  # a deployment that turns it off
     run_all()
     # The round ran on 30 labels; its end queued a fine-tune of its own model, which ran.
     second = ModelVersion.objects.get(run=run)
     assert second.number == head.number + 1 and second.labels_used == 30
     tune = TrainingRun.objects.get(project=project, trigger=RunTrigger.FINE_TUNE)
     assert tune.params == {"base_version": second.pk} and tune.status == RunStatus.SUCCEEDED
+    tuned = ModelVersion.objects.get(run=tune)  # from the labels alone
+    assert not tuned.metrics["semi_supervised"] and tuned.metrics["unlabeled_images"] == 0
 
 
 def test_a_fine_tune_with_nothing_left_to_start_from_ends_saying_why(

@@ -43,7 +43,7 @@ const GOLD_ALERT_HELP = "An annotator whose gold accuracy falls below this is fl
 const SEMI_SUPERVISED_TEXT =
   "Semi-supervised rounds: training also learns from a sample of the unlabeled images (FixMatch), " +
   "at about five times the training time. Off by default. Rounds on a backbone fit their head " +
-  "on the labels alone.";
+  "on the labels alone; their fine-tunes learn from the unlabeled images either way.";
 
 interface Form {
   name: string;
