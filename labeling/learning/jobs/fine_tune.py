@@ -69,7 +69,7 @@ class FineTuneJob(TrainJob):
         unlabeled = spec.unlabeled_items
         if not unlabeled and settings.LABELLOOP_FINE_TUNE_SEMI_SUPERVISED:
             # It runs after the head fit has re-ordered the queue, so learning from the pool
-            # too keeps no one waiting: 95% on MNIST with 55 labels instead of 140
+            # too keeps no one waiting: 95% on MNIST with 42 labels instead of 142
             # (docs/benchmarks.md, "Fine-tunes that learn from the pool").
             size = settings.LABELLOOP_SEMI_SUPERVISED_POOL
             unlabeled = tuple(unlabeled_sample(self.project, size=size, seed=self.run.pk))
