@@ -108,6 +108,7 @@ function ActiveModel({
 export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?: string }) {
   const progress = Math.max(0, Math.min(1, run.progress ?? 0));
   const percent = Math.round(progress * 100);
+  const picker = queuePicker(run.metrics); // "" unless typical images lead the queue
   return (
     <div className="run-progress" data-testid={`${testId}-progress`} data-status={run.status}>
       <p>
@@ -134,9 +135,9 @@ export function RunProgress({ run, testId = "run" }: { run: TrainingRun; testId?
       {run.status === "succeeded" && run.model_version !== null && (
         <p className="muted small">A new model version was made from {run.labels_snapshot ?? "?"} labels.</p>
       )}
-      {run.status === "succeeded" && queuePicker(run.metrics) && (
+      {run.status === "succeeded" && picker && (
         <p className="muted small" data-testid={`${testId}-picker`}>
-          {queuePicker(run.metrics)}
+          {picker}
         </p>
       )}
     </div>
