@@ -164,6 +164,7 @@ SET status = 'running', worker = %(worker)s, attempts = r.attempts + 1,
 WHERE r.id = (
     SELECT q.id FROM learning_trainingrun q
     WHERE q.status = 'queued' AND q.lane = %(lane)s
+      AND (%(run_id)s::bigint IS NULL OR q.id = %(run_id)s::bigint)
       AND NOT EXISTS (
           SELECT 1 FROM learning_trainingrun b
           WHERE b.project_id = q.project_id AND b.lane = q.lane AND b.status = 'running'
@@ -176,12 +177,15 @@ RETURNING r.id
 """
 
 
-def run_claim(*, worker: str, lane: str = RunLane.MAIN) -> TrainingRun | None:
+def run_claim(
+    *, worker: str, lane: str = RunLane.MAIN, run_id: int | None = None
+) -> TrainingRun | None:
     """Take the oldest queued run of ``lane`` whose project has no running run in that lane,
-    or None."""
+    or None. With ``run_id``, take that run only (a caller driving its own runs)."""
+    params = {"worker": worker, "lane": str(lane), "run_id": run_id}
     try:
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(_CLAIM_SQL, {"worker": worker, "lane": str(lane)})
+            cursor.execute(_CLAIM_SQL, params)
             row = cursor.fetchone()
     except IntegrityError:
         return None  # another worker started a run of that project in between

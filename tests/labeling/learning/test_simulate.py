@@ -8,8 +8,10 @@ import io
 import pytest
 from django.core.management import CommandError, call_command
 
-from labeling.learning.models import TrainingRun
+from labeling.learning.management.commands.simulate import _claim
+from labeling.learning.models import RunStatus, TrainingRun
 from labeling.projects.models import Project
+from tests.factories import ProjectFactory
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -129,3 +131,22 @@ def test_simulate_refuses_bad_arguments_before_doing_any_work(args, message, tmp
     with pytest.raises(CommandError, match=message.replace("(", r"\(")):
         call_command("simulate", *args, f"--out={tmp_path}")
     assert not Project.objects.exists()
+
+
+def test_simulate_claims_its_own_run_not_the_oldest_in_the_lane():
+    """Two simulations on one database: the one whose run is newer still takes that run, and
+    leaves the other simulation's older run queued for it."""
+    other = TrainingRun.objects.create(project=ProjectFactory(), trigger="manual")
+    mine = TrainingRun.objects.create(project=ProjectFactory(), trigger="manual")
+    assert _claim(mine, "sim:2") == mine
+    other.refresh_from_db()
+    mine.refresh_from_db()
+    assert (other.status, mine.status, mine.worker) == (
+        RunStatus.QUEUED,
+        RunStatus.RUNNING,
+        "sim:2",
+    )
+    # Taken by someone else meanwhile: a clear refusal, not another run.
+    TrainingRun.objects.filter(pk=other.pk).update(status=RunStatus.RUNNING, worker="host:9")
+    with pytest.raises(CommandError, match="another worker took the simulation's run"):
+        _claim(other, "sim:2")

@@ -381,7 +381,9 @@ class Command(BaseCommand):
 
 
 def _claim(run, name: str, lane: str = RunLane.MAIN):
-    claimed = run_claim(worker=name, lane=lane)
-    if claimed is None or claimed.pk != run.pk:
+    """This simulation's own run (by id): another simulation on the same database keeps its
+    runs."""
+    claimed = run_claim(worker=name, lane=lane, run_id=run.pk)
+    if claimed is None:
         raise CommandError("another worker took the simulation's run; stop other workers first")
     return claimed
