@@ -2,11 +2,11 @@
 features - seconds, so the queue improves at once - every layer of that model is trained on
 the labels for ``LABELLOOP_FINE_TUNE_STEPS`` steps at ``LABELLOOP_FINE_TUNE_LR``, on Ray like
 a round from scratch. It learns from a sample of the unlabeled pool too (FixMatch), whether or
-not the project's rounds do (``LABELLOOP_FINE_TUNE_SEMI_SUPERVISED``, on by default: it runs in
-the background, so the pool's cost keeps no one waiting). It is then evaluated,
-registered and, unless significantly worse than the active model, promoted like any round,
-and scores the pool on pixels: its trunk is no longer the backbone the stored embeddings
-came from.
+not the project's rounds do (``LABELLOOP_FINE_TUNE_SEMI_SUPERVISED``, on by default: it
+runs after its round re-ordered the queue; a round asked for while it runs waits for it, one
+run at a time in the main lane). It is then evaluated, registered and, unless significantly
+worse than the active model, promoted like any round, and scores the pool on pixels: its
+trunk is no longer the backbone the stored embeddings came from.
 
 Queued by ``services.run_maybe_fine_tune`` when a round on a backbone ends; it gives way to
 any other run while queued. A fine-tune whose starting model is gone, or whose backbone or
@@ -69,7 +69,7 @@ class FineTuneJob(TrainJob):
         unlabeled = spec.unlabeled_items
         if not unlabeled and settings.LABELLOOP_FINE_TUNE_SEMI_SUPERVISED:
             # It runs after the head fit has re-ordered the queue, so learning from the pool
-            # too keeps no one waiting: 95% on MNIST with 42 labels instead of 142
+            # too does not delay that: 95% on MNIST with 42 labels instead of 142
             # (docs/benchmarks.md, "Fine-tunes that learn from the pool").
             size = settings.LABELLOOP_SEMI_SUPERVISED_POOL
             unlabeled = tuple(unlabeled_sample(self.project, size=size, seed=self.run.pk))
