@@ -37,11 +37,21 @@ class GridRequestSerializer(serializers.Serializer):
         "proposed), leasing nothing (the single view asks this now and then)",
     )
 
+    prefetch = JsonBooleanField(
+        default=False,
+        help_text="true: the next page, asked for while one shows: none of the images already "
+        "leased to you (the page on screen, a page whose labels are on their way) is on it",
+    )
+
     def validate(self, attrs: dict) -> dict:
         if attrs.get("probe") and attrs.get("images"):
             raise serializers.ValidationError(
                 {"probe": "a probe asks about the queue's page, not a selection: drop images"}
             )
+        if attrs.get("prefetch") and (attrs.get("images") or attrs.get("probe")):
+            other = "images" if attrs.get("images") else "probe"
+            message = f"prefetch asks for the queue's next page: drop {other} or prefetch"
+            raise serializers.ValidationError({"prefetch": message, other: message})
         return attrs
 
 
@@ -84,5 +94,6 @@ class TaskGridView(APIView):
             size=body.validated_data["size"],
             images=body.validated_data.get("images"),
             probe=body.validated_data["probe"],
+            prefetch=body.validated_data["prefetch"],
         )
         return Response(GridPageSerializer(page).data)

@@ -13,7 +13,9 @@ so, proposed its own predicted class), so the random slice that keeps evaluation
 still grows while people label pages. Gold questions are not mixed into pages.
 
 An explicit selection (the embedding map's lasso) leases those of the images asked for that
-are still eligible, whatever the model's confidence.
+are still eligible, whatever the model's confidence. A prefetch (the client asking for the next
+page while one shows) leaves out every image already leased to the user, where a plain
+request takes those back (a reloaded page comes back whole).
 
     .venv/bin/python -m pytest tests/labeling/learning/test_grid.py -q
 """
@@ -30,7 +32,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
 
 from labeling.annotations.pages import task_lease_explore, task_lease_page
-from labeling.annotations.queue_sql import PAGE_FILTER
+from labeling.annotations.queue_sql import PAGE_FILTER, QUEUE_FILTER
 from labeling.annotations.services import Task
 from labeling.learning.models import ModelVersion
 from labeling.learning.similar import decode_vectors, similar_source
@@ -83,9 +85,11 @@ def grid_page_lease(
     images: list[int] | None = None,
     rng: random.Random | None = None,
     probe: bool = False,
+    prefetch: bool = False,
 ) -> GridPage:
     """Lease ``user`` a page of up to ``size`` alike images, or say why there is none;
-    ``probe``: only say whether there would be one now (its class), leasing nothing."""
+    ``probe``: only say whether there would be one now (its class), leasing nothing;
+    ``prefetch``: a page of none of the images already leased to ``user``."""
     rng = rng or random
     threshold = settings.LABELLOOP_GRID_MIN_CONFIDENCE
     if images is not None:
@@ -95,15 +99,16 @@ def grid_page_lease(
     if not ModelVersion.objects.filter(project=project, is_active=True).exists():
         return _none("no_model", threshold)
     minimum = min(size, MIN_ALIKE)
+    where = QUEUE_FILTER if prefetch else PAGE_FILTER  # the queue's: nobody's lease, mine too
     with transaction.atomic():
-        label = _page_class(project, user, threshold, minimum)
+        label = _page_class(project, user, threshold, minimum, where)
         if label is None:
             return _none("no_confident_page", threshold, minimum=minimum)
         if probe:
             return GridPage(True, "", "", label, threshold, [])
         explore = sum(rng.random() < project.exploration_fraction for _ in range(size))
         explore = min(explore, size - minimum)  # the page stays mostly alike
-        ids = _alike(project, user, label, threshold, size - explore)
+        ids = _alike(project, user, label, threshold, size - explore, where)
         tasks = task_lease_page(project=project, user=user, ids=ids, count=len(ids))
         for task in task_lease_explore(project=project, user=user, count=explore, rng=rng):
             tasks.insert(rng.randint(0, len(tasks)), task)
@@ -117,14 +122,14 @@ def _none(reason: str, threshold: float, minimum: int = MIN_ALIKE) -> GridPage:
     return GridPage(False, reason, message, None, threshold, [])
 
 
-def _page_class(project: Project, user, threshold: float, minimum: int) -> str | None:
+def _page_class(project: Project, user, threshold: float, minimum: int, where: str) -> str | None:
     """The predicted class most common among the ``SURE_SAMPLE`` surest images still needing
     ``user``'s label (read on the ``image_surest`` index, so the same at 1M images as at 1k),
     if it has at least ``minimum`` of them."""
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT label, count(*) FROM (SELECT i.predicted_label AS label "
-            f"FROM images_image i WHERE {PAGE_FILTER} "
+            f"FROM images_image i WHERE {where} "
             "AND i.predicted_label IS NOT NULL AND i.confidence >= %(threshold)s "
             "ORDER BY i.confidence DESC LIMIT %(sample)s) surest "
             "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
@@ -136,12 +141,14 @@ def _page_class(project: Project, user, threshold: float, minimum: int) -> str |
     return row[0]
 
 
-def _alike(project: Project, user, label: str, threshold: float, count: int) -> list[int]:
+def _alike(
+    project: Project, user, label: str, threshold: float, count: int, where: str
+) -> list[int]:
     """``count`` confident images of ``label``: the surest one and its nearest neighbours in
     embedding space (by confidence alone where the project has no embeddings yet)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id FROM images_image i WHERE {PAGE_FILTER} "
+            f"SELECT i.id FROM images_image i WHERE {where} "
             "AND i.predicted_label = %(label)s AND i.confidence >= %(threshold)s "
             "ORDER BY i.confidence DESC, i.random_key LIMIT %(limit)s",
             {

@@ -98,10 +98,17 @@ def test_enter_accepts_the_page_the_next_one_follows_and_leaving_gives_its_lease
     names = dict(Image.objects.filter(project=project).values_list("id", "original_name"))
     assert all(cell["name"] == names[cell["id"]] for cell in shown)
     assert shown[0]["cursor"]
+    # While the page shows, the next one is leased ahead (and decoded): the other 8 images.
+    held = Image.objects.filter(project=project, leased_to=bob)
+    for _ in range(100):
+        if held.count() == 32:
+            break
+        page.wait_for_timeout(100)
+    assert held.count() == 32
 
     page.keyboard.press("Enter")
-    # The next page: the 8 images left, none of the first page's (their labels go first: 24
-    # requests, one after another, on a loaded machine).
+    # The next page: the 8 images left, none of the first page's, shown from the page ahead
+    # (without waiting for the first page's labels to arrive).
     page.wait_for_function(
         """n => document.querySelectorAll('[data-testid=grid][data-ready="true"] """
         """[data-testid=grid-cell]').length === n""",

@@ -108,6 +108,23 @@ def test_a_second_annotator_gets_other_images_and_a_reload_gets_the_same_back(
         assert LeaseLog.objects.filter(image_id=image_id, user=bob).count() == 2
 
 
+def test_a_prefetch_serves_the_next_page_without_the_one_on_screen(bob, project, as_user, pool):
+    """The client asks for the next page while one shows: that page's images (still leased
+    to the caller) stay off it, where a plain request would hand them back."""
+    shown = {task["image"] for task in grid(as_user, bob, project, size=12)["tasks"]}
+    assert shown == set(pool["A"])
+    ahead = grid(as_user, bob, project, size=12, prefetch=True)
+    assert ahead["grid"] is True and ahead["proposed"] == "3"
+    following = {task["image"] for task in ahead["tasks"]}
+    assert following == set(pool["B"])  # the rest of the sure "3"s, none of the page on screen
+    assert all(image.leased_to_id == bob.pk for image in Image.objects.filter(pk__in=shown))
+    # The one after: the "5"s (fewer sure "3"s than a page needs are left).
+    third = grid(as_user, bob, project, size=12, prefetch=True)
+    assert third["proposed"] == "5" and {t["image"] for t in third["tasks"]} == set(pool["5"])
+    last = grid(as_user, bob, project, size=12, prefetch=True)
+    assert (last["grid"], last["reason"], last["tasks"]) == (False, "no_confident_page", [])
+
+
 def test_grid_labels_go_through_the_same_submit_and_are_recorded_as_grid(
     bob, project, as_user, pool
 ):
@@ -239,6 +256,9 @@ def test_a_lasso_page_without_suggestions_proposes_nothing(bob, project, as_user
         {"images": [0]},
         {"images": list(range(1, 202))},
         {"images": 5},
+        {"prefetch": "soon"},
+        {"prefetch": True, "images": [1]},
+        {"prefetch": True, "probe": True},
     ],
 )
 def test_bad_requests_are_400s_naming_the_field(bob, project, as_user, pool, body):

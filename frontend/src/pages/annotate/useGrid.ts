@@ -14,10 +14,10 @@ import { decodeImage, leavingWith, releaseLease, renewLease } from "./useTaskQue
 
 function browserGridSource(projectId: number): GridSource {
   return {
-    page: (size, ids) =>
+    page: (size, ids, prefetch) =>
       api<GridAnswer>(`/api/projects/${projectId}/tasks/grid/`, {
         method: "POST",
-        body: ids.length ? { size, images: ids } : { size },
+        body: ids.length ? { size, images: ids } : prefetch ? { size, prefetch: true } : { size },
       }),
     renew: renewLease,
     release: (image) => releaseLease(image, false),
