@@ -79,7 +79,12 @@ class TaskGridView(APIView):
 
     @extend_schema(
         request=GridRequestSerializer,
-        responses={200: GridPageSerializer, 400: ErrorSerializer, 404: ErrorSerializer},
+        responses={
+            200: GridPageSerializer,
+            400: ErrorSerializer,
+            404: ErrorSerializer,
+            409: ErrorSerializer,
+        },
         summary="Lease a page of alike images to label at once, or say why there is none",
     )
     def post(self, request: Request, project_id: int) -> Response:

@@ -30,10 +30,13 @@ import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, transaction
+from django.utils import timezone
 
 from labeling.annotations.pages import task_lease_explore, task_lease_page
 from labeling.annotations.queue_sql import PAGE_FILTER, QUEUE_FILTER
 from labeling.annotations.services import Task
+from labeling.core.errors import Conflict
+from labeling.images.models import Image
 from labeling.learning.models import ModelVersion
 from labeling.learning.similar import decode_vectors, similar_source
 from labeling.projects.models import Project
@@ -49,6 +52,10 @@ MIN_ALIKE = 8
 CANDIDATES = 400
 # The surest images of the pool whose most common class is the page's.
 SURE_SAMPLE = 1000
+# A page ahead, or a selection of images the caller does not hold, leases new images where a
+# plain request hands back the caller's own: past this many live leases in the project (a
+# full page on screen and one whose labels are on their way) it is refused.
+HELD_MAX = 2 * SIZE_MAX
 
 MESSAGES = {
     "suggestions_off": (
@@ -92,6 +99,8 @@ def grid_page_lease(
     ``prefetch``: a page of none of the images already leased to ``user``."""
     rng = rng or random
     threshold = settings.LABELLOOP_GRID_MIN_CONFIDENCE
+    if prefetch or images is not None:
+        _refuse_hoarding(project, user, images)
     if images is not None:
         return _selection(project, user, size, images, threshold)
     if not project.show_suggestions:
@@ -115,6 +124,22 @@ def grid_page_lease(
     if not tasks:  # another annotator leased the same images a moment before
         return _none("no_confident_page", threshold, minimum=minimum)
     return GridPage(True, "", "", label, threshold, tasks)
+
+
+def _refuse_hoarding(project: Project, user, images: list[int] | None) -> None:
+    """A 409 for a request that would lease more images to a caller who already holds more
+    than ``HELD_MAX`` in the project (a selection that only takes back their own is fine)."""
+    held = Image.objects.filter(project=project, leased_to=user, lease_expires__gt=timezone.now())
+    count = held.count()
+    if count <= HELD_MAX:
+        return
+    if images is not None and not set(images) - set(held.values_list("id", flat=True)):
+        return
+    raise Conflict(
+        f"you hold {count} images of this project already (more than {HELD_MAX}): label or "
+        "give back some of them before asking for more pages",
+        code="too_many_leases",
+    )
 
 
 def _none(reason: str, threshold: float, minimum: int = MIN_ALIKE) -> GridPage:

@@ -125,6 +125,38 @@ def test_a_prefetch_serves_the_next_page_without_the_one_on_screen(bob, project,
     assert (last["grid"], last["reason"], last["tasks"]) == (False, "no_confident_page", [])
 
 
+@pytest.mark.parametrize("selection", [False, True])
+def test_nobody_hoards_pages_ahead_or_selections(bob, alice, project, as_user, pool, selection):
+    """Each page ahead (or lasso page of other images) leases new images, where a plain
+    request hands back what the caller holds: past two full pages held, a caller gets a 409
+    until they label or give some back."""
+    from django.utils import timezone
+
+    first = {"images": pool["5"]} if selection else {"prefetch": True}
+    body = {"images": pool["7"]} if selection else {"prefetch": True}
+    later = timezone.now() + timezone.timedelta(minutes=10)
+    held = [ImageFactory(project=project, leased_to=bob, lease_expires=later) for _ in range(96)]
+    response = as_user(bob).post(f"/api/projects/{project.id}/tasks/grid/", first, format="json")
+    assert response.status_code == 200, response.content  # 96 held: one more page is fine
+    assert Image.objects.filter(leased_to=bob).count() > 96
+    if selection:  # the same selection again only takes back what bob holds
+        again = as_user(bob).post(f"/api/projects/{project.id}/tasks/grid/", first, format="json")
+        assert again.status_code == 200, again.content
+    response = as_user(bob).post(f"/api/projects/{project.id}/tasks/grid/", body, format="json")
+    assert response.status_code == 409, response.content
+    error = response.json()["error"]
+    assert error["code"] == "too_many_leases"
+    assert "label or give back" in error["message"]
+    if not selection:  # a plain request hands back the page bob holds, as before
+        before = Image.objects.filter(leased_to=bob).count()
+        assert grid(as_user, bob, project, size=12)["grid"] is True
+        assert Image.objects.filter(leased_to=bob).count() == before
+    Image.objects.filter(pk__in=[i.pk for i in held]).update(leased_to=None, lease_expires=None)
+    response = as_user(bob).post(f"/api/projects/{project.id}/tasks/grid/", body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["tasks"]
+
+
 def test_grid_labels_go_through_the_same_submit_and_are_recorded_as_grid(
     bob, project, as_user, pool
 ):
