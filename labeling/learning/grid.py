@@ -57,6 +57,25 @@ SURE_SAMPLE = 1000
 # full page on screen and one whose labels are on their way) it is refused.
 HELD_MAX = 2 * SIZE_MAX
 
+# The page's class and its candidates, among the images still needing the user's label: with
+# the user's own leases (a reloaded page comes back), or for a page ahead without them.
+_CLASS_SQL = (
+    "SELECT label, count(*) FROM (SELECT i.predicted_label AS label "
+    "FROM images_image i WHERE {where} "
+    "AND i.predicted_label IS NOT NULL AND i.confidence >= %(threshold)s "
+    "ORDER BY i.confidence DESC LIMIT %(sample)s) surest "
+    "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1"
+)
+_ALIKE_SQL = (
+    "SELECT i.id FROM images_image i WHERE {where} "
+    "AND i.predicted_label = %(label)s AND i.confidence >= %(threshold)s "
+    "ORDER BY i.confidence DESC, i.random_key LIMIT %(limit)s"
+)
+CLASS_SQL = _CLASS_SQL.format(where=PAGE_FILTER)
+CLASS_AHEAD_SQL = _CLASS_SQL.format(where=QUEUE_FILTER)
+ALIKE_SQL = _ALIKE_SQL.format(where=PAGE_FILTER)
+ALIKE_AHEAD_SQL = _ALIKE_SQL.format(where=QUEUE_FILTER)
+
 MESSAGES = {
     "suggestions_off": (
         "Suggestions are off in this project's settings. A grid proposes the model's class "
@@ -108,16 +127,15 @@ def grid_page_lease(
     if not ModelVersion.objects.filter(project=project, is_active=True).exists():
         return _none("no_model", threshold)
     minimum = min(size, MIN_ALIKE)
-    where = QUEUE_FILTER if prefetch else PAGE_FILTER  # the queue's: nobody's lease, mine too
     with transaction.atomic():
-        label = _page_class(project, user, threshold, minimum, where)
+        label = _page_class(project, user, threshold, minimum, ahead=prefetch)
         if label is None:
             return _none("no_confident_page", threshold, minimum=minimum)
         if probe:
             return GridPage(True, "", "", label, threshold, [])
         explore = sum(rng.random() < project.exploration_fraction for _ in range(size))
         explore = min(explore, size - minimum)  # the page stays mostly alike
-        ids = _alike(project, user, label, threshold, size - explore, where)
+        ids = _alike(project, user, label, threshold, size - explore, ahead=prefetch)
         tasks = task_lease_page(project=project, user=user, ids=ids, count=len(ids))
         for task in task_lease_explore(project=project, user=user, count=explore, rng=rng):
             tasks.insert(rng.randint(0, len(tasks)), task)
@@ -147,17 +165,18 @@ def _none(reason: str, threshold: float, minimum: int = MIN_ALIKE) -> GridPage:
     return GridPage(False, reason, message, None, threshold, [])
 
 
-def _page_class(project: Project, user, threshold: float, minimum: int, where: str) -> str | None:
+def _page_class(
+    project: Project, user, threshold: float, minimum: int, *, ahead: bool
+) -> str | None:
     """The predicted class most common among the ``SURE_SAMPLE`` surest images still needing
     ``user``'s label (read on the ``image_surest`` index, so the same at 1M images as at 1k),
-    if it has at least ``minimum`` of them."""
+    if it has at least ``minimum`` of them; ``ahead``: not counting the user's own leases."""
+    class_sql = CLASS_SQL
+    if ahead:
+        class_sql = CLASS_AHEAD_SQL
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT label, count(*) FROM (SELECT i.predicted_label AS label "
-            f"FROM images_image i WHERE {where} "
-            "AND i.predicted_label IS NOT NULL AND i.confidence >= %(threshold)s "
-            "ORDER BY i.confidence DESC LIMIT %(sample)s) surest "
-            "GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 1",
+            class_sql,
             {"project": project.id, "user": user.pk, "threshold": threshold, "sample": SURE_SAMPLE},
         )
         row = cursor.fetchone()
@@ -167,15 +186,16 @@ def _page_class(project: Project, user, threshold: float, minimum: int, where: s
 
 
 def _alike(
-    project: Project, user, label: str, threshold: float, count: int, where: str
+    project: Project, user, label: str, threshold: float, count: int, *, ahead: bool
 ) -> list[int]:
     """``count`` confident images of ``label``: the surest one and its nearest neighbours in
     embedding space (by confidence alone where the project has no embeddings yet)."""
+    alike_sql = ALIKE_SQL
+    if ahead:
+        alike_sql = ALIKE_AHEAD_SQL
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT i.id FROM images_image i WHERE {where} "
-            "AND i.predicted_label = %(label)s AND i.confidence >= %(threshold)s "
-            "ORDER BY i.confidence DESC, i.random_key LIMIT %(limit)s",
+            alike_sql,
             {
                 "project": project.id,
                 "user": user.pk,
